@@ -1,0 +1,172 @@
+// Command broker runs SSE Broker: services POST messages into streams and
+// browsers subscribe to them over Server-Sent Events.
+//
+// Configuration: configs/broker.yaml (or --config), BROKER_* environment
+// variables and flags; see the README's table or `broker --help`.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	stdlog "log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/term"
+
+	"github.com/sse-broker/broker/internal/config"
+	"github.com/sse-broker/broker/pkg/api"
+	"github.com/sse-broker/broker/pkg/broker"
+	"github.com/sse-broker/broker/pkg/broker/memory"
+)
+
+const (
+	// shutdownTimeout bounds the drain on SIGTERM: subscribers are told to
+	// go at once, in-flight publishes get this long to finish.
+	shutdownTimeout = 10 * time.Second
+	// Server timeouts. There is no WriteTimeout: it would cut every
+	// long-lived stream; subscriber writes have their own deadline.
+	readHeaderTimeout = 10 * time.Second
+	idleTimeout       = 120 * time.Second
+	maxHeaderBytes    = 64 << 10
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
+}
+
+// run is main without the process: it returns the exit code.
+func run(args, environ []string, stdout, stderr io.Writer) int {
+	cfg, warnings, err := config.Load(args, environ)
+	if errors.Is(err, flag.ErrHelp) {
+		config.Usage(stdout, "broker")
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	log := newLogger(cfg, stderr)
+	for _, w := range warnings {
+		log.Warn().Msg(w)
+	}
+	if err := unsupported(cfg); err != nil {
+		log.Error().Err(err).Msg("configuration not supported by this build")
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, cfg, log); err != nil {
+		log.Error().Err(err).Msg("broker stopped")
+		return 1
+	}
+	return 0
+}
+
+// unsupported refuses settings whose feature is not built yet, so that a
+// broker never runs without the protection its configuration asks for.
+func unsupported(cfg config.Config) error {
+	switch {
+	case cfg.Store != "memory":
+		return fmt.Errorf("store: %q: only the embedded \"memory\" store is available in this build", cfg.Store)
+	case cfg.AuthEnabled():
+		return errors.New("auth.jwt: JWT authentication is not available in this build; refusing to run without it")
+	case len(cfg.CORS.AllowedOrigins) > 0:
+		return errors.New("cors.allowed_origins: CORS is not available in this build")
+	case cfg.Limits.PublishRate > 0 || cfg.Limits.SubscribeRate > 0:
+		return errors.New("limits: rate limits are not available in this build")
+	}
+	return nil
+}
+
+// newLogger builds the process logger from the validated configuration.
+func newLogger(cfg config.Config, out io.Writer) zerolog.Logger {
+	level, err := zerolog.ParseLevel(cfg.Log.Level)
+	if err != nil {
+		level = zerolog.InfoLevel // unreachable: config.Load validated it
+	}
+	f, isFile := out.(*os.File)
+	if cfg.EffectiveLogFormat(isFile && term.IsTerminal(int(f.Fd()))) == "console" {
+		out = zerolog.ConsoleWriter{Out: out, TimeFormat: time.TimeOnly}
+	}
+	return zerolog.New(out).Level(level).With().Timestamp().Logger()
+}
+
+// serve runs the broker until ctx ends, then drains: readiness goes to
+// 503, subscriber responses end (clients reconnect elsewhere), in-flight
+// publishes finish, and the store closes last.
+func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
+	hub := broker.NewHub(cfg.Subscribers.Max, cfg.Subscribers.Queue)
+	store := memory.New(memory.Options{
+		MaxEvents:  cfg.History.MaxEvents,
+		MaxAge:     cfg.History.MaxAge,
+		IdleTTL:    cfg.Streams.IdleTTL,
+		MaxStreams: cfg.Streams.Max,
+	}, hub)
+	defer func() {
+		if err := store.Close(); err != nil {
+			log.Error().Err(err).Msg("closing the store")
+		}
+	}()
+	apiServer := api.New(api.Options{
+		Broker:    broker.New(store, hub),
+		Logger:    log,
+		Retry:     cfg.SSE.Retry,
+		Heartbeat: cfg.SSE.Heartbeat,
+		MaxBody:   cfg.Publish.MaxBody,
+		Demo:      cfg.Demo.Enabled,
+	})
+	srv := &http.Server{
+		Handler:           apiServer,
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          stdlog.New(log.With().Str("component", "http").Logger(), "", 0),
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	tlsOn := cfg.TLS.CertFile != ""
+	log.Info().Str("addr", ln.Addr().String()).Str("store", cfg.Store).Bool("tls", tlsOn).
+		Bool("demo", cfg.Demo.Enabled).Msg("broker listening")
+	if !cfg.AuthEnabled() {
+		log.Warn().Msg("authentication is off: anyone who can reach the broker can publish and subscribe to any stream")
+	}
+
+	served := make(chan error, 1)
+	go func() {
+		if tlsOn {
+			served <- srv.ServeTLS(ln, cfg.TLS.CertFile, cfg.TLS.KeyFile)
+		} else {
+			served <- srv.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+
+	log.Info().Msg("shutting down: draining subscribers and in-flight publishes")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	srv.RegisterOnShutdown(func() {
+		if err := apiServer.Shutdown(shutdownCtx); err != nil {
+			log.Warn().Err(err).Msg("draining the API")
+		}
+	})
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info().Msg("broker stopped")
+	return nil
+}

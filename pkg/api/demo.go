@@ -1,0 +1,153 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/rs/zerolog"
+	"github.com/rs/zerolog/hlog"
+
+	"github.com/sse-broker/broker/pkg/broker"
+	"github.com/sse-broker/broker/web"
+)
+
+const (
+	// maxDemoMessage bounds the question the demo echoes back.
+	maxDemoMessage = 2000
+	// maxDemoAnswers bounds the mock answers being streamed at once, so the
+	// public demo cannot be used to make the broker hold unbounded work.
+	maxDemoAnswers = 64
+)
+
+// demoRunner streams the demo's mock answers in the background and stops
+// them on shutdown.
+type demoRunner struct {
+	s      *Server
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	slots  chan struct{}
+}
+
+func newDemoRunner(s *Server) demoRunner {
+	ctx, cancel := context.WithCancel(context.Background())
+	return demoRunner{s: s, ctx: ctx, cancel: cancel, slots: make(chan struct{}, maxDemoAnswers)}
+}
+
+func (d *demoRunner) shutdown(ctx context.Context) error {
+	d.cancel()
+	done := make(chan struct{})
+	go func() { d.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("demo answers still streaming: %w", ctx.Err())
+	}
+}
+
+func (s *Server) demoPage(w http.ResponseWriter, r *http.Request) {
+	if !s.opts.Demo {
+		s.writeError(w, r, errNotFound)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-cache")
+	_, _ = w.Write(web.DemoPage)
+}
+
+// demoChat publishes a mock streamed answer into a stream through the same
+// Broker.Publish a service uses, then closes the stream. It answers 202 at
+// once; the tokens follow over the stream.
+func (s *Server) demoChat(w http.ResponseWriter, r *http.Request) {
+	if !s.opts.Demo {
+		s.writeError(w, r, errNotFound)
+		return
+	}
+	body, err := s.readBody(w, r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var req struct {
+		Stream  string `json:"stream"`
+		Message string `json:"message"`
+	}
+	if !utf8.Valid(body) || !json.Valid(body) {
+		s.writeError(w, r, fmt.Errorf(`%w: want {"stream": "...", "message": "..."}`, errInvalidJSON))
+		return
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		s.writeError(w, r, fmt.Errorf(`%w: want {"stream": "...", "message": "..."}: %v`, broker.ErrInvalidRequest, err))
+		return
+	}
+	if err := broker.ValidateStreamID(req.Stream); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if n := utf8.RuneCountInString(req.Message); n == 0 || n > maxDemoMessage {
+		s.writeError(w, r, fmt.Errorf("%w: message must be 1 to %d characters", broker.ErrInvalidRequest, maxDemoMessage))
+		return
+	}
+	select {
+	case s.demo.slots <- struct{}{}:
+	default:
+		s.writeError(w, r, fmt.Errorf("%w: %d demo answers are streaming already", errRateLimited, maxDemoAnswers))
+		return
+	}
+	log := hlog.FromRequest(r).With().Str("stream", req.Stream).Logger()
+	s.demo.wg.Add(1)
+	go func() {
+		defer s.demo.wg.Done()
+		defer func() { <-s.demo.slots }()
+		s.streamDemoAnswer(s.demo.ctx, log, req.Stream, req.Message)
+	}()
+	writeJSON(w, http.StatusAccepted, map[string]string{"stream": req.Stream})
+}
+
+func (s *Server) streamDemoAnswer(ctx context.Context, log zerolog.Logger, stream, question string) {
+	for _, token := range demoAnswer(question) {
+		if _, err := s.broker.Publish(ctx, stream, []broker.Message{{Data: token}}, ""); err != nil {
+			log.Warn().Err(err).Msg("demo answer stopped")
+			return
+		}
+		select {
+		case <-ctx.Done():
+			// Shutting down: close the stream so the page does not wait.
+			if _, err := s.broker.CloseStream(context.WithoutCancel(ctx), stream, ""); err != nil {
+				log.Debug().Err(err).Msg("demo close on shutdown")
+			}
+			return
+		case <-time.After(s.opts.DemoTokenDelay):
+		}
+	}
+	if _, err := s.broker.CloseStream(ctx, stream, ""); err != nil {
+		log.Warn().Err(err).Msg("demo answer could not close its stream")
+	}
+}
+
+// demoAnswer is the mock reply, split into tokens the way a language model
+// streams them: words with their leading space.
+func demoAnswer(question string) []string {
+	q := strings.Join(strings.Fields(question), " ")
+	if utf8.RuneCountInString(q) > 80 {
+		q = string([]rune(q)[:80]) + "…"
+	}
+	text := fmt.Sprintf("You asked: “%s”. This answer is streamed by SSE Broker one token at a time, "+
+		"the way a language model sends it: each token is an event with an id, so a browser that "+
+		"loses its connection resumes exactly where it stopped. Done.", q)
+	words := strings.SplitAfter(text, " ")
+	tokens := make([]string, 0, len(words))
+	for _, w := range words {
+		if w != "" {
+			tokens = append(tokens, w)
+		}
+	}
+	return tokens
+}

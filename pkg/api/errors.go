@@ -1,0 +1,87 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/rs/zerolog/hlog"
+
+	"github.com/sse-broker/broker/pkg/broker"
+)
+
+// Errors of the transport itself; the broker's sentinels cover the rest.
+var (
+	errInvalidJSON      = errors.New("invalid JSON")
+	errBodyTooLarge     = errors.New("body too large")
+	errNotFound         = errors.New("not found")
+	errMethodNotAllowed = errors.New("method not allowed")
+	errRateLimited      = errors.New("rate limited")
+)
+
+// errorMapping is the one table from error to HTTP answer (SPEC.md,
+// "Errors"). The first row whose err matches (errors.Is) wins.
+var errorMapping = []struct {
+	err        error
+	status     int
+	code       string
+	retryAfter bool
+}{
+	{broker.ErrInvalidStreamID, http.StatusBadRequest, "invalid_stream_id", false},
+	{broker.ErrInvalidEvent, http.StatusBadRequest, "invalid_event", false},
+	{errInvalidJSON, http.StatusBadRequest, "invalid_json", false},
+	{broker.ErrInvalidID, http.StatusBadRequest, "invalid_last_event_id", false},
+	{broker.ErrInvalidRequest, http.StatusBadRequest, "invalid_request", false},
+	{errMethodNotAllowed, http.StatusMethodNotAllowed, "method_not_allowed", false},
+	{errNotFound, http.StatusNotFound, "not_found", false},
+	{broker.ErrStreamNotFound, http.StatusNotFound, "not_found", false},
+	{broker.ErrStreamClosed, http.StatusConflict, "stream_closed", false},
+	{errBodyTooLarge, http.StatusRequestEntityTooLarge, "body_too_large", false},
+	{errRateLimited, http.StatusTooManyRequests, "rate_limited", true},
+	{broker.ErrTooManySubscribers, http.StatusServiceUnavailable, "too_many_subscribers", true},
+	{broker.ErrTooManyStreams, http.StatusServiceUnavailable, "too_many_streams", true},
+	{broker.ErrStoreUnavailable, http.StatusServiceUnavailable, "store_unavailable", true},
+	{broker.ErrShuttingDown, http.StatusServiceUnavailable, "store_unavailable", true},
+}
+
+type errorBody struct {
+	Error   string `json:"error"`
+	Message string `json:"message"`
+}
+
+// writeError answers with the status and code the error maps to. Errors
+// that map to nothing are 500 "internal": logged with the request id, never
+// shown to the client.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	for _, m := range errorMapping {
+		if errors.Is(err, m.err) {
+			if m.retryAfter {
+				w.Header().Set("Retry-After", strconv.Itoa(s.retryAfterSeconds()))
+			}
+			writeJSON(w, m.status, errorBody{Error: m.code, Message: err.Error()})
+			return
+		}
+	}
+	hlog.FromRequest(r).Error().Err(err).Msg("internal error")
+	writeJSON(w, http.StatusInternalServerError, errorBody{Error: "internal", Message: "internal error; the request id is in the X-Request-Id header"})
+}
+
+// retryAfterSeconds is the Retry-After of 429 and 503 answers: the SSE
+// retry interval, rounded up to whole seconds, so HTTP clients and
+// EventSource back off alike.
+func (s *Server) retryAfterSeconds() int {
+	return max(1, int((s.opts.Retry+999_999_999)/1_000_000_000))
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		body = []byte(`{"error":"internal","message":"response could not be encoded"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)+1))
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}

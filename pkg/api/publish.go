@@ -1,0 +1,239 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"time"
+	"unicode/utf8"
+
+	"github.com/rs/zerolog/hlog"
+
+	"github.com/sse-broker/broker/pkg/broker"
+)
+
+type publishAnswer struct {
+	Stream string   `json:"stream"`
+	IDs    []string `json:"ids"`
+}
+
+func formatIDs(ids []uint64) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = broker.FormatID(id)
+	}
+	return out
+}
+
+func (s *Server) createStream(w http.ResponseWriter, r *http.Request) {
+	stream, err := s.broker.CreateStream(r.Context(), "")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	hlog.FromRequest(r).Info().Str("stream", stream).Msg("stream created")
+	eventsURL := "/v1/streams/" + stream + "/events"
+	w.Header().Set("Location", "/v1/streams/"+stream)
+	writeJSON(w, http.StatusCreated, map[string]string{"stream": stream, "events_url": eventsURL})
+}
+
+func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	stream, err := streamID(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	key := r.Header.Get("Idempotency-Key")
+	if err := broker.ValidateIdempotencyKey(key); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	msgs, err := s.readMessages(w, r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	res, err := s.broker.Publish(r.Context(), stream, msgs, key)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if res.Replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	s.metrics.publishLatency.Observe(time.Since(start).Seconds())
+	hlog.FromRequest(r).Debug().Str("stream", stream).Int("events", len(res.IDs)).Bool("replayed", res.Replayed).Msg("published")
+	writeJSON(w, http.StatusCreated, publishAnswer{Stream: stream, IDs: formatIDs(res.IDs)})
+}
+
+// readMessages decodes a publish body: JSON (one object or an array of
+// objects) when the content type says so, otherwise the raw body as the
+// data of one event named by ?event=.
+func (s *Server) readMessages(w http.ResponseWriter, r *http.Request) ([]broker.Message, error) {
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return nil, err
+	}
+	if !isJSON(r.Header.Get("Content-Type")) {
+		name := r.URL.Query().Get("event")
+		if r.URL.Query().Has("event") && name == "" {
+			return nil, fmt.Errorf("%w: ?event= must not be empty", broker.ErrInvalidEvent)
+		}
+		return []broker.Message{{Name: name, Data: string(body)}}, nil
+	}
+	return decodeMessages(body)
+}
+
+// readBody reads the whole body, at most MaxBody bytes.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBody))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, fmt.Errorf("%w: the limit is %d bytes", errBodyTooLarge, s.opts.MaxBody)
+		}
+		return nil, fmt.Errorf("%w: reading the body: %v", broker.ErrInvalidRequest, err)
+	}
+	return body, nil
+}
+
+func isJSON(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && mt == "application/json"
+}
+
+// jsonMessage is one element of a JSON publish body.
+type jsonMessage struct {
+	Event *string         `json:"event"`
+	Data  json.RawMessage `json:"data"`
+}
+
+// decodeMessages parses `{...}` or `[{...}, ...]`. Syntax errors (and
+// invalid UTF-8, which encoding/json would silently replace) are
+// invalid_json; a valid document of the wrong shape is invalid_event.
+func decodeMessages(body []byte) ([]broker.Message, error) {
+	if !utf8.Valid(body) {
+		return nil, fmt.Errorf("%w: the body is not valid UTF-8", errInvalidJSON)
+	}
+	if !json.Valid(body) {
+		return nil, fmt.Errorf("%w: the body is not a JSON document", errInvalidJSON)
+	}
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	var raws []json.RawMessage
+	switch trimmed[0] {
+	case '{':
+		raws = []json.RawMessage{trimmed}
+	case '[':
+		if err := json.Unmarshal(trimmed, &raws); err != nil {
+			return nil, fmt.Errorf("%w: %v", errInvalidJSON, err)
+		}
+		if len(raws) > broker.MaxBatchEvents {
+			return nil, fmt.Errorf("%w: at most %d events in one request, got %d", broker.ErrInvalidEvent, broker.MaxBatchEvents, len(raws))
+		}
+	default:
+		return nil, fmt.Errorf(`%w: the body must be an object {"event", "data"} or an array of them`, broker.ErrInvalidEvent)
+	}
+	msgs := make([]broker.Message, len(raws))
+	for i, raw := range raws {
+		m, err := decodeMessage(raw)
+		if err != nil {
+			if len(raws) > 1 || trimmed[0] == '[' {
+				return nil, fmt.Errorf("event %d: %w", i, err)
+			}
+			return nil, err
+		}
+		msgs[i] = m
+	}
+	return msgs, nil
+}
+
+func decodeMessage(raw json.RawMessage) (broker.Message, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	var jm jsonMessage
+	if err := dec.Decode(&jm); err != nil {
+		return broker.Message{}, fmt.Errorf(`%w: want {"event": string, "data": any}: %v`, broker.ErrInvalidEvent, err)
+	}
+	var m broker.Message
+	if jm.Event != nil {
+		if *jm.Event == "" {
+			return broker.Message{}, fmt.Errorf("%w: event name must not be empty", broker.ErrInvalidEvent)
+		}
+		m.Name = *jm.Event
+	}
+	data, err := dataText(jm.Data)
+	if err != nil {
+		return broker.Message{}, err
+	}
+	m.Data = data
+	return m, nil
+}
+
+// dataText is the SSE data of a JSON "data" member: a string as is, any
+// other value as its compact JSON text, absent as empty.
+func dataText(raw json.RawMessage) (string, error) {
+	if len(raw) == 0 {
+		return "", nil
+	}
+	if raw[0] == '"' {
+		var str string
+		if err := json.Unmarshal(raw, &str); err != nil {
+			return "", fmt.Errorf("%w: %v", errInvalidJSON, err)
+		}
+		return str, nil
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		return "", fmt.Errorf("%w: %v", errInvalidJSON, err)
+	}
+	return buf.String(), nil
+}
+
+func (s *Server) closeStream(w http.ResponseWriter, r *http.Request) {
+	stream, err := streamID(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	body, err := s.readBody(w, r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	data, err := decodeCloseBody(body)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	res, err := s.broker.CloseStream(r.Context(), stream, data)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	hlog.FromRequest(r).Info().Str("stream", stream).Str("stop_id", broker.FormatID(res.IDs[0])).Msg("stream closed")
+	writeJSON(w, http.StatusOK, publishAnswer{Stream: stream, IDs: formatIDs(res.IDs)})
+}
+
+// decodeCloseBody reads the optional `{"data": ...}` of a close.
+func decodeCloseBody(body []byte) (string, error) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return "", nil
+	}
+	if !utf8.Valid(body) || !json.Valid(body) {
+		return "", fmt.Errorf("%w: the body must be empty or a JSON object {\"data\": ...}", errInvalidJSON)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	var cb struct {
+		Data json.RawMessage `json:"data"`
+	}
+	if err := dec.Decode(&cb); err != nil {
+		return "", fmt.Errorf(`%w: want {"data": any}: %v`, broker.ErrInvalidEvent, err)
+	}
+	return dataText(cb.Data)
+}

@@ -1,0 +1,193 @@
+// Package api is the HTTP transport of SSE Broker: chi routes, request
+// parsing and validation, the mapping of broker errors to answers, and the
+// SSE writer. It decides no ids and no replay; pkg/broker does.
+package api
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/rs/zerolog"
+	"github.com/rs/zerolog/hlog"
+
+	"github.com/sse-broker/broker/pkg/broker"
+)
+
+// Defaults of the transport that are not configuration keys.
+const (
+	// subscriberWriteTimeout bounds one write to a subscriber. A server-wide
+	// WriteTimeout would cut every long-lived stream; this cuts only a client
+	// that stops reading while the kernel's buffers are full.
+	subscriberWriteTimeout = 10 * time.Second
+	// maxHistoryLimit and defaultHistoryLimit bound the JSON history page.
+	defaultHistoryLimit = 100
+	maxHistoryLimit     = 1000
+)
+
+// Options configure a Server.
+type Options struct {
+	Broker *broker.Broker
+	Logger zerolog.Logger
+	// Retry is sent as the first "retry:" block of every subscription.
+	Retry time.Duration
+	// Heartbeat is the longest a subscription stays silent.
+	Heartbeat time.Duration
+	// MaxBody bounds publish and close bodies.
+	MaxBody int64
+	// Demo serves the chat page at / and POST /v1/demo/chat.
+	Demo bool
+	// DemoTokenDelay is the pause between the demo answer's tokens
+	// (default 60ms).
+	DemoTokenDelay time.Duration
+}
+
+// Server serves the v1 API.
+type Server struct {
+	opts    Options
+	broker  *broker.Broker
+	metrics *metrics
+	handler http.Handler
+
+	draining  chan struct{} // closed by Shutdown: stream handlers end
+	drainOnce sync.Once
+	isDraining atomic.Bool
+
+	demo demoRunner
+}
+
+// New builds a Server and its routes.
+func New(opts Options) *Server {
+	if opts.DemoTokenDelay <= 0 {
+		opts.DemoTokenDelay = 60 * time.Millisecond
+	}
+	s := &Server{
+		opts:     opts,
+		broker:   opts.Broker,
+		draining: make(chan struct{}),
+	}
+	s.metrics = newMetrics(opts.Broker)
+	s.demo = newDemoRunner(s)
+	s.handler = s.routes()
+	return s
+}
+
+// ServeHTTP makes Server an http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// Shutdown starts draining: /readyz answers 503, every subscription ends
+// its response cleanly (clients reconnect elsewhere with Last-Event-ID),
+// and the demo's publishers stop. It waits for the demo publishers until
+// ctx ends. Call it beside http.Server.Shutdown, which waits for in-flight
+// publishes: an SSE handler is never idle, so Shutdown alone never ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.drainOnce.Do(func() {
+		s.isDraining.Store(true)
+		close(s.draining)
+	})
+	return s.demo.shutdown(ctx)
+}
+
+func (s *Server) routes() http.Handler {
+	r := chi.NewRouter()
+	r.Use(
+		hlog.NewHandler(s.opts.Logger),
+		hlog.RequestIDHandler("req_id", "X-Request-Id"),
+		hlog.AccessHandler(accessLog),
+		recoverer,
+	)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, errNotFound)
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, errMethodNotAllowed)
+	})
+
+	r.Get("/healthz", s.healthz)
+	r.Get("/readyz", s.readyz)
+	r.Method(http.MethodGet, "/metrics", s.metrics.handler())
+
+	r.Route("/v1", func(r chi.Router) {
+		r.Post("/streams", s.createStream)
+		r.Route("/streams/{stream}", func(r chi.Router) {
+			r.Get("/", s.info)
+			r.Delete("/", s.deleteStream)
+			r.Post("/messages", s.publish)
+			r.Get("/messages", s.history)
+			r.Post("/close", s.closeStream)
+			r.Get("/events", s.subscribe)
+		})
+		r.Post("/demo/chat", s.demoChat)
+	})
+	r.Get("/", s.demoPage)
+	return r
+}
+
+// accessLog writes the one line per request. It logs the path, never the
+// query: query parameters can carry access tokens.
+func accessLog(r *http.Request, status, size int, d time.Duration) {
+	hlog.FromRequest(r).Info().
+		Str("method", r.Method).
+		Str("path", r.URL.Path).
+		Int("status", status).
+		Int("size", size).
+		Dur("duration", d).
+		Msg("request")
+}
+
+// recoverer turns a panic into a 500 JSON answer and a log line with the
+// request id, so no stack trace reaches a client.
+func recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				hlog.FromRequest(r).Error().Interface("panic", v).Msg("handler panicked")
+				writeJSON(w, http.StatusInternalServerError, errorBody{Error: "internal", Message: "internal error"})
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// streamID returns the {stream} path parameter, percent-decoded. chi
+// matches on the raw path when the URL has escapes, so the parameter is
+// still encoded exactly when RawPath is set.
+func streamID(r *http.Request) (string, error) {
+	id := chi.URLParam(r, "stream")
+	if r.URL.RawPath == "" {
+		return id, broker.ValidateStreamID(id)
+	}
+	dec, err := url.PathUnescape(id)
+	if err != nil {
+		return "", broker.ErrInvalidStreamID
+	}
+	return dec, broker.ValidateStreamID(dec)
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.isDraining.Load() {
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "store_unavailable", Message: "the broker is shutting down"})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.broker.Ready(ctx); err != nil {
+		hlog.FromRequest(r).Warn().Err(err).Msg("store not ready")
+		w.Header().Set("Retry-After", strconv.Itoa(s.retryAfterSeconds()))
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "store_unavailable", Message: "the store does not answer"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}

@@ -1,0 +1,43 @@
+package api_test
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/sse-broker/broker/internal/testbroker"
+)
+
+// The thin end-to-end slice: publish over HTTP, receive over SSE, resume.
+func TestPublishSubscribeResume(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	sub := subscribe(t, b, "/v1/streams/chat-1/events", "")
+	if r, ok := sub.dec.Retry(); ok {
+		t.Fatalf("retry before reading = %d", r)
+	}
+	id1 := publish(t, b, "chat-1", "hello")
+	ev := sub.next(t)
+	if ev.ID != id1 || ev.Data != "hello" || ev.Type != "message" {
+		t.Fatalf("got %+v, want id %s data hello", ev, id1)
+	}
+	if r, ok := sub.dec.Retry(); !ok || r != 3000 {
+		t.Fatalf("retry = %d, %v; want 3000", r, ok)
+	}
+	id2 := publish(t, b, "chat-1", "world")
+	id3 := publish(t, b, "chat-1", "again")
+
+	// A client that saw id1 comes back and gets exactly id2 and id3.
+	again := subscribe(t, b, "/v1/streams/chat-1/events", id1)
+	for _, want := range []string{id2, id3} {
+		if ev := again.next(t); ev.ID != want {
+			t.Fatalf("resumed: got id %s, want %s", ev.ID, want)
+		}
+	}
+	stopID := closeStream(t, b, "chat-1")
+	if ev := again.next(t); ev.Type != "stop" || ev.ID != stopID || ev.Data != "" {
+		t.Fatalf("got %+v, want stop %s", ev, stopID)
+	}
+	status, _, _ := b.Do(t, http.MethodGet, "/v1/streams/chat-1/events", http.Header{"Last-Event-ID": {stopID}}, "")
+	if status != http.StatusNoContent {
+		t.Fatalf("resume at stop: status %d, want 204", status)
+	}
+}

@@ -1,0 +1,276 @@
+package broker
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+)
+
+// Broker is what the transport talks to. It validates input, keeps the
+// replay rules, and joins a Store (ids, history) with the Hub (this node's
+// subscribers).
+type Broker struct {
+	store Store
+	hub   *Hub
+
+	published   atomic.Uint64
+	storeErrors atomic.Uint64
+}
+
+// New returns a Broker over store, whose Fanout must be hub.
+func New(store Store, hub *Hub) *Broker {
+	return &Broker{store: store, hub: hub}
+}
+
+// Publish validates msgs and stores them as events of stream.
+func (b *Broker) Publish(ctx context.Context, stream string, msgs []Message, idempotencyKey string) (PublishResult, error) {
+	if err := ValidateStreamID(stream); err != nil {
+		return PublishResult{}, err
+	}
+	if err := ValidateIdempotencyKey(idempotencyKey); err != nil {
+		return PublishResult{}, err
+	}
+	if err := ValidateMessages(msgs); err != nil {
+		return PublishResult{}, err
+	}
+	res, err := b.store.Publish(ctx, stream, msgs, idempotencyKey)
+	if err != nil {
+		return PublishResult{}, b.storeError(err, "publish to %q", stream)
+	}
+	if !res.Replayed {
+		b.published.Add(uint64(len(res.IDs)))
+	}
+	return res, nil
+}
+
+// CloseStream publishes the stop event and closes the stream.
+func (b *Broker) CloseStream(ctx context.Context, stream, data string) (PublishResult, error) {
+	if err := ValidateStreamID(stream); err != nil {
+		return PublishResult{}, err
+	}
+	data, err := NormalizeData(data)
+	if err != nil {
+		return PublishResult{}, err
+	}
+	res, err := b.store.CloseStream(ctx, stream, data)
+	if err != nil {
+		return PublishResult{}, b.storeError(err, "close %q", stream)
+	}
+	b.published.Add(uint64(len(res.IDs)))
+	return res, nil
+}
+
+// CreateStream makes a stream with an unguessable id: prefix followed by 26
+// characters of crypto/rand.Text (130 random bits).
+func (b *Broker) CreateStream(ctx context.Context, prefix string) (string, error) {
+	stream := prefix + rand.Text()
+	if err := ValidateStreamID(stream); err != nil {
+		return "", err
+	}
+	if err := b.store.Create(ctx, stream); err != nil {
+		return "", b.storeError(err, "create %q", stream)
+	}
+	return stream, nil
+}
+
+// Info describes a stream, with this node's subscriber count.
+type Info struct {
+	StreamInfo
+	Subscribers int
+}
+
+// Info describes stream.
+func (b *Broker) Info(ctx context.Context, stream string) (Info, error) {
+	if err := ValidateStreamID(stream); err != nil {
+		return Info{}, err
+	}
+	si, err := b.store.Info(ctx, stream)
+	if err != nil {
+		return Info{}, b.storeError(err, "info of %q", stream)
+	}
+	return Info{StreamInfo: si, Subscribers: b.hub.Subscribers(stream)}, nil
+}
+
+// History returns up to limit retained events after the given id, with the
+// subscribe rule's gap flag. A stream that does not exist is
+// ErrStreamNotFound.
+func (b *Broker) History(ctx context.Context, stream string, after uint64, limit int) (ReadResult, error) {
+	if err := ValidateStreamID(stream); err != nil {
+		return ReadResult{}, err
+	}
+	rr, err := b.store.Read(ctx, stream, after, limit)
+	if err != nil {
+		return ReadResult{}, b.storeError(err, "history of %q", stream)
+	}
+	if !rr.Exists {
+		return ReadResult{}, fmt.Errorf("%w: %q", ErrStreamNotFound, stream)
+	}
+	return rr, nil
+}
+
+// Delete removes a stream, its history and its subscriptions.
+func (b *Broker) Delete(ctx context.Context, stream string) error {
+	if err := ValidateStreamID(stream); err != nil {
+		return err
+	}
+	if err := b.store.Delete(ctx, stream); err != nil {
+		return b.storeError(err, "delete %q", stream)
+	}
+	return nil
+}
+
+// Ready reports whether the store answers.
+func (b *Broker) Ready(ctx context.Context) error {
+	if err := b.store.Ping(ctx); err != nil {
+		return b.storeError(err, "ping")
+	}
+	return nil
+}
+
+// Stats are the broker's counters, for metrics.
+type Stats struct {
+	Streams         int
+	Subscribers     int
+	EventsPublished uint64
+	SlowDisconnects uint64
+	StoreErrors     uint64
+}
+
+// Stats returns the current counters.
+func (b *Broker) Stats() Stats {
+	return Stats{
+		Streams:         b.store.Len(),
+		Subscribers:     b.hub.Count(),
+		EventsPublished: b.published.Load(),
+		SlowDisconnects: b.hub.SlowDisconnects(),
+		StoreErrors:     b.storeErrors.Load(),
+	}
+}
+
+// storeError wraps err with what was being done and counts errors that
+// are the store's fault rather than the request's.
+func (b *Broker) storeError(err error, format string, args ...any) error {
+	switch {
+	case errors.Is(err, ErrStreamClosed), errors.Is(err, ErrStreamNotFound),
+		errors.Is(err, ErrTooManyStreams), errors.Is(err, context.Canceled):
+	default:
+		b.storeErrors.Add(1)
+	}
+	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), err)
+}
+
+// Subscribe starts a subscription to stream from the resume point after
+// (0: from the oldest retained event).
+//
+// It registers the subscriber before it reads history, so an event
+// published meanwhile is in the backlog, in the queue, or in both; the
+// Subscription drops the copies by id. That is what makes resume exact
+// without holding any lock across the store read.
+func (b *Broker) Subscribe(ctx context.Context, stream string, after uint64) (*Subscription, error) {
+	if err := ValidateStreamID(stream); err != nil {
+		return nil, err
+	}
+	sub, err := b.hub.Register(stream)
+	if err != nil {
+		return nil, err
+	}
+	rr, err := b.store.Read(ctx, stream, after, 0)
+	if err != nil {
+		b.hub.unregister(sub)
+		return nil, b.storeError(err, "subscribe to %q", stream)
+	}
+	s := &Subscription{
+		Stream:  stream,
+		After:   after,
+		Backlog: rr.Events,
+		Gap:     rr.Gap,
+		FirstID: rr.FirstID,
+		sent:    rr.LastID,
+		sub:     sub,
+	}
+	if rr.Closed {
+		// Everything the subscriber will get is in the backlog.
+		b.hub.unregister(sub)
+		s.sub = nil
+		s.NoContent = after >= rr.StopID
+	}
+	return s, nil
+}
+
+// Subscription is one subscriber's view of a stream: first a gap report
+// (when Gap), then Backlog, then live frames through Drain.
+type Subscription struct {
+	Stream string
+	After  uint64
+	// Gap: events after After are missing (evicted, or After is not an id
+	// of this stream). FirstID is the first retained id (0: none).
+	Gap     bool
+	FirstID uint64
+	Backlog []Event
+	// NoContent: the stream is closed and After is at or past its stop
+	// event; nothing will ever come (HTTP 204).
+	NoContent bool
+
+	sub  *Subscriber // nil: the subscription ends after the backlog
+	sent uint64      // live events at or below this id were in the backlog
+}
+
+// Live reports whether live events follow the backlog.
+func (s *Subscription) Live() bool { return s.sub != nil }
+
+// Ready is signalled when Drain has something to do. It is nil when the
+// subscription is not live.
+func (s *Subscription) Ready() <-chan struct{} {
+	if s.sub == nil {
+		return nil
+	}
+	return s.sub.ready
+}
+
+// WriteFunc writes the wire bytes of events (count of them, the oldest
+// published at published).
+type WriteFunc func(wire []byte, events int, published time.Time) error
+
+// Drain writes every queued event not yet sent, in order, and returns why
+// the subscription ends (EndNone: it goes on). It must be called from one
+// goroutine at a time.
+func (s *Subscription) Drain(write WriteFunc) (EndReason, error) {
+	if s.sub == nil {
+		return EndStopped, nil
+	}
+	q, reason := s.sub.take()
+	defer s.sub.recycle(q)
+	for _, f := range q {
+		if f.LastID() <= s.sent {
+			continue
+		}
+		wire, events := f.Wire, f.Events
+		if events[0].ID <= s.sent {
+			// Part of this frame was already in the backlog: skip it.
+			off := 0
+			for len(events) > 0 && events[0].ID <= s.sent {
+				off += len(events[0].Wire)
+				events = events[1:]
+			}
+			wire = wire[off:]
+		}
+		if err := write(wire, len(events), events[0].Time); err != nil {
+			return EndNone, err
+		}
+		s.sent = f.LastID()
+		if f.Final {
+			return EndStopped, nil
+		}
+	}
+	return reason, nil
+}
+
+// Close ends the subscription and frees its place on the node.
+func (s *Subscription) Close() {
+	if s.sub != nil {
+		s.sub.hub.unregister(s.sub)
+	}
+}

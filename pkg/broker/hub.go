@@ -1,0 +1,258 @@
+package broker
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+)
+
+// Hub is this node's fan-out: it keeps the subscribers of every stream and
+// puts each delivered frame on their queues. It never blocks on a
+// subscriber: a subscriber whose queue is full is removed and told to end
+// (EndSlow), and catches up from history when its client reconnects.
+type Hub struct {
+	maxSubscribers int
+	queueLimit     int
+
+	mu      sync.RWMutex
+	streams map[string]*hubStream
+
+	subscribers     atomic.Int64
+	slowDisconnects atomic.Uint64
+}
+
+type hubStream struct {
+	mu   sync.Mutex
+	subs []*Subscriber
+}
+
+var _ Fanout = (*Hub)(nil)
+
+// NewHub returns a Hub that admits at most maxSubscribers subscriptions in
+// all and queues at most queueLimit frames per subscriber.
+func NewHub(maxSubscribers, queueLimit int) *Hub {
+	return &Hub{
+		maxSubscribers: maxSubscribers,
+		queueLimit:     queueLimit,
+		streams:        make(map[string]*hubStream),
+	}
+}
+
+// Register adds a subscriber to stream. It fails with
+// ErrTooManySubscribers when the node is full.
+func (h *Hub) Register(stream string) (*Subscriber, error) {
+	for {
+		n := h.subscribers.Load()
+		if n >= int64(h.maxSubscribers) {
+			return nil, fmt.Errorf("%w: this node holds its maximum of %d", ErrTooManySubscribers, h.maxSubscribers)
+		}
+		if h.subscribers.CompareAndSwap(n, n+1) {
+			break
+		}
+	}
+	s := &Subscriber{hub: h, stream: stream, limit: h.queueLimit, ready: make(chan struct{}, 1)}
+	h.mu.Lock()
+	hs := h.streams[stream]
+	if hs == nil {
+		hs = &hubStream{}
+		h.streams[stream] = hs
+	}
+	hs.mu.Lock()
+	s.index = len(hs.subs)
+	hs.subs = append(hs.subs, s)
+	hs.mu.Unlock()
+	h.mu.Unlock()
+	return s, nil
+}
+
+// unregister removes s if it is still registered. Idempotent.
+func (h *Hub) unregister(s *Subscriber) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	hs := h.streams[s.stream]
+	if hs == nil {
+		return
+	}
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	if s.index < 0 {
+		return
+	}
+	hs.remove(s)
+	h.subscribers.Add(-1)
+	if len(hs.subs) == 0 {
+		delete(h.streams, s.stream)
+	}
+}
+
+// remove swap-removes s; hs.mu is held.
+func (hs *hubStream) remove(s *Subscriber) {
+	last := len(hs.subs) - 1
+	moved := hs.subs[last]
+	hs.subs[s.index] = moved
+	moved.index = s.index
+	hs.subs[last] = nil
+	hs.subs = hs.subs[:last]
+	s.index = -1
+}
+
+// Deliver puts f on the queue of every subscriber of its stream.
+func (h *Hub) Deliver(f *Frame) {
+	h.mu.RLock()
+	hs := h.streams[f.Stream]
+	h.mu.RUnlock()
+	if hs == nil {
+		return
+	}
+	// A hubStream taken out of the map is empty and never refilled
+	// (Register and unregister hold h.mu), so using hs after RUnlock is
+	// safe: at worst it has no subscribers left.
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	for i := len(hs.subs) - 1; i >= 0; i-- {
+		s := hs.subs[i]
+		if !s.push(f) {
+			hs.remove(s)
+			h.subscribers.Add(-1)
+			h.slowDisconnects.Add(1)
+		}
+	}
+}
+
+// End ends every subscription of stream with EndDeleted.
+func (h *Hub) End(stream string) {
+	h.mu.Lock()
+	hs := h.streams[stream]
+	delete(h.streams, stream)
+	h.mu.Unlock()
+	if hs == nil {
+		return
+	}
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	for _, s := range hs.subs {
+		s.end(EndDeleted)
+		s.index = -1
+		h.subscribers.Add(-1)
+	}
+	hs.subs = nil
+}
+
+// Subscribers returns the number of subscriptions to stream.
+func (h *Hub) Subscribers(stream string) int {
+	h.mu.RLock()
+	hs := h.streams[stream]
+	h.mu.RUnlock()
+	if hs == nil {
+		return 0
+	}
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	return len(hs.subs)
+}
+
+// Count is the number of subscriptions on this node.
+func (h *Hub) Count() int { return int(h.subscribers.Load()) }
+
+// SlowDisconnects counts subscribers cut off because their queue was full.
+func (h *Hub) SlowDisconnects() uint64 { return h.slowDisconnects.Load() }
+
+// EndReason says why a subscription ends.
+type EndReason int
+
+const (
+	// EndNone: the subscription goes on.
+	EndNone EndReason = iota
+	// EndStopped: the stream's stop event was delivered.
+	EndStopped
+	// EndSlow: the subscriber's queue overflowed; it was cut off.
+	EndSlow
+	// EndDeleted: the stream was deleted or expired.
+	EndDeleted
+)
+
+func (r EndReason) String() string {
+	switch r {
+	case EndNone:
+		return "none"
+	case EndStopped:
+		return "stopped"
+	case EndSlow:
+		return "slow"
+	case EndDeleted:
+		return "deleted"
+	}
+	return fmt.Sprintf("EndReason(%d)", int(r))
+}
+
+// Subscriber is one subscription's bounded queue of frames. The Hub pushes;
+// one consumer (the transport's handler) drains.
+type Subscriber struct {
+	hub    *Hub
+	stream string
+	limit  int
+	// index in hubStream.subs, -1 once removed; guarded by hubStream.mu.
+	index int
+
+	ready chan struct{} // capacity 1: "something changed"
+
+	mu     sync.Mutex
+	queue  []*Frame
+	reason EndReason
+	// spare is the consumer's: drained queues are recycled through it so
+	// that steady-state delivery does not allocate.
+	spare []*Frame
+}
+
+// push queues f. It returns false when the queue is full: the subscriber is
+// then ending with EndSlow and must be removed from the hub.
+func (s *Subscriber) push(f *Frame) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.reason != EndNone {
+		return true
+	}
+	if len(s.queue) >= s.limit {
+		s.reason = EndSlow
+		s.queue = nil
+		s.notify()
+		return false
+	}
+	s.queue = append(s.queue, f)
+	s.notify()
+	return true
+}
+
+func (s *Subscriber) end(r EndReason) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.reason == EndNone {
+		s.reason = r
+		s.notify()
+	}
+}
+
+func (s *Subscriber) notify() {
+	select {
+	case s.ready <- struct{}{}:
+	default:
+	}
+}
+
+// take hands the queued frames to the consumer and gives it a fresh
+// queue. The consumer passes the slice back through recycle.
+func (s *Subscriber) take() ([]*Frame, EndReason) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q := s.queue
+	s.queue = s.spare
+	s.spare = nil
+	return q, s.reason
+}
+
+func (s *Subscriber) recycle(q []*Frame) {
+	clear(q)
+	s.mu.Lock()
+	s.spare = q[:0]
+	s.mu.Unlock()
+}

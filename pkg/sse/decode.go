@@ -1,0 +1,165 @@
+package sse
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// Event is one event as a browser's EventSource dispatches it.
+type Event struct {
+	// ID is the stream's last event ID at the moment of dispatch (the
+	// MessageEvent's lastEventId): the id of this event, or of an earlier
+	// one when this event carried none.
+	ID string
+	// Type is the event name; "message" when the event had none.
+	Type string
+	// Data is the data buffer with the final LF removed.
+	Data string
+}
+
+// Decoder reads events with the WHATWG event stream interpretation
+// algorithm, to the letter: lines end at CRLF, LF or CR; a leading BOM is
+// skipped; one space after the colon is removed; an "id" holding NUL is
+// ignored; "retry" is taken only when it is all ASCII digits; an event with
+// an empty data buffer is not dispatched; an unterminated event at the end
+// of the stream is discarded. It is strict on purpose: the broker's tests use
+// it as the reference for what a browser would see.
+type Decoder struct {
+	r        *bufio.Reader
+	started  bool
+	lastID   string
+	retry    int64
+	comments int
+	line     []byte
+}
+
+// NewDecoder returns a Decoder reading from r.
+func NewDecoder(r io.Reader) *Decoder {
+	return &Decoder{r: bufio.NewReader(r), retry: -1}
+}
+
+// Retry returns the last reconnection time the stream set, in
+// milliseconds, and whether it set one.
+func (d *Decoder) Retry() (int64, bool) { return d.retry, d.retry >= 0 }
+
+// LastEventID returns the current last event ID buffer value that the
+// browser would send as Last-Event-ID on reconnect.
+func (d *Decoder) LastEventID() string { return d.lastID }
+
+// Comments returns how many comment lines have been read so far.
+func (d *Decoder) Comments() int { return d.comments }
+
+// Next reads until the next event is dispatched and returns it. At the end
+// of the stream it returns io.EOF (an unterminated event is discarded, as a
+// browser does).
+func (d *Decoder) Next() (Event, error) {
+	var (
+		data      strings.Builder
+		eventType string
+		idBuf     = d.lastID
+	)
+	for {
+		line, err := d.readLine()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return Event{}, io.EOF
+			}
+			return Event{}, err
+		}
+		if len(line) == 0 {
+			d.lastID = idBuf
+			if data.Len() == 0 {
+				eventType = ""
+				continue
+			}
+			s := strings.TrimSuffix(data.String(), "\n")
+			if eventType == "" {
+				eventType = DefaultEventType
+			}
+			return Event{ID: d.lastID, Type: eventType, Data: s}, nil
+		}
+		if line[0] == ':' {
+			d.comments++
+			continue
+		}
+		field, value := line, []byte(nil)
+		if i := bytes.IndexByte(line, ':'); i >= 0 {
+			field, value = line[:i], line[i+1:]
+			if len(value) > 0 && value[0] == ' ' {
+				value = value[1:]
+			}
+		}
+		switch string(field) {
+		case "event":
+			eventType = toUTF8(value)
+		case "data":
+			data.WriteString(toUTF8(value))
+			data.WriteByte('\n')
+		case "id":
+			if bytes.IndexByte(value, 0) < 0 {
+				idBuf = toUTF8(value)
+			}
+		case "retry":
+			if isDigits(value) {
+				if v, err := strconv.ParseInt(string(value), 10, 64); err == nil {
+					d.retry = v
+				}
+			}
+		}
+	}
+}
+
+// readLine returns the next line without its terminator. The returned
+// slice is valid until the next call.
+func (d *Decoder) readLine() ([]byte, error) {
+	d.line = d.line[:0]
+	for {
+		c, err := d.r.ReadByte()
+		if err != nil {
+			return nil, err
+		}
+		switch c {
+		case '\n':
+			return d.stripBOM(), nil
+		case '\r':
+			if next, err := d.r.Peek(1); err == nil && next[0] == '\n' {
+				_, _ = d.r.ReadByte()
+			}
+			return d.stripBOM(), nil
+		}
+		d.line = append(d.line, c)
+	}
+}
+
+func (d *Decoder) stripBOM() []byte {
+	if !d.started {
+		d.started = true
+		return bytes.TrimPrefix(d.line, []byte("\xEF\xBB\xBF"))
+	}
+	return d.line
+}
+
+func isDigits(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// toUTF8 decodes as a browser does: invalid sequences become U+FFFD.
+func toUTF8(b []byte) string {
+	if utf8.Valid(b) {
+		return string(b)
+	}
+	return strings.ToValidUTF8(string(b), "\uFFFD")
+}

@@ -1,0 +1,121 @@
+package sse
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+)
+
+func TestAppendEventWireBytes(t *testing.T) {
+	tests := []struct {
+		name       string
+		id         uint64
+		event      string
+		data, want string
+	}{
+		{"plain", 1, "", "hello", "id: 1\ndata: hello\n\n"},
+		{"default name left out", 2, "message", "x", "id: 2\ndata: x\n\n"},
+		{"named", 3, "token", "x", "id: 3\nevent: token\ndata: x\n\n"},
+		{"empty data still has a data line", 4, "stop", "", "id: 4\nevent: stop\ndata: \n\n"},
+		{"LF splits lines", 5, "", "a\nb", "id: 5\ndata: a\ndata: b\n\n"},
+		{"CR splits lines", 6, "", "a\rb", "id: 6\ndata: a\ndata: b\n\n"},
+		{"CRLF is one break", 7, "", "a\r\nb", "id: 7\ndata: a\ndata: b\n\n"},
+		{"trailing LF kept", 8, "", "a\n", "id: 8\ndata: a\ndata: \n\n"},
+		{"leading space kept", 9, "", " a", "id: 9\ndata:  a\n\n"},
+		{"colon in data", 10, "", "id: 99", "id: 10\ndata: id: 99\n\n"},
+		{"non-ASCII", 18446744073709551615, "", "héllo 世界 🎉", "id: 18446744073709551615\ndata: héllo 世界 🎉\n\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := AppendEvent(nil, tc.id, tc.event, tc.data)
+			if string(got) != tc.want {
+				t.Fatalf("AppendEvent = %q, want %q", got, tc.want)
+			}
+			if n := EncodedLen(tc.id, tc.event, tc.data); n != len(got) {
+				t.Fatalf("EncodedLen = %d, encoded %d bytes", n, len(got))
+			}
+		})
+	}
+}
+
+func TestRoundTripThroughDecoder(t *testing.T) {
+	datas := []string{"", "x", "a\nb", "a\rb", "a\r\nb", "\n", "\r\n\r\n", "a\n\nb", " lead", ":colon", "data: x", "é世🎉", "\r", "tail\r"}
+	var wire []byte
+	wire = AppendRetry(wire, 3000)
+	wire = AppendComment(wire, "hi\nthere")
+	for i, d := range datas {
+		wire = AppendEvent(wire, uint64(i+1), "ev", d)
+	}
+	dec := NewDecoder(bytes.NewReader(wire))
+	for i, d := range datas {
+		ev, err := dec.Next()
+		if err != nil {
+			t.Fatalf("event %d: %v", i, err)
+		}
+		want := strings.NewReplacer("\r\n", "\n", "\r", "\n").Replace(d)
+		if ev.Data != want || ev.Type != "ev" || ev.ID != itoa(i+1) {
+			t.Fatalf("event %d = %+v, want data %q", i, ev, want)
+		}
+	}
+	if _, err := dec.Next(); !errors.Is(err, io.EOF) {
+		t.Fatalf("after last event: %v, want EOF", err)
+	}
+	if r, ok := dec.Retry(); !ok || r != 3000 {
+		t.Fatalf("retry = %d %v", r, ok)
+	}
+	if dec.Comments() != 1 {
+		t.Fatalf("comments = %d", dec.Comments())
+	}
+}
+
+func TestDecoderFollowsWHATWG(t *testing.T) {
+	tests := []struct {
+		name string
+		wire string
+		want []Event
+	}{
+		{"BOM skipped", "\xEF\xBB\xBFdata: a\n\n", []Event{{"", "message", "a"}}},
+		{"no data, no dispatch", "event: x\n\ndata: b\n\n", []Event{{"", "message", "b"}}},
+		{"id persists", "id: 7\ndata: a\n\ndata: b\n\n", []Event{{"7", "message", "a"}, {"7", "message", "b"}}},
+		{"id with NUL ignored", "id: 1\x002\ndata: a\n\n", []Event{{"", "message", "a"}}},
+		{"field without colon", "data\n\n", []Event{{"", "message", ""}}},
+		{"CR line ends", "data: a\rdata: b\r\r", []Event{{"", "message", "a\nb"}}},
+		{"unterminated discarded", "data: a\n\ndata: b\n", []Event{{"", "message", "a"}}},
+		{"unknown field ignored", "foo: bar\ndata: a\n\n", []Event{{"", "message", "a"}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dec := NewDecoder(strings.NewReader(tc.wire))
+			var got []Event
+			for {
+				ev, err := dec.Next()
+				if err != nil {
+					break
+				}
+				got = append(got, ev)
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("got %+v, want %+v", got, tc.want)
+			}
+			for i := range got {
+				if got[i] != tc.want[i] {
+					t.Fatalf("event %d = %+v, want %+v", i, got[i], tc.want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestAppendEventDoesNotAllocate(t *testing.T) {
+	buf := make([]byte, 0, 256)
+	allocs := testing.AllocsPerRun(100, func() {
+		buf = AppendEvent(buf[:0], 123456789, "token", "some data\nmore")
+	})
+	if allocs != 0 {
+		t.Fatalf("AppendEvent allocates %v times per call", allocs)
+	}
+}
+
+func itoa(i int) string { return string(AppendUint(nil, uint64(i))) }

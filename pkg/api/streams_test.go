@@ -1,0 +1,258 @@
+package api_test
+
+import (
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sse-broker/broker/internal/testbroker"
+)
+
+var rfc3339Millis = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`)
+
+func TestCreateStream(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	seen := map[string]bool{}
+	for range 20 {
+		status, h, body := b.Do(t, "POST", "/v1/streams", nil, "")
+		var ans struct {
+			Stream    string
+			EventsURL string `json:"events_url"`
+		}
+		mustJSON(t, body, &ans)
+		if status != http.StatusCreated || len(ans.Stream) < 26 || ans.EventsURL != "/v1/streams/"+ans.Stream+"/events" || seen[ans.Stream] {
+			t.Fatalf("create: %d %s", status, body)
+		}
+		if h.Get("Location") != "/v1/streams/"+ans.Stream {
+			t.Fatalf("Location %q", h.Get("Location"))
+		}
+		seen[ans.Stream] = true
+	}
+	// The new stream exists (info answers) and is empty.
+	for id := range seen {
+		status, _, body := b.Do(t, "GET", "/v1/streams/"+id, nil, "")
+		if status != http.StatusOK || !strings.Contains(body, `"retained":0`) || !strings.Contains(body, `"last_id":null`) {
+			t.Fatalf("info of a new stream: %d %s", status, body)
+		}
+		break
+	}
+}
+
+func TestStreamInfo(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{MaxEvents: 2})
+	ids := publishJSON(t, b, "s", `[{"data":"1"},{"data":"2"},{"data":"3"}]`)
+	subscribe(t, b, "/v1/streams/s/events", ids[2])
+	subscribe(t, b, "/v1/streams/s/events", ids[2])
+	status, _, body := b.Do(t, "GET", "/v1/streams/s", nil, "")
+	var in struct {
+		Stream      string
+		FirstID     *string `json:"first_id"`
+		LastID      *string `json:"last_id"`
+		Retained    int
+		Subscribers int
+		Closed      bool
+		CreatedAt   string `json:"created_at"`
+	}
+	mustJSON(t, body, &in)
+	if status != 200 || in.Stream != "s" || *in.FirstID != ids[1] || *in.LastID != ids[2] || in.Retained != 2 ||
+		in.Subscribers != 2 || in.Closed || !rfc3339Millis.MatchString(in.CreatedAt) {
+		t.Fatalf("info: %d %s", status, body)
+	}
+	closeStream(t, b, "s")
+	_, _, body = b.Do(t, "GET", "/v1/streams/s", nil, "")
+	if !strings.Contains(body, `"closed":true`) {
+		t.Fatalf("info after close: %s", body)
+	}
+}
+
+func TestHistoryJSON(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{MaxEvents: 1500})
+	ids := publishJSON(t, b, "s", `[{"event":"token","data":"a\r\nb"},{"data":{"k":[1, 2]}},{"data":""}]`)
+	status, _, body := b.Do(t, "GET", "/v1/streams/s/messages", nil, "")
+	var h struct {
+		Stream string
+		Events []struct{ ID, Event, Data, Time string }
+		Gap    bool
+	}
+	mustJSON(t, body, &h)
+	if status != 200 || h.Stream != "s" || h.Gap || len(h.Events) != 3 {
+		t.Fatalf("history: %d %s", status, body)
+	}
+	want := []struct{ id, event, data string }{{ids[0], "token", "a\nb"}, {ids[1], "message", `{"k":[1,2]}`}, {ids[2], "message", ""}}
+	for i, w := range want {
+		e := h.Events[i]
+		if e.ID != w.id || e.Event != w.event || e.Data != w.data || !rfc3339Millis.MatchString(e.Time) {
+			t.Fatalf("event %d = %+v, want %+v", i, e, w)
+		}
+	}
+	_, _, body = b.Do(t, "GET", "/v1/streams/s/messages?after="+ids[0]+"&limit=1", nil, "")
+	mustJSON(t, body, &h)
+	if len(h.Events) != 1 || h.Events[0].ID != ids[1] || h.Gap {
+		t.Fatalf("page after %s: %s", ids[0], body)
+	}
+	_, _, body = b.Do(t, "GET", "/v1/streams/s/messages?after=12345", nil, "")
+	mustJSON(t, body, &h)
+	if !h.Gap || len(h.Events) != 3 {
+		t.Fatalf("history after an unknown id: %s", body)
+	}
+
+	// limit: default 100, above 1000 counts as 1000.
+	var batch []string
+	for i := range 1000 {
+		batch = append(batch, fmt.Sprintf(`{"data":"%d"}`, i))
+	}
+	publishJSON(t, b, "s", "["+strings.Join(batch, ",")+"]")
+	publishJSON(t, b, "s", "["+strings.Join(batch[:100], ",")+"]")
+	for q, n := range map[string]int{"": 100, "?limit=5": 5, "?limit=1000": 1000, "?limit=5000": 1000, "?limit=99999999999999999999999": 1000} {
+		_, _, body = b.Do(t, "GET", "/v1/streams/s/messages"+q, nil, "")
+		mustJSON(t, body, &h)
+		if len(h.Events) != n {
+			t.Fatalf("history%s: %d events, want %d", q, len(h.Events), n)
+		}
+	}
+}
+
+func TestIdempotencyKey(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{MaxEvents: 4})
+	key := http.Header{"Idempotency-Key": {"answer-1"}, "Content-Type": {"application/json"}}
+	status, h, first := b.Do(t, "POST", "/v1/streams/s/messages", key, `[{"data":"a"},{"data":"b"}]`)
+	if status != 201 || h.Get("Idempotent-Replayed") != "" {
+		t.Fatalf("first publish: %d %s", status, first)
+	}
+	status, h, again := b.Do(t, "POST", "/v1/streams/s/messages", key, `[{"data":"a"},{"data":"b"}]`)
+	if status != 201 || again != first || h.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("repeat: %d %s (first %s) replayed=%q", status, again, first, h.Get("Idempotent-Replayed"))
+	}
+	// The same key on another stream is another publish.
+	status, h, _ = b.Do(t, "POST", "/v1/streams/other/messages", key, `{"data":"a"}`)
+	if status != 201 || h.Get("Idempotent-Replayed") != "" {
+		t.Fatalf("same key, other stream: %d replayed=%q", status, h.Get("Idempotent-Replayed"))
+	}
+	// A repeat after close still answers the first publish, not 409.
+	closeStream(t, b, "s")
+	if status, _, body := b.Do(t, "POST", "/v1/streams/s/messages", key, `{"data":"a"}`); status != 201 || body != first {
+		t.Fatalf("repeat after close: %d %s", status, body)
+	}
+	_, _, hist := b.Do(t, "GET", "/v1/streams/s/messages", nil, "")
+	if n := strings.Count(hist, `"id"`); n != 3 {
+		t.Fatalf("history holds %d events, want 3 (a, b, stop): %s", n, hist)
+	}
+}
+
+// Blind concurrent retries publish once.
+func TestIdempotencyKeyConcurrentRetries(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	var wg sync.WaitGroup
+	bodies := make([]string, 16)
+	for i := range bodies {
+		wg.Go(func() {
+			status, _, body := b.Do(t, "POST", "/v1/streams/s/messages", http.Header{"Idempotency-Key": {"k"}}, "token")
+			if status != 201 {
+				t.Errorf("retry %d: %d %s", i, status, body)
+			}
+			bodies[i] = body
+		})
+	}
+	wg.Wait()
+	for _, body := range bodies[1:] {
+		if body != bodies[0] {
+			t.Fatalf("answers differ: %s vs %s", body, bodies[0])
+		}
+	}
+	_, _, info := b.Do(t, "GET", "/v1/streams/s", nil, "")
+	if !strings.Contains(info, `"retained":1`) {
+		t.Fatalf("16 retries stored more than one event: %s", info)
+	}
+}
+
+// A key is remembered while its publish is in history, then forgotten.
+func TestIdempotencyKeyLivesWithHistory(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{MaxEvents: 2})
+	key := http.Header{"Idempotency-Key": {"k"}}
+	_, _, first := b.Do(t, "POST", "/v1/streams/s/messages", key, "x")
+	publish(t, b, "s", "y")
+	publish(t, b, "s", "z") // evicts x
+	status, h, again := b.Do(t, "POST", "/v1/streams/s/messages", key, "x")
+	if status != 201 || again == first || h.Get("Idempotent-Replayed") != "" {
+		t.Fatalf("key outside the history window: %d %s replayed=%q", status, again, h.Get("Idempotent-Replayed"))
+	}
+}
+
+func TestOperations(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{Queue: 1})
+	if status, _, body := b.Do(t, "GET", "/healthz", nil, ""); status != 200 {
+		t.Fatalf("healthz: %d %s", status, body)
+	}
+	if status, _, body := b.Do(t, "GET", "/readyz", nil, ""); status != 200 {
+		t.Fatalf("readyz: %d %s", status, body)
+	}
+	s := subscribe(t, b, "/v1/streams/m/events", "")
+	id := publish(t, b, "m", "x")
+	expectIDs(t, s, id)
+	_, h, metrics := b.Do(t, "GET", "/metrics", nil, "")
+	if !strings.HasPrefix(h.Get("Content-Type"), "text/plain") {
+		t.Fatalf("metrics Content-Type %q", h.Get("Content-Type"))
+	}
+	for _, want := range []string{
+		"sseb_subscribers 1", "sseb_streams 1", "sseb_events_published_total 1",
+		"sseb_events_delivered_total 1", "sseb_slow_subscriber_disconnects_total 0",
+		"sseb_publish_duration_seconds_count 1", "sseb_delivery_latency_seconds_count 1",
+		"sseb_store_errors_total 0", "process_resident_memory_bytes", "go_goroutines",
+	} {
+		if !strings.Contains(metrics, want+"\n") && !strings.Contains(metrics, want+" ") {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	// Readiness goes to 503 once the broker drains.
+	go func() { _ = b.API.Shutdown(t.Context()) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		status, _, body := b.Do(t, "GET", "/readyz", nil, "")
+		if status == 503 && strings.Contains(body, "store_unavailable") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("readyz while draining: %d %s", status, body)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	expectEnd(t, s)
+}
+
+func TestDemo(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{DemoTokenDelay: time.Millisecond})
+	status, h, page := b.Do(t, "GET", "/", nil, "")
+	if status != 200 || !strings.HasPrefix(h.Get("Content-Type"), "text/html") || !strings.Contains(page, "EventSource") {
+		t.Fatalf("demo page: %d %q", status, h.Get("Content-Type"))
+	}
+	s := subscribe(t, b, "/v1/streams/conv/events", "")
+	status, _, body := b.Do(t, "POST", "/v1/demo/chat", http.Header{"Content-Type": {"application/json"}}, `{"stream":"conv","message":"Why is the sky blue?"}`)
+	if status != http.StatusAccepted {
+		t.Fatalf("demo chat: %d %s", status, body)
+	}
+	var text strings.Builder
+	tokens := 0
+	for {
+		ev := s.next(t)
+		if ev.Type == "stop" {
+			break
+		}
+		tokens++
+		text.WriteString(ev.Data)
+	}
+	if tokens < 10 || !strings.Contains(text.String(), "Why is the sky blue?") {
+		t.Fatalf("demo answer in %d tokens: %q", tokens, text.String())
+	}
+	expectEnd(t, s)
+
+	off := testbroker.Start(t, testbroker.Options{NoDemo: true})
+	for _, req := range []struct{ method, path string }{{"GET", "/"}, {"POST", "/v1/demo/chat"}} {
+		if status, _, body := off.Do(t, req.method, req.path, nil, `{"stream":"x","message":"y"}`); status != 404 || !strings.Contains(body, "not_found") {
+			t.Fatalf("demo off: %s %s: %d %s", req.method, req.path, status, body)
+		}
+	}
+}

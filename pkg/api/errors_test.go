@@ -55,7 +55,7 @@ func TestBadInputs(t *testing.T) {
 		{"empty name", "POST", "/v1/streams/s/messages", json, `{"event":""}`, 400, "invalid_event", false},
 		{"empty ?event=", "POST", "/v1/streams/s/messages?event=", nil, "x", 400, "invalid_event", false},
 		{"too many events", "POST", "/v1/streams/s/messages", json, batch(1001), 400, "invalid_event", false},
-		{"body too large", "POST", "/v1/streams/s/messages", nil, long(64<<10+1), 413, "body_too_large", false},
+		{"body too large", "POST", "/v1/streams/s/messages", nil, long(64<<10 + 1), 413, "body_too_large", false},
 		{"idempotency key too long", "POST", "/v1/streams/s/messages", http.Header{"Idempotency-Key": {long(129)}}, "x", 400, "invalid_request", false},
 		{"publish to closed", "POST", "/v1/streams/closed-1/messages", nil, "x", 409, "stream_closed", false},
 		{"close closed", "POST", "/v1/streams/closed-1/close", nil, "", 409, "stream_closed", false},

@@ -54,8 +54,8 @@ type Server struct {
 	metrics *metrics
 	handler http.Handler
 
-	draining  chan struct{} // closed by Shutdown: stream handlers end
-	drainOnce sync.Once
+	draining   chan struct{} // closed by Shutdown: stream handlers end
+	drainOnce  sync.Once
 	isDraining atomic.Bool
 
 	demo demoRunner

@@ -81,15 +81,15 @@ func (f *Frame) LastID() uint64 { return f.Events[len(f.Events)-1].ID }
 // Sentinel errors. pkg/api maps each to one status and error code; wrap
 // them with %w to add detail for the human-readable message.
 var (
-	ErrInvalidStreamID     = errors.New("invalid stream id")
-	ErrInvalidEvent        = errors.New("invalid event")
-	ErrInvalidRequest      = errors.New("invalid request")
-	ErrStreamNotFound      = errors.New("stream not found")
-	ErrStreamClosed        = errors.New("stream closed")
-	ErrTooManyStreams      = errors.New("too many streams")
-	ErrTooManySubscribers  = errors.New("too many subscribers")
-	ErrStoreUnavailable    = errors.New("store unavailable")
-	ErrShuttingDown        = errors.New("broker shutting down")
+	ErrInvalidStreamID    = errors.New("invalid stream id")
+	ErrInvalidEvent       = errors.New("invalid event")
+	ErrInvalidRequest     = errors.New("invalid request")
+	ErrStreamNotFound     = errors.New("stream not found")
+	ErrStreamClosed       = errors.New("stream closed")
+	ErrTooManyStreams     = errors.New("too many streams")
+	ErrTooManySubscribers = errors.New("too many subscribers")
+	ErrStoreUnavailable   = errors.New("store unavailable")
+	ErrShuttingDown       = errors.New("broker shutting down")
 )
 
 // ValidateStreamID checks the stream id rule: 1 to 128 characters of

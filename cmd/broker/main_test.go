@@ -1,0 +1,175 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sse-broker/broker/pkg/sse"
+)
+
+// A bad configuration stops the broker at start with one line naming the
+// key, and exit code 2.
+func TestBadConfigurationStopsAtStart(t *testing.T) {
+	dir := t.TempDir()
+	unknown := filepath.Join(dir, "unknown.yaml")
+	if err := os.WriteFile(unknown, []byte("history:\n  max_event: 5\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		args    []string
+		env     []string
+		wantKey string
+	}{
+		{"unknown key in file", []string{"--config", unknown}, nil, "history.max_event"},
+		{"bad env value", nil, []string{"BROKER_SSE_RETRY=soon"}, "sse.retry"},
+		{"bad flag value", []string{"--log-level", "loud"}, nil, "log.level"},
+		{"missing config file", []string{"--config", filepath.Join(dir, "nope.yaml")}, nil, "nope.yaml"},
+		{"store not in this build", []string{"--store", "bolt:/tmp/x.db"}, nil, "store"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(tc.args, tc.env, &stdout, &stderr)
+			out := strings.TrimSpace(stderr.String())
+			if code != 2 || !strings.Contains(out, tc.wantKey) || strings.Count(out, "\n") != 0 {
+				t.Fatalf("exit %d, stderr %q; want 2 and one line naming %s", code, out, tc.wantKey)
+			}
+		})
+	}
+	var stdout bytes.Buffer
+	if code := run([]string{"--help"}, nil, &stdout, io.Discard); code != 0 || !strings.Contains(stdout.String(), "--listen") {
+		t.Fatalf("--help: exit %d, %q", code, stdout.String())
+	}
+}
+
+// brokerProcess is the real binary, started on a free port.
+type brokerProcess struct {
+	cmd  *exec.Cmd
+	url  string
+	logs *bytes.Buffer
+	done chan error
+}
+
+func startBroker(t *testing.T, args ...string) *brokerProcess {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "broker")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, append([]string{"--listen", "127.0.0.1:0", "--config", filepath.Join("..", "..", "configs", "broker.yaml")}, args...)...)
+	cmd.Env = append(os.Environ(), "BROKER_LOG_FORMAT=json")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &brokerProcess{cmd: cmd, logs: &bytes.Buffer{}, done: make(chan error, 1)}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Bytes()
+			p.logs.Write(append(line, '\n'))
+			var entry struct{ Message, Addr string }
+			if json.Unmarshal(line, &entry) == nil && entry.Message == "broker listening" {
+				addr <- entry.Addr
+			}
+		}
+		p.done <- cmd.Wait()
+	}()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	select {
+	case a := <-addr:
+		p.url = "http://" + a
+	case <-time.After(20 * time.Second):
+		t.Fatalf("broker did not start:\n%s", p.logs)
+	}
+	return p
+}
+
+// SIGTERM drains: readiness goes down, subscriber responses end cleanly,
+// an in-flight publish is finished and acknowledged, and the process exits
+// 0 within the shutdown bound.
+func TestGracefulShutdown(t *testing.T) {
+	p := startBroker(t)
+
+	res, err := http.Get(p.url + "/v1/streams/s/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := sse.NewDecoder(res.Body)
+
+	// An in-flight publish: headers and half the body sent before SIGTERM.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(p.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /v1/streams/s/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello")
+	time.Sleep(100 * time.Millisecond) // let the server start the handler
+
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// The subscriber's response ends cleanly (a complete chunked body).
+	ended := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := dec.Next(); err != nil {
+				ended <- err
+				return
+			}
+		}
+	}()
+	select {
+	case err := <-ended:
+		if !errors.Is(err, io.EOF) {
+			t.Fatalf("subscriber response ended with %v, want a clean end", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("subscriber response did not end on SIGTERM")
+	}
+
+	// The rest of the in-flight publish arrives and is acknowledged.
+	fmt.Fprintf(conn, "world")
+	ack, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("in-flight publish: %v\n%s", err, p.logs)
+	}
+	if ack.StatusCode != http.StatusCreated {
+		t.Fatalf("in-flight publish answered %d", ack.StatusCode)
+	}
+
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Fatalf("broker exited with %v\n%s", err, p.logs)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("broker did not exit\n%s", p.logs)
+	}
+	if !strings.Contains(p.logs.String(), `"broker stopped"`) {
+		t.Fatalf("no stop line in the log:\n%s", p.logs)
+	}
+	// New connections are refused once it stopped.
+	if _, err := http.Get(p.url + "/healthz"); err == nil {
+		t.Fatal("broker still answers after exit")
+	}
+}

@@ -45,6 +45,9 @@ func main() {
 
 // run is main without the process: it returns the exit code.
 func run(args, environ []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "healthcheck" {
+		return healthcheck(args[1:], stderr)
+	}
 	cfg, warnings, err := config.Load(args, environ)
 	if errors.Is(err, flag.ErrHelp) {
 		config.Usage(stdout, "broker")
@@ -110,6 +113,7 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 		MaxAge:     cfg.History.MaxAge,
 		IdleTTL:    cfg.Streams.IdleTTL,
 		MaxStreams: cfg.Streams.Max,
+		Logger:     log,
 	}, hub)
 	defer func() {
 		if err := store.Close(); err != nil {
@@ -169,4 +173,26 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	}
 	log.Info().Msg("broker stopped")
 	return nil
+}
+
+// healthcheck asks a running broker's /readyz and exits 0 when it is
+// ready. It exists for container health checks: the image has no shell,
+// curl or wget.
+func healthcheck(args []string, stderr io.Writer) int {
+	url := "http://127.0.0.1:8080/readyz"
+	if len(args) > 0 {
+		url = args[0]
+	}
+	client := &http.Client{Timeout: 3 * time.Second}
+	res, err := client.Get(url)
+	if err != nil {
+		fmt.Fprintln(stderr, "healthcheck:", err)
+		return 1
+	}
+	_ = res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		fmt.Fprintln(stderr, "healthcheck:", url, "answered", res.Status)
+		return 1
+	}
+	return 0
 }

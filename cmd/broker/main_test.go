@@ -110,6 +110,9 @@ func startBroker(t *testing.T, args ...string) *brokerProcess {
 func TestGracefulShutdown(t *testing.T) {
 	p := startBroker(t)
 
+	if code := run([]string{"healthcheck", p.url + "/readyz"}, nil, io.Discard, io.Discard); code != 0 {
+		t.Fatalf("healthcheck of a running broker: exit %d", code)
+	}
 	res, err := http.Get(p.url + "/v1/streams/s/events")
 	if err != nil {
 		t.Fatal(err)
@@ -164,6 +167,9 @@ func TestGracefulShutdown(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatalf("broker did not exit\n%s", p.logs)
+	}
+	if code := run([]string{"healthcheck", p.url + "/readyz"}, nil, io.Discard, io.Discard); code != 1 {
+		t.Fatalf("healthcheck of a stopped broker: exit %d", code)
 	}
 	if !strings.Contains(p.logs.String(), `"broker stopped"`) {
 		t.Fatalf("no stop line in the log:\n%s", p.logs)

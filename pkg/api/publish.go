@@ -35,7 +35,6 @@ func (s *Server) createStream(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	hlog.FromRequest(r).Info().Str("stream", stream).Msg("stream created")
 	eventsURL := "/v1/streams/" + stream + "/events"
 	w.Header().Set("Location", "/v1/streams/"+stream)
 	writeJSON(w, http.StatusCreated, map[string]string{"stream": stream, "events_url": eventsURL})

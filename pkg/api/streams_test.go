@@ -256,3 +256,20 @@ func TestDemo(t *testing.T) {
 		}
 	}
 }
+
+// Stream ids are checked after percent-decoding: %41 is "A".
+func TestStreamIDPercentDecoded(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	status, _, body := b.Do(t, "POST", "/v1/streams/%41b~c/messages", nil, "x")
+	if status != http.StatusCreated || !strings.Contains(body, `"stream":"Ab~c"`) {
+		t.Fatalf("publish to %%41b~c: %d %s", status, body)
+	}
+	if status, _, body := b.Do(t, "GET", "/v1/streams/Ab~c", nil, ""); status != 200 {
+		t.Fatalf("info of the decoded id: %d %s", status, body)
+	}
+	// Closing a stream that does not exist yet creates it closed, like a
+	// publish creates it open.
+	if status, _, body := b.Do(t, "POST", "/v1/streams/fresh/close", nil, ""); status != 200 {
+		t.Fatalf("close of a new stream: %d %s", status, body)
+	}
+}

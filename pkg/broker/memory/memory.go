@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/sse-broker/broker/pkg/broker"
 )
 
@@ -21,6 +23,8 @@ type Options struct {
 	MaxAge     time.Duration // retained events are younger than this
 	IdleTTL    time.Duration // streams idle longer than this are deleted
 	MaxStreams int           // streams held at once
+	// Logger gets one line per stream lifecycle event (created, expired).
+	Logger zerolog.Logger
 }
 
 // Store is the in-memory store. Lock order: Store.mu, then stream.mu, then
@@ -125,6 +129,7 @@ func (s *Store) create(name string) (*stream, error) {
 	now := time.Now()
 	st := &stream{createdAt: now, lastPublish: now}
 	s.streams[name] = st
+	s.opts.Logger.Info().Str("stream", name).Msg("stream created")
 	return st, nil
 }
 
@@ -415,5 +420,6 @@ func (s *Store) expire(name string, now time.Time) {
 	defer st.mu.Unlock()
 	if s.idle(name, st, now) {
 		s.remove(name, st)
+		s.opts.Logger.Info().Str("stream", name).Dur("idle", now.Sub(st.lastPublish)).Msg("stream expired")
 	}
 }

@@ -236,3 +236,27 @@ func TestDeliverAndDrainDoNotAllocate(t *testing.T) {
 		t.Fatalf("%v allocations per delivered frame", allocs)
 	}
 }
+
+// A subscriber cut off as slow leaves no empty entry behind once its
+// handler ends; a deleted stream's subscribers can still unregister.
+func TestHubForgetsEmptyStreams(t *testing.T) {
+	h := NewHub(10, 1)
+	sub, _ := h.Register("s")
+	h.Deliver(frame("s", 1))
+	h.Deliver(frame("s", 2)) // over the bound: removed by Deliver
+	(&Subscription{sub: sub}).Close()
+	if len(h.streams) != 0 {
+		t.Fatalf("%d entries left", len(h.streams))
+	}
+	a, _ := h.Register("t")
+	h.End("t")
+	b, _ := h.Register("t") // a new entry for the same stream
+	(&Subscription{sub: a}).Close()
+	if h.Subscribers("t") != 1 || h.Count() != 1 {
+		t.Fatalf("closing an ended subscriber touched the new entry: %d, count %d", h.Subscribers("t"), h.Count())
+	}
+	(&Subscription{sub: b}).Close()
+	if len(h.streams) != 0 || h.Count() != 0 {
+		t.Fatalf("entries %d, count %d", len(h.streams), h.Count())
+	}
+}

@@ -58,29 +58,30 @@ func (h *Hub) Register(stream string) (*Subscriber, error) {
 		h.streams[stream] = hs
 	}
 	hs.mu.Lock()
-	s.index = len(hs.subs)
+	s.hs, s.index = hs, len(hs.subs)
 	hs.subs = append(hs.subs, s)
 	hs.mu.Unlock()
 	h.mu.Unlock()
 	return s, nil
 }
 
-// unregister removes s if it is still registered. Idempotent.
+// unregister removes s if it is still registered, and drops its stream's
+// entry once it is empty. Idempotent. It locks the hubStream s was
+// registered on (not whatever the map holds now), because that is the lock
+// that guards s.index.
 func (h *Hub) unregister(s *Subscriber) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	hs := h.streams[s.stream]
-	if hs == nil {
-		return
-	}
+	hs := s.hs
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
-	if s.index < 0 {
-		return
+	if s.index >= 0 {
+		hs.remove(s)
+		h.subscribers.Add(-1)
 	}
-	hs.remove(s)
-	h.subscribers.Add(-1)
-	if len(hs.subs) == 0 {
+	// Deliver removes slow subscribers without h.mu, so an entry can be left
+	// empty; every subscriber ends with unregister, which tidies it.
+	if len(hs.subs) == 0 && h.streams[s.stream] == hs {
 		delete(h.streams, s.stream)
 	}
 }
@@ -191,7 +192,9 @@ type Subscriber struct {
 	hub    *Hub
 	stream string
 	limit  int
-	// index in hubStream.subs, -1 once removed; guarded by hubStream.mu.
+	// hs is the entry s was registered on; index is s's place in hs.subs,
+	// -1 once removed, guarded by hs.mu.
+	hs    *hubStream
 	index int
 
 	ready chan struct{} // capacity 1: "something changed"

@@ -39,13 +39,7 @@ func AppendEvent(dst []byte, id uint64, name, data string) []byte {
 	dst = append(dst, "id: "...)
 	dst = strconv.AppendUint(dst, id, 10)
 	dst = append(dst, '\n')
-	if name != "" && name != DefaultEventType {
-		dst = append(dst, "event: "...)
-		dst = append(dst, name...)
-		dst = append(dst, '\n')
-	}
-	dst = appendData(dst, data)
-	return append(dst, '\n')
+	return AppendUnnumberedEvent(dst, name, data)
 }
 
 // AppendUnnumberedEvent is AppendEvent without an "id:" field. The broker

@@ -112,18 +112,17 @@ func (s *Server) routes() http.Handler {
 	r.Get("/readyz", s.readyz)
 	r.Method(http.MethodGet, "/metrics", s.metrics.handler())
 
-	r.Route("/v1", func(r chi.Router) {
-		r.Post("/streams", s.createStream)
-		r.Route("/streams/{stream}", func(r chi.Router) {
-			r.Get("/", s.info)
-			r.Delete("/", s.deleteStream)
-			r.Post("/messages", s.publish)
-			r.Get("/messages", s.history)
-			r.Post("/close", s.closeStream)
-			r.Get("/events", s.subscribe)
-		})
-		r.Post("/demo/chat", s.demoChat)
-	})
+	// Flat routes, one router: a subscription's handler waits for hours on
+	// whatever stack its route took, and nested routers only deepen it.
+	const stream = "/v1/streams/{stream}"
+	r.Post("/v1/streams", s.createStream)
+	r.Get(stream, s.info)
+	r.Delete(stream, s.deleteStream)
+	r.Post(stream+"/messages", s.publish)
+	r.Get(stream+"/messages", s.history)
+	r.Post(stream+"/close", s.closeStream)
+	r.Get(stream+"/events", s.subscribe)
+	r.Post("/v1/demo/chat", s.demoChat)
 	r.Get("/", s.demoPage)
 	return r
 }

@@ -42,7 +42,6 @@ var errorMapping = []struct {
 	{broker.ErrTooManySubscribers, http.StatusServiceUnavailable, "too_many_subscribers", true},
 	{broker.ErrTooManyStreams, http.StatusServiceUnavailable, "too_many_streams", true},
 	{broker.ErrStoreUnavailable, http.StatusServiceUnavailable, "store_unavailable", true},
-	{broker.ErrShuttingDown, http.StatusServiceUnavailable, "store_unavailable", true},
 }
 
 type errorBody struct {

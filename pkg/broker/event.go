@@ -89,7 +89,6 @@ var (
 	ErrTooManyStreams     = errors.New("too many streams")
 	ErrTooManySubscribers = errors.New("too many subscribers")
 	ErrStoreUnavailable   = errors.New("store unavailable")
-	ErrShuttingDown       = errors.New("broker shutting down")
 )
 
 // ValidateStreamID checks the stream id rule: 1 to 128 characters of

@@ -108,7 +108,7 @@ func newLogger(cfg config.Config, out io.Writer) zerolog.Logger {
 // publishes finish, and the store closes last.
 func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	hub := broker.NewHub(cfg.Subscribers.Max, cfg.Subscribers.Queue)
-	store := memory.New(memory.Options{
+	store := memory.New(broker.StoreOptions{
 		MaxEvents:  cfg.History.MaxEvents,
 		MaxAge:     cfg.History.MaxAge,
 		IdleTTL:    cfg.Streams.IdleTTL,

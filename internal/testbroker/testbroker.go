@@ -60,7 +60,7 @@ func Start(t testing.TB, o Options) *Broker {
 		return v
 	}
 	hub := broker.NewHub(def(o.MaxSubscribers, 100000), def(o.Queue, 256))
-	store := memory.New(memory.Options{
+	store := memory.New(broker.StoreOptions{
 		MaxEvents:  def(o.MaxEvents, 1000),
 		MaxAge:     defDur(o.MaxAge, time.Hour),
 		IdleTTL:    defDur(o.IdleTTL, 24*time.Hour),

@@ -260,3 +260,20 @@ func TestHubForgetsEmptyStreams(t *testing.T) {
 		t.Fatalf("entries %d, count %d", len(h.streams), h.Count())
 	}
 }
+
+func TestHubEndAll(t *testing.T) {
+	h := NewHub(10, 8)
+	a, _ := h.Register("a")
+	b, _ := h.Register("b")
+	h.EndAll()
+	for _, sub := range []*Subscriber{a, b} {
+		s := &Subscription{sub: sub}
+		if reason, _ := s.Drain(func([]byte, int, time.Time) error { return nil }); reason != EndResync {
+			t.Fatalf("reason %v", reason)
+		}
+		s.Close()
+	}
+	if h.Count() != 0 || len(h.streams) != 0 {
+		t.Fatalf("count %d, entries %d", h.Count(), len(h.streams))
+	}
+}

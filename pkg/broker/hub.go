@@ -139,6 +139,24 @@ func (h *Hub) End(stream string) {
 	hs.subs = nil
 }
 
+// EndAll ends every subscription on this node with EndResync.
+func (h *Hub) EndAll() {
+	h.mu.Lock()
+	streams := h.streams
+	h.streams = make(map[string]*hubStream)
+	h.mu.Unlock()
+	for _, hs := range streams {
+		hs.mu.Lock()
+		for _, s := range hs.subs {
+			s.end(EndResync)
+			s.index = -1
+			h.subscribers.Add(-1)
+		}
+		hs.subs = nil
+		hs.mu.Unlock()
+	}
+}
+
 // Subscribers returns the number of subscriptions to stream.
 func (h *Hub) Subscribers(stream string) int {
 	h.mu.RLock()
@@ -170,6 +188,9 @@ const (
 	EndSlow
 	// EndDeleted: the stream was deleted or expired.
 	EndDeleted
+	// EndResync: this node may have missed events; the client must resume
+	// from history.
+	EndResync
 )
 
 func (r EndReason) String() string {
@@ -182,6 +203,8 @@ func (r EndReason) String() string {
 		return "slow"
 	case EndDeleted:
 		return "deleted"
+	case EndResync:
+		return "resync"
 	}
 	return fmt.Sprintf("EndReason(%d)", int(r))
 }

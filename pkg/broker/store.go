@@ -3,6 +3,8 @@ package broker
 import (
 	"context"
 	"time"
+
+	"github.com/rs/zerolog"
 )
 
 // Store keeps streams: it assigns event ids, holds bounded history and
@@ -80,6 +82,10 @@ type Fanout interface {
 	Deliver(f *Frame)
 	// End ends every subscription of a stream that was deleted or expired.
 	End(stream string)
+	// EndAll ends every subscription on this node, so that clients resume
+	// from history. A shared store calls it when it may have missed events
+	// (its event feed dropped): a resume is exact, a guess is not.
+	EndAll()
 	// Subscribers is the number of subscriptions to stream on this node;
 	// a store does not expire a stream that has any.
 	Subscribers(stream string) int
@@ -118,4 +124,14 @@ type StreamInfo struct {
 	Retained  int
 	Closed    bool
 	CreatedAt time.Time
+}
+
+// StoreOptions bound what a store holds; every store takes them.
+type StoreOptions struct {
+	MaxEvents  int           // retained events per stream
+	MaxAge     time.Duration // retained events are younger than this
+	IdleTTL    time.Duration // streams idle longer than this are deleted
+	MaxStreams int           // streams held at once
+	// Logger gets one line per stream lifecycle event (created, expired).
+	Logger zerolog.Logger
 }

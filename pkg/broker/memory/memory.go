@@ -12,25 +12,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/sse-broker/broker/pkg/broker"
 )
-
-// Options bound what the store holds.
-type Options struct {
-	MaxEvents  int           // retained events per stream
-	MaxAge     time.Duration // retained events are younger than this
-	IdleTTL    time.Duration // streams idle longer than this are deleted
-	MaxStreams int           // streams held at once
-	// Logger gets one line per stream lifecycle event (created, expired).
-	Logger zerolog.Logger
-}
 
 // Store is the in-memory store. Lock order: Store.mu, then stream.mu, then
 // the Fanout's locks.
 type Store struct {
-	opts Options
+	opts broker.StoreOptions
 	fan  broker.Fanout
 	ids  *broker.IDClock
 
@@ -69,7 +57,7 @@ type idemRef struct {
 
 // New returns a store that hands stored frames to fan, and starts its
 // janitor (age trimming and idle expiry), which Close stops.
-func New(opts Options, fan broker.Fanout) *Store {
+func New(opts broker.StoreOptions, fan broker.Fanout) *Store {
 	s := &Store{
 		opts:        opts,
 		fan:         fan,
@@ -86,7 +74,7 @@ func New(opts Options, fan broker.Fanout) *Store {
 // streams. Reads and publishes trim on their own, so the sweep only bounds
 // how long memory stays held; a quarter of the shorter bound, within
 // [50ms, 30s], keeps the overshoot small without busy work.
-func sweepInterval(o Options) time.Duration {
+func sweepInterval(o broker.StoreOptions) time.Duration {
 	return min(max(min(o.MaxAge, o.IdleTTL)/4, 50*time.Millisecond), 30*time.Second)
 }
 

@@ -10,7 +10,7 @@ import (
 	"github.com/sse-broker/broker/pkg/broker"
 )
 
-func newStore(t *testing.T, o Options) (*Store, *broker.Hub) {
+func newStore(t *testing.T, o broker.StoreOptions) (*Store, *broker.Hub) {
 	t.Helper()
 	if o.MaxEvents == 0 {
 		o.MaxEvents = 1000
@@ -58,7 +58,7 @@ func ids(rr broker.ReadResult) []uint64 {
 
 func TestAgeBound(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s, _ := newStore(t, Options{MaxAge: time.Minute})
+		s, _ := newStore(t, broker.StoreOptions{MaxAge: time.Minute})
 		a := pub(t, s, "s", "a")
 		time.Sleep(30 * time.Second)
 		b := pub(t, s, "s", "b")
@@ -84,7 +84,7 @@ func TestAgeBound(t *testing.T) {
 // The janitor frees aged events even when nobody reads or publishes.
 func TestJanitorTrimsAndExpires(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s, hub := newStore(t, Options{MaxAge: time.Minute, IdleTTL: time.Hour})
+		s, hub := newStore(t, broker.StoreOptions{MaxAge: time.Minute, IdleTTL: time.Hour})
 		pub(t, s, "idle", "x")
 		pub(t, s, "watched", "x")
 		if _, err := hub.Register("watched"); err != nil { // a subscriber keeps a stream alive
@@ -111,7 +111,7 @@ func TestJanitorTrimsAndExpires(t *testing.T) {
 
 func TestCountBoundAndStopIsKept(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s, _ := newStore(t, Options{MaxEvents: 3, MaxAge: time.Minute})
+		s, _ := newStore(t, broker.StoreOptions{MaxEvents: 3, MaxAge: time.Minute})
 		for range 10 {
 			pub(t, s, "s", "x")
 		}
@@ -137,7 +137,7 @@ func TestCountBoundAndStopIsKept(t *testing.T) {
 }
 
 func TestMaxStreams(t *testing.T) {
-	s, _ := newStore(t, Options{MaxStreams: 2})
+	s, _ := newStore(t, broker.StoreOptions{MaxStreams: 2})
 	pub(t, s, "a", "x")
 	if err := s.Create(context.Background(), "b"); err != nil {
 		t.Fatal(err)
@@ -156,7 +156,7 @@ func TestMaxStreams(t *testing.T) {
 }
 
 func TestIdempotencyForgottenWithHistory(t *testing.T) {
-	s, _ := newStore(t, Options{MaxEvents: 2})
+	s, _ := newStore(t, broker.StoreOptions{MaxEvents: 2})
 	ctx := context.Background()
 	msgs := []broker.Message{{Name: "m", Data: "x"}}
 	first, _ := s.Publish(ctx, "s", msgs, "k")
@@ -180,7 +180,7 @@ func TestIdempotencyForgottenWithHistory(t *testing.T) {
 
 // Read and Publish after Close fail with ErrStoreUnavailable.
 func TestClosedStore(t *testing.T) {
-	s, _ := newStore(t, Options{})
+	s, _ := newStore(t, broker.StoreOptions{})
 	_ = s.Close()
 	if _, err := s.Publish(context.Background(), "s", []broker.Message{{Name: "m"}}, ""); !errors.Is(err, broker.ErrStoreUnavailable) {
 		t.Fatalf("publish: %v", err)

@@ -25,7 +25,6 @@ import (
 	"github.com/sse-broker/broker/internal/config"
 	"github.com/sse-broker/broker/pkg/api"
 	"github.com/sse-broker/broker/pkg/broker"
-	"github.com/sse-broker/broker/pkg/broker/memory"
 )
 
 const (
@@ -78,8 +77,6 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 // broker never runs without the protection its configuration asks for.
 func unsupported(cfg config.Config) error {
 	switch {
-	case cfg.Store != "memory":
-		return fmt.Errorf("store: %q: only the embedded \"memory\" store is available in this build", cfg.Store)
 	case cfg.AuthEnabled():
 		return errors.New("auth.jwt: JWT authentication is not available in this build; refusing to run without it")
 	case len(cfg.CORS.AllowedOrigins) > 0:
@@ -108,13 +105,10 @@ func newLogger(cfg config.Config, out io.Writer) zerolog.Logger {
 // publishes finish, and the store closes last.
 func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	hub := broker.NewHub(cfg.Subscribers.Max, cfg.Subscribers.Queue)
-	store := memory.New(broker.StoreOptions{
-		MaxEvents:  cfg.History.MaxEvents,
-		MaxAge:     cfg.History.MaxAge,
-		IdleTTL:    cfg.Streams.IdleTTL,
-		MaxStreams: cfg.Streams.Max,
-		Logger:     log,
-	}, hub)
+	store, err := openStore(ctx, cfg, hub, log)
+	if err != nil {
+		return err
+	}
 	defer func() {
 		if err := store.Close(); err != nil {
 			log.Error().Err(err).Msg("closing the store")

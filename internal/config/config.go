@@ -31,6 +31,9 @@ type Config struct {
 
 	Listen string // listen
 	Store  string // store: "memory", "bolt:PATH" or "redis://HOST:PORT/DB"
+	Redis  struct {
+		AllowEviction bool // redis.allow_eviction
+	}
 
 	History struct {
 		MaxEvents int           // history.max_events

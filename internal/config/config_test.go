@@ -70,7 +70,7 @@ func TestDefault(t *testing.T) {
 		"sse.retry": "3s", "sse.heartbeat": "15s", "publish.max_body": "1MiB",
 		"auth.jwt.secret": "", "auth.jwt.public_key_file": "", "auth.jwt.algorithm": "HS256",
 		"tls.cert_file": "", "tls.key_file": "", "cors.allowed_origins": "",
-		"demo.enabled": "true", "limits.publish_rate": "0", "limits.subscribe_rate": "0",
+		"demo.enabled": "true", "redis.allow_eviction": "false", "limits.publish_rate": "0", "limits.subscribe_rate": "0",
 		"log.level": "info", "log.format": "",
 	}
 	fields := Fields()
@@ -216,6 +216,7 @@ func everyKeyCases(t *testing.T) []keyCase {
 				c.CORS.AllowedOrigins = []string{"https://a.example", "http://localhost:3000"}
 			}},
 		{key: "demo.enabled", text: "false", yaml: "false", want: func(c *Config) { c.Demo.Enabled = false }},
+		{key: "redis.allow_eviction", text: "true", yaml: "true", want: func(c *Config) { c.Redis.AllowEviction = true }},
 		{key: "limits.publish_rate", text: "2.5", yaml: "2.5", want: func(c *Config) { c.Limits.PublishRate = 2.5 }},
 		{key: "limits.subscribe_rate", text: "10", yaml: "10", want: func(c *Config) { c.Limits.SubscribeRate = 10 }},
 		{key: "log.level", text: "DEBUG", want: func(c *Config) { c.Log.Level = "debug" }},
@@ -401,6 +402,7 @@ func TestBadValues(t *testing.T) {
 		{key: "cors.allowed_origins", text: "https://*.example", inMsg: "wildcards"},
 		{key: "cors.allowed_origins", text: "*,https://a.example", yaml: `["*", "https://a.example"]`, inMsg: "use it alone"},
 		{key: "demo.enabled", text: "maybe"},
+		{key: "redis.allow_eviction", text: "perhaps"},
 		{key: "limits.publish_rate", text: "-1", yaml: "-1", inMsg: "-1 must be a number >= 0"},
 		{key: "limits.subscribe_rate", text: "fast"},
 		{key: "limits.subscribe_rate", text: "NaN", inMsg: "NaN must be"},

@@ -60,6 +60,18 @@ func (c *IDClock) Next() uint64 {
 	}
 }
 
+// Advance makes sure every later id is above id. A durable store calls it
+// with the highest id on disk when it opens, so ids go on above it even if
+// the wall clock stepped back meanwhile.
+func (c *IDClock) Advance(id uint64) {
+	for {
+		last := c.last.Load()
+		if last >= id || c.last.CompareAndSwap(last, id) {
+			return
+		}
+	}
+}
+
 // EpochFloor returns the first id of the epoch that t falls in.
 func EpochFloor(t time.Time) uint64 {
 	ms := t.UnixMilli() - idEpochBaseMillis

@@ -5,13 +5,17 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/broker ./cmd/broker
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/broker ./cmd/broker \
+ && mkdir -p /out/data
 
 # Run: distroless static (no shell, no package manager), as the non-root
 # user the image provides (uid 65532).
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/broker /broker
 COPY configs/ /configs/
+# /data belongs to the non-root user, so a volume mounted there (the bolt
+# store of docker-compose.single.yml) is writable.
+COPY --from=build --chown=nonroot:nonroot /out/data /data
 USER nonroot:nonroot
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --retries=3 CMD ["/broker", "healthcheck"]

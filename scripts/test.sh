@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # Runs every test of SSE Broker. On a fresh Debian machine it first installs
-# what the tests need (Chromium for the browser tests); Go must be on PATH.
+# what the tests need from Debian's packages: Chromium (browser tests),
+# redis-server (Redis store, several nodes), nginx (the shipped load
+# balancer config), docker-compose (to parse the compose files). Go must be
+# on PATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
+command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 if ((${#need[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -14,8 +20,15 @@ if ((${#need[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
 
-# The browser tests must not skip here: a missing browser is a failure.
-export SSEB_REQUIRE_BROWSER=1
+# Tests needing a real Chromium, redis-server or nginx must not skip here:
+# a missing one is a failure.
+export SSEB_REQUIRE_BROWSER=1 SSEB_REQUIRE_REDIS=1 SSEB_REQUIRE_NGINX=1
+export PATH="$PATH:/usr/sbin"
+
+echo "== compose files (parsed by docker-compose)"
+for f in docker-compose.yml docker-compose.single.yml; do
+  docker-compose -f "$f" config -q
+done
 
 echo "== gofmt / vet"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))

@@ -10,12 +10,12 @@ import (
 	"net"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/sse-broker/broker/internal/ssetest"
 	"github.com/sse-broker/broker/internal/testbroker"
 	"github.com/sse-broker/broker/pkg/sse"
 )
@@ -58,11 +58,15 @@ func TestReconnectStress(t *testing.T) {
 		})
 	}
 
-	received := make([][]uint64, subscribers)
+	received := make([]ssetest.Result, subscribers)
 	var subs sync.WaitGroup
-	for s := range subscribers {
+	for i := range subscribers {
 		subs.Go(func() {
-			received[s] = followWithRandomDrops(t, client, b.URL+"/v1/streams/stress/events", uint64(s))
+			f := &ssetest.Follower{Client: client, URLs: []string{b.URL + "/v1/streams/stress/events"}, Seed: uint64(i)}
+			var err error
+			if received[i], err = f.Run(context.Background()); err != nil {
+				t.Errorf("subscriber %d: %v", i, err)
+			}
 		})
 	}
 	pubs.Wait()
@@ -70,69 +74,13 @@ func TestReconnectStress(t *testing.T) {
 	subs.Wait()
 
 	slices.Sort(published)
-	for s, got := range received {
-		if !slices.Equal(got, published) {
-			t.Fatalf("subscriber %d received %d ids, published %d; first difference at %d",
-				s, len(got), len(published), firstDiff(got, published))
+	for i, got := range received {
+		if !slices.Equal(got.IDs, published) || len(got.Gaps) > 0 {
+			t.Fatalf("subscriber %d received %d ids (%d gaps) over %d connections, published %d; first difference at %d",
+				i, len(got.IDs), len(got.Gaps), got.Connections, len(published), firstDiff(got.IDs, published))
 		}
 	}
 	t.Logf("%d events, %d subscribers, every id exactly once and in order", len(published), subscribers)
-}
-
-// followWithRandomDrops reads a stream until stop, cutting its connection
-// at random points and resuming from the last id it saw.
-func followWithRandomDrops(t *testing.T, client *http.Client, url string, seed uint64) []uint64 {
-	rng := rand.New(rand.NewPCG(seed, 99))
-	var got []uint64
-	last := ""
-	for attempt := 0; ; attempt++ {
-		if attempt > 10000 {
-			t.Errorf("subscriber %d: too many reconnects", seed)
-			return got
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		target := url
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
-		if last != "" {
-			if rng.IntN(2) == 0 {
-				req.Header.Set("Last-Event-ID", last)
-			} else {
-				req, _ = http.NewRequestWithContext(ctx, http.MethodGet, target+"?lastEventId="+last, nil)
-			}
-		}
-		res, err := client.Do(req)
-		if err != nil {
-			cancel()
-			t.Errorf("subscriber %d: %v", seed, err)
-			return got
-		}
-		if res.StatusCode == http.StatusNoContent {
-			res.Body.Close()
-			cancel()
-			return got // resumed at stop: done
-		}
-		dec := sse.NewDecoder(res.Body)
-		budget := 1 + rng.IntN(400) // events to read before dropping the connection
-		for budget > 0 {
-			ev, err := dec.Next()
-			if err != nil {
-				break // the broker ended the response (stop) or it broke: resume
-			}
-			switch ev.Type {
-			case "gap":
-				t.Errorf("subscriber %d: unexpected gap %s", seed, ev.Data)
-			case "stop":
-				budget = 0
-			default:
-				id, _ := strconv.ParseUint(ev.ID, 10, 64)
-				got = append(got, id)
-				budget--
-			}
-			last = ev.ID
-		}
-		cancel() // an abrupt drop, mid-stream
-		res.Body.Close()
-	}
 }
 
 func firstDiff(a, b []uint64) int {

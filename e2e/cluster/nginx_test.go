@@ -1,0 +1,104 @@
+package cluster
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// startNginx runs the shipped deploy/nginx.conf through a real nginx,
+// with only the two upstream addresses and the listen port replaced, and
+// returns its base URL.
+func startNginx(t *testing.T, upstream1, upstream2 string) string {
+	t.Helper()
+	bin, err := exec.LookPath("nginx")
+	if err != nil {
+		if _, statErr := os.Stat("/usr/sbin/nginx"); statErr == nil {
+			bin, err = "/usr/sbin/nginx", nil
+		}
+	}
+	if err != nil {
+		if os.Getenv("SSEB_REQUIRE_NGINX") != "" {
+			t.Fatal("nginx is not installed and SSEB_REQUIRE_NGINX is set")
+		}
+		t.Skip("nginx is not installed (set SSEB_REQUIRE_NGINX to make this a failure)")
+	}
+	shipped, err := os.ReadFile(filepath.Join("..", "..", "deploy", "nginx.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	conf := string(shipped)
+	for _, r := range []struct{ old, new string }{
+		{"server broker1:8080 ", "server " + upstream1 + " "},
+		{"server broker2:8080 ", "server " + upstream2 + " "},
+		{"listen 8080;", fmt.Sprintf("listen 127.0.0.1:%d;", port)},
+	} {
+		if strings.Count(conf, r.old) != 1 {
+			t.Fatalf("deploy/nginx.conf changed shape: %q is expected exactly once", r.old)
+		}
+		conf = strings.Replace(conf, r.old, r.new, 1)
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-p", dir, "-c", path, "-e", "stderr",
+		"-g", fmt.Sprintf("daemon off; master_process on; pid %s/nginx.pid; error_log stderr warn;", dir))
+	// Logs go to a file, not a pipe: nginx's workers inherit the output, and
+	// a pipe would keep Wait waiting for them.
+	logFile, err := os.Create(filepath.Join(dir, "nginx.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// SIGTERM: the master stops its workers and exits.
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			_ = cmd.Process.Kill()
+		}
+	})
+	logs := func() string { b, _ := os.ReadFile(logFile.Name()); return string(b) }
+	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		res, err := http.Get(url + "/nginx-health")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return url
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nginx did not start: %v\n%s", err, logs())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}

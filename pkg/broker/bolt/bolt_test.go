@@ -1,0 +1,562 @@
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/rs/zerolog"
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/sse-broker/broker/pkg/broker"
+	"github.com/sse-broker/broker/pkg/broker/storetest"
+)
+
+func options(o broker.StoreOptions) broker.StoreOptions {
+	if o.MaxEvents == 0 {
+		o.MaxEvents = 1000
+	}
+	if o.MaxAge == 0 {
+		o.MaxAge = time.Hour
+	}
+	if o.IdleTTL == 0 {
+		o.IdleTTL = 24 * time.Hour
+	}
+	if o.MaxStreams == 0 {
+		o.MaxStreams = 1000
+	}
+	return o
+}
+
+// open opens the store at path; the test closes it.
+func open(t *testing.T, path string, o broker.StoreOptions, fan broker.Fanout) *Store {
+	t.Helper()
+	s, err := Open(path, options(o), fan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func newStore(t *testing.T, o broker.StoreOptions) (*Store, *storetest.Recorder) {
+	t.Helper()
+	fan := storetest.NewRecorder()
+	return open(t, filepath.Join(t.TempDir(), "broker.db"), o, fan), fan
+}
+
+func pub(t *testing.T, s broker.Store, stream string, data ...string) []uint64 {
+	t.Helper()
+	msgs := make([]broker.Message, len(data))
+	for i, d := range data {
+		msgs[i] = broker.Message{Name: broker.EventMessage, Data: d}
+	}
+	res, err := s.Publish(context.Background(), stream, msgs, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.IDs
+}
+
+func read(t *testing.T, s broker.Store, stream string, after uint64) broker.ReadResult {
+	t.Helper()
+	rr, err := s.Read(context.Background(), stream, after, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rr
+}
+
+func ids(rr broker.ReadResult) []uint64 {
+	out := make([]uint64, len(rr.Events))
+	for i, e := range rr.Events {
+		out[i] = e.ID
+	}
+	return out
+}
+
+// onDisk counts the events and idempotency keys of stream in the file.
+func onDisk(t *testing.T, s *Store, stream string) (events, keys int, exists bool) {
+	t.Helper()
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		sb := tx.Bucket(bucketStreams).Bucket([]byte(stream))
+		if sb == nil {
+			return nil
+		}
+		exists = true
+		events = sb.Bucket(bucketEvents).Stats().KeyN
+		keys = sb.Bucket(bucketIdem).Stats().KeyN
+		if n := sb.Bucket(bucketIdemOrder).Stats().KeyN; n != keys {
+			return fmt.Errorf("%d keys but %d in key order", keys, n)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return events, keys, exists
+}
+
+// Everything acknowledged is there after a restart: the same events with
+// the same ids, the same stream records, idempotency keys, closed
+// streams; new ids continue above the old ones and an old resume point
+// resumes exactly.
+func TestReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "broker.db")
+	ctx := context.Background()
+	o := broker.StoreOptions{MaxEvents: 5}
+	s1, err := Open(path, options(o), storetest.NewRecorder())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := pub(t, s1, "a", "1", "2", "3")
+	keyed, err := s1.Publish(ctx, "a", []broker.Message{{Name: "token", Data: "line 1\nline 2"}, {Name: broker.EventMessage, Data: ""}}, "key-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a = append(a, keyed.IDs...)
+	a = append(a, pub(t, s1, "a", "4", "5")...) // 7 published, 5 retained
+	pub(t, s1, "b", "x")
+	closed, err := s1.CloseStream(ctx, "b", "bye")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s1.Create(ctx, "empty"); err != nil {
+		t.Fatal(err)
+	}
+	before := map[string]broker.ReadResult{}
+	infos := map[string]broker.StreamInfo{}
+	for _, name := range []string{"a", "b", "empty"} {
+		before[name] = read(t, s1, name, 0)
+		if infos[name], err = s1.Info(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := ids(before["a"]); !slices.Equal(got, a[2:]) {
+		t.Fatalf("before the restart a holds %v, want %v", got, a[2:])
+	}
+	if err := s1.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s2 := open(t, path, o, storetest.NewRecorder())
+	if s2.Len() != 3 {
+		t.Fatalf("Len after reopen %d, want 3", s2.Len())
+	}
+	for name, want := range before {
+		got := read(t, s2, name, 0)
+		if got.Exists != want.Exists || got.Gap || got.FirstID != want.FirstID || got.LastID != want.LastID ||
+			got.Closed != want.Closed || got.StopID != want.StopID || len(got.Events) != len(want.Events) {
+			t.Fatalf("%s after reopen: %+v, before: %+v", name, got, want)
+		}
+		for i, e := range got.Events {
+			w := want.Events[i]
+			if e.ID != w.ID || e.Name != w.Name || e.Data != w.Data || !e.Time.Equal(w.Time) || !bytes.Equal(e.Wire, w.Wire) {
+				t.Fatalf("%s event %d after reopen: %+v, before: %+v", name, i, e, w)
+			}
+		}
+		info, err := s2.Info(ctx, name)
+		if err != nil || !info.CreatedAt.Equal(infos[name].CreatedAt) {
+			t.Fatalf("%s info after reopen %+v %v, before %+v", name, info, err, infos[name])
+		}
+		info.CreatedAt = infos[name].CreatedAt
+		if info != infos[name] {
+			t.Fatalf("%s info after reopen %+v, before %+v", name, info, infos[name])
+		}
+	}
+	// Resume with an old id: exactly the rest, no gap, no duplicate; the
+	// newest evicted id is no gap either, an older one is.
+	if rr := read(t, s2, "a", a[4]); rr.Gap || !slices.Equal(ids(rr), a[5:]) {
+		t.Fatalf("resume at %d: gap %v %v, want %v", a[4], rr.Gap, ids(rr), a[5:])
+	}
+	if rr := read(t, s2, "a", a[1]); rr.Gap || !slices.Equal(ids(rr), a[2:]) {
+		t.Fatalf("resume at the newest evicted id: gap %v %v", rr.Gap, ids(rr))
+	}
+	if rr := read(t, s2, "a", a[0]); !rr.Gap {
+		t.Fatal("resume before evicted events: no gap")
+	}
+	// The key is still honoured.
+	again, err := s2.Publish(ctx, "a", []broker.Message{{Name: "token", Data: "other"}}, "key-1")
+	if err != nil || !again.Replayed || !slices.Equal(again.IDs, keyed.IDs) {
+		t.Fatalf("idempotent repeat after reopen: %+v %v, first %v", again, err, keyed.IDs)
+	}
+	// New ids continue above every old one, on every stream.
+	fresh := pub(t, s2, "c", "new")
+	if fresh[0] <= closed.IDs[0] || fresh[0] <= a[len(a)-1] {
+		t.Fatalf("new id %d not above the old ones (%d, %d)", fresh[0], closed.IDs[0], a[len(a)-1])
+	}
+	next := pub(t, s2, "a", "6")
+	if rr := read(t, s2, "a", a[len(a)-1]); rr.Gap || !slices.Equal(ids(rr), next) {
+		t.Fatalf("resume at the last id before the restart: gap %v %v, want %v", rr.Gap, ids(rr), next)
+	}
+	// Closed stays closed.
+	if _, err := s2.Publish(ctx, "b", []broker.Message{{Name: "m"}}, ""); !errors.Is(err, broker.ErrStreamClosed) {
+		t.Fatalf("publish to a closed stream after reopen: %v", err)
+	}
+	if rr := read(t, s2, "b", closed.IDs[0]); rr.Gap || len(rr.Events) != 0 || !rr.Closed {
+		t.Fatalf("resume at stop after reopen: %+v", rr)
+	}
+}
+
+// A second store on the same file fails at once with a clear error
+// instead of waiting for the lock forever.
+func TestSecondOpenFails(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "broker.db")
+	open(t, path, broker.StoreOptions{}, storetest.NewRecorder())
+	start := time.Now()
+	s, err := Open(path, options(broker.StoreOptions{}), storetest.NewRecorder())
+	if err == nil {
+		_ = s.Close()
+		t.Fatal("a second Open of a file in use succeeded")
+	}
+	if !strings.Contains(err.Error(), "locked by another process") {
+		t.Fatalf("error %q does not say the file is locked", err)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Fatalf("second Open took %v", d)
+	}
+}
+
+// A publish whose context ended before the committer took it stores
+// nothing and reports the context's error.
+func TestCancelledPublish(t *testing.T) {
+	s, fan := newStore(t, broker.StoreOptions{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	msgs := []broker.Message{{Name: broker.EventMessage, Data: "x"}}
+	if _, err := s.Publish(ctx, "s", msgs, ""); !errors.Is(err, context.Canceled) {
+		t.Fatalf("publish with a cancelled context: %v", err)
+	}
+	if _, err := s.CloseStream(ctx, "s", ""); !errors.Is(err, context.Canceled) {
+		t.Fatalf("close with a cancelled context: %v", err)
+	}
+	if err := s.Create(ctx, "s"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("create with a cancelled context: %v", err)
+	}
+	if _, err := s.Info(context.Background(), "s"); !errors.Is(err, broker.ErrStreamNotFound) {
+		t.Fatalf("the cancelled publish created the stream: %v", err)
+	}
+	old := pub(t, s, "s", "kept")
+	if _, err := s.Publish(ctx, "s", msgs, "k"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("publish with a cancelled context: %v", err)
+	}
+	if rr := read(t, s, "s", 0); !slices.Equal(ids(rr), old) {
+		t.Fatalf("stored %v, want only %v", ids(rr), old)
+	}
+	if got := fan.IDs("s"); !slices.Equal(got, old) {
+		t.Fatalf("delivered %v", got)
+	}
+	if _, keys, _ := onDisk(t, s, "s"); keys != 0 {
+		t.Fatal("the cancelled publish stored its key")
+	}
+}
+
+// After Close every call fails with ErrStoreUnavailable.
+func TestClosedStore(t *testing.T) {
+	s, _ := newStore(t, broker.StoreOptions{})
+	pub(t, s, "s", "x")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	ctx := context.Background()
+	msgs := []broker.Message{{Name: broker.EventMessage, Data: "x"}}
+	checks := map[string]error{}
+	_, checks["publish"] = s.Publish(ctx, "s", msgs, "")
+	_, checks["close"] = s.CloseStream(ctx, "s", "")
+	_, checks["read"] = s.Read(ctx, "s", 0, 0)
+	_, checks["info"] = s.Info(ctx, "s")
+	checks["create"] = s.Create(ctx, "t")
+	checks["delete"] = s.Delete(ctx, "s")
+	checks["ping"] = s.Ping(ctx)
+	for name, err := range checks {
+		if !errors.Is(err, broker.ErrStoreUnavailable) {
+			t.Errorf("%s after Close: %v", name, err)
+		}
+	}
+}
+
+// blockingFan blocks the committer in its first Deliver until release is
+// closed.
+type blockingFan struct {
+	*storetest.Recorder
+	once    sync.Once
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (f *blockingFan) Deliver(fr *broker.Frame) {
+	f.once.Do(func() {
+		close(f.entered)
+		<-f.release
+	})
+	f.Recorder.Deliver(fr)
+}
+
+// Publishes that arrive while a transaction is in flight share the next
+// commit (n publishes, 2 commits), and a request that fails in a batch
+// (here: publishes to a closed stream) does not fail the others.
+func TestGroupCommit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fan := &blockingFan{Recorder: storetest.NewRecorder(), entered: make(chan struct{}), release: make(chan struct{})}
+		s := open(t, filepath.Join(t.TempDir(), "broker.db"), broker.StoreOptions{}, fan)
+		ctx := context.Background()
+		const n = 50
+		results := make([]broker.PublishResult, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		wg.Go(func() { results[0], errs[0] = s.CloseStream(ctx, "closed", "") })
+		<-fan.entered // the committer is busy with the close
+		stream := func(i int) string {
+			if i%5 == 0 {
+				return "closed"
+			}
+			return fmt.Sprint("s", i%4)
+		}
+		for i := 1; i < n; i++ {
+			wg.Go(func() {
+				results[i], errs[i] = s.Publish(ctx, stream(i), []broker.Message{{Name: broker.EventMessage, Data: fmt.Sprint(i)}}, "")
+			})
+		}
+		synctest.Wait() // every publisher waits for the committer
+		close(fan.release)
+		wg.Wait()
+		if c := s.commits.Load(); c != 2 {
+			t.Fatalf("%d requests took %d commits, want 2", n, c)
+		}
+		seen := map[uint64]bool{}
+		for i := range n {
+			if i > 0 && stream(i) == "closed" {
+				if !errors.Is(errs[i], broker.ErrStreamClosed) {
+					t.Fatalf("publish %d to the closed stream: %v", i, errs[i])
+				}
+				continue
+			}
+			if errs[i] != nil || len(results[i].IDs) != 1 || seen[results[i].IDs[0]] {
+				t.Fatalf("request %d answered %+v %v", i, results[i], errs[i])
+			}
+			seen[results[i].IDs[0]] = true
+		}
+		for i := range 4 {
+			stream := fmt.Sprint("s", i)
+			rr := read(t, s, stream, 0)
+			if len(rr.Events) == 0 || !slices.IsSorted(ids(rr)) || !slices.Equal(fan.IDs(stream), ids(rr)) {
+				t.Fatalf("%s: stored %v, delivered %v", stream, ids(rr), fan.IDs(stream))
+			}
+		}
+		if rr := read(t, s, "closed", 0); len(rr.Events) != 1 || !rr.Closed {
+			t.Fatalf("closed stream: %+v", rr)
+		}
+	})
+}
+
+func TestAgeBound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s, _ := newStore(t, broker.StoreOptions{MaxAge: time.Minute})
+		a := pub(t, s, "s", "a")[0]
+		time.Sleep(30 * time.Second)
+		b := pub(t, s, "s", "b")[0]
+		time.Sleep(31 * time.Second) // a is older than a minute
+		if rr := read(t, s, "s", 0); len(rr.Events) != 1 || rr.Events[0].ID != b || rr.FirstID != b {
+			t.Fatalf("after a aged out: %v", ids(rr))
+		}
+		if info, err := s.Info(context.Background(), "s"); err != nil || info.Retained != 1 || info.FirstID != b {
+			t.Fatalf("info after a aged out: %+v %v", info, err)
+		}
+		// Resuming at a lost nothing: a itself aged out, b is there.
+		if rr := read(t, s, "s", a); rr.Gap || len(rr.Events) != 1 {
+			t.Fatalf("resume at a: gap %v, %v", rr.Gap, ids(rr))
+		}
+		time.Sleep(time.Minute)
+		rr := read(t, s, "s", a)
+		if !rr.Gap || len(rr.Events) != 0 || rr.FirstID != 0 || rr.LastID != b {
+			t.Fatalf("resume at a after b aged out: %+v", rr)
+		}
+		if rr := read(t, s, "s", b); rr.Gap {
+			t.Fatal("resume at the last id reported a gap although nothing after it was lost")
+		}
+	})
+}
+
+// The janitor trims aged events on disk and expires idle streams (not
+// one with a subscriber), ends their subscriptions and logs it.
+func TestJanitorTrimsAndExpires(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var logs syncBuffer
+		fan := storetest.NewRecorder()
+		s := open(t, filepath.Join(t.TempDir(), "broker.db"),
+			broker.StoreOptions{MaxAge: time.Minute, IdleTTL: time.Hour, Logger: zerolog.New(&logs)}, fan)
+		if _, err := s.Publish(context.Background(), "idle", []broker.Message{{Name: "m", Data: "x"}}, "key"); err != nil {
+			t.Fatal(err)
+		}
+		pub(t, s, "watched", "x")
+		fan.SetSubscribers("watched", 1)
+		time.Sleep(2 * time.Minute)
+		synctest.Wait()
+		if events, keys, _ := onDisk(t, s, "idle"); events != 0 || keys != 0 {
+			t.Fatalf("janitor left %d aged events and %d keys on disk", events, keys)
+		}
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		if _, err := s.Info(context.Background(), "idle"); !errors.Is(err, broker.ErrStreamNotFound) {
+			t.Fatalf("idle stream not expired: %v", err)
+		}
+		if _, _, exists := onDisk(t, s, "idle"); exists {
+			t.Fatal("idle stream still on disk")
+		}
+		if !fan.Ended("idle") {
+			t.Fatal("expiry did not end the stream's subscriptions")
+		}
+		if !strings.Contains(logs.String(), `"stream":"idle"`) || !strings.Contains(logs.String(), "stream expired") {
+			t.Fatalf("no expiry line in the log:\n%s", logs.String())
+		}
+		if _, err := s.Info(context.Background(), "watched"); err != nil {
+			t.Fatalf("stream with a subscriber expired: %v", err)
+		}
+		if s.Len() != 1 {
+			t.Fatalf("Len %d, want 1", s.Len())
+		}
+	})
+}
+
+func TestCountBoundAndStopIsKept(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s, _ := newStore(t, broker.StoreOptions{MaxEvents: 3, MaxAge: time.Minute})
+		for range 10 {
+			pub(t, s, "s", "x")
+		}
+		if rr := read(t, s, "s", 0); len(rr.Events) != 3 {
+			t.Fatalf("retained %d, want 3", len(rr.Events))
+		}
+		if events, _, _ := onDisk(t, s, "s"); events != 3 {
+			t.Fatalf("%d events on disk, want 3", events)
+		}
+		res, err := s.CloseStream(context.Background(), "s", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Hour)
+		synctest.Wait()
+		rr := read(t, s, "s", 0)
+		if len(rr.Events) != 1 || rr.Events[0].ID != res.IDs[0] || rr.Events[0].Name != broker.EventStop || !rr.Closed {
+			t.Fatalf("closed stream after its events aged out: %+v", rr)
+		}
+		if events, _, _ := onDisk(t, s, "s"); events != 1 {
+			t.Fatalf("%d events on disk, want the stop event alone", events)
+		}
+		if _, err := s.Publish(context.Background(), "s", []broker.Message{{Name: "m"}}, ""); !errors.Is(err, broker.ErrStreamClosed) {
+			t.Fatalf("publish after close: %v", err)
+		}
+	})
+}
+
+func TestIdempotencyForgottenWithHistory(t *testing.T) {
+	s, _ := newStore(t, broker.StoreOptions{MaxEvents: 2})
+	ctx := context.Background()
+	msgs := []broker.Message{{Name: "m", Data: "x"}}
+	first, _ := s.Publish(ctx, "s", msgs, "k")
+	again, _ := s.Publish(ctx, "s", msgs, "k")
+	if !again.Replayed || again.IDs[0] != first.IDs[0] {
+		t.Fatalf("repeat: %+v", again)
+	}
+	pub(t, s, "s", "y")
+	pub(t, s, "s", "z")
+	later, _ := s.Publish(ctx, "s", msgs, "k")
+	if later.Replayed {
+		t.Fatal("key remembered after its event left the history")
+	}
+	if _, keys, _ := onDisk(t, s, "s"); keys != 1 {
+		t.Fatalf("%d keys on disk, want 1", keys)
+	}
+}
+
+// The file does not grow without bound: bbolt reuses the pages that
+// trimmed events and deleted streams free.
+func TestFileSizePlateaus(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "broker.db")
+	s := open(t, path, broker.StoreOptions{MaxEvents: 10, MaxStreams: 100000}, storetest.NewRecorder())
+	ctx := context.Background()
+	data := strings.Repeat("x", 1000)
+	const (
+		rounds    = 10
+		streams   = 20
+		workers   = 8
+		publishes = 10
+	)
+	sizes := make([]int64, rounds)
+	used := make([]int64, rounds) // pages in use up to the highest one, in bytes
+	for round := range rounds {
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Go(func() {
+				for i := w; i < streams; i += workers {
+					stream := fmt.Sprintf("r%d-s%d", round, i)
+					for range publishes {
+						msgs := []broker.Message{{Data: data}, {Data: data}, {Data: data}, {Data: data}, {Data: data}}
+						for j := range msgs {
+							msgs[j].Name = broker.EventMessage
+						}
+						if _, err := s.Publish(ctx, stream, msgs, ""); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if round > 0 { // the previous round's streams go
+			for i := range streams {
+				if err := s.Delete(ctx, fmt.Sprintf("r%d-s%d", round-1, i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sizes[round] = fi.Size()
+		if err := s.db.View(func(tx *bbolt.Tx) error { used[round] = tx.Size(); return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("file size per round: %v, high-water mark: %v (%d MB of event data written)", sizes, used, rounds*streams*publishes*5*len(data)>>20)
+	last := rounds - 1
+	if sizes[last] > sizes[2]*6/5 || used[last] > used[2]*6/5 {
+		t.Fatalf("file keeps growing: sizes %v, high-water mark %v", sizes, used)
+	}
+	// Far below what went through it: about 2 × 20 streams of 10
+	// retained 1 KB events are held at any time.
+	if written := int64(rounds * streams * publishes * 5 * len(data)); sizes[last] > written/2 {
+		t.Fatalf("file of %d bytes after %d bytes written", sizes[last], written)
+	}
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

@@ -12,3 +12,9 @@ func TestConformance(t *testing.T) {
 		return New(o, fan)
 	})
 }
+
+func BenchmarkPublish(b *testing.B) {
+	storetest.BenchmarkPublish(b, func(b *testing.B, o broker.StoreOptions, fan broker.Fanout) broker.Store {
+		return New(o, fan)
+	})
+}

@@ -28,8 +28,8 @@ func BenchmarkDeliveryTwoNodes(b *testing.B) {
 	const subscribers = 100
 	r := redistest.Start(b)
 	nodes := []*brokerproc.Process{
-		brokerproc.Start(b, "--store", r.URL, "--log-level", "warn"),
-		brokerproc.Start(b, "--store", r.URL, "--log-level", "warn"),
+		brokerproc.Start(b, "--store", r.URL),
+		brokerproc.Start(b, "--store", r.URL),
 	}
 	stream := "bench"
 	ctx, cancel := context.WithCancel(context.Background())

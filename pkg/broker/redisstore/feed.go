@@ -1,0 +1,224 @@
+package redisstore
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sse-broker/broker/pkg/broker"
+)
+
+// pingInterval is how often the feed pings Redis through its own
+// connection; a feed that hears nothing for pingInterval+timeout is dead.
+func (s *Store) pingInterval() time.Duration {
+	return min(max(s.timeout/2, 50*time.Millisecond), 5*time.Second)
+}
+
+// runFeed keeps this node subscribed to the feed channel until Close. up is
+// closed at the first subscription.
+func (s *Store) runFeed(up chan struct{}) {
+	defer s.wg.Done()
+	backoff := 50 * time.Millisecond
+	for !s.closed.Load() {
+		subscribed, err := s.feedOnce(up)
+		if s.closed.Load() {
+			return
+		}
+		if s.feedUp.Swap(false) {
+			s.log.Error().Err(err).Msg("redis event feed lost; local subscribers resume from history")
+			s.fan.EndAll()
+		} else {
+			s.log.Debug().Err(err).Msg("redis event feed not subscribed")
+		}
+		if subscribed {
+			backoff = 50 * time.Millisecond
+		}
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, time.Second)
+	}
+}
+
+// feedOnce subscribes, delivers until the subscription fails, and reports
+// whether it got as far as a confirmed subscription.
+func (s *Store) feedOnce(up chan struct{}) (bool, error) {
+	ps := s.rdb.Subscribe(s.ctx)
+	s.psMu.Lock()
+	if s.closed.Load() {
+		s.psMu.Unlock()
+		_ = ps.Close()
+		return false, errors.New("store closed")
+	}
+	s.ps = ps
+	s.psMu.Unlock()
+	defer func() {
+		s.psMu.Lock()
+		s.ps = nil
+		s.psMu.Unlock()
+		_ = ps.Close()
+	}()
+
+	ctx, cancel := s.opCtx()
+	err := ps.Subscribe(ctx, s.channel)
+	cancel()
+	if err != nil {
+		return false, err
+	}
+	msg, err := ps.ReceiveTimeout(s.ctx, s.timeout)
+	if err != nil {
+		return false, err
+	}
+	if sub, ok := msg.(*redis.Subscription); !ok || sub.Kind != "subscribe" {
+		return false, fmt.Errorf("unexpected first message %v", msg)
+	}
+	// From here on every PUBLISH reaches this node. Subscribers that read
+	// history before this point may have missed events: end them all so
+	// they resume. (No-op at start, when there are none.)
+	s.feedUp.Store(true)
+	s.fan.EndAll()
+	select {
+	case <-up:
+		s.log.Info().Msg("redis event feed subscribed again")
+	default:
+		close(up)
+		s.log.Debug().Str("channel", s.channel).Msg("redis event feed subscribed")
+	}
+	if s.closed.Load() {
+		return true, nil
+	}
+
+	stopPing := make(chan struct{})
+	defer close(stopPing)
+	every := s.pingInterval()
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopPing:
+				return
+			case <-t.C:
+				ctx, cancel := s.opCtx()
+				_ = ps.Ping(ctx) // a failure shows as a receive error or silence
+				cancel()
+			}
+		}
+	}()
+	for {
+		msg, err := ps.ReceiveTimeout(s.ctx, every+s.timeout)
+		if err != nil {
+			return true, err
+		}
+		switch m := msg.(type) {
+		case *redis.Message:
+			if err := s.handle(m.Payload); err != nil {
+				// A frame this node cannot read is a frame its subscribers
+				// miss: start over, which ends them.
+				return true, err
+			}
+		case *redis.Subscription:
+			// go-redis re-subscribed on its own after a broken connection:
+			// events may have been lost meanwhile.
+			return true, fmt.Errorf("the feed connection was re-established (%s)", m)
+		}
+	}
+}
+
+// handle decodes one feed message and hands it to this node's fan-out.
+func (s *Store) handle(p string) error {
+	if p == "" {
+		return errors.New("empty feed message")
+	}
+	switch p[0] {
+	case 'D':
+		s.fan.End(p[1:])
+		return nil
+	case 'F':
+	default:
+		return fmt.Errorf("unknown feed message kind %q", p[0])
+	}
+	stream, final, skip, events, err := decodeFrame(p, s.hub)
+	if err != nil {
+		return err
+	}
+	s.seen(events[len(events)-1].ID)
+	if !skip {
+		s.fan.Deliver(broker.EncodeFrame(stream, events, final))
+	}
+	return nil
+}
+
+// decodeFrame parses an "F" message:
+//
+//	F <final 0|1> <len>:<stream> { <entry id> ' ' <len>:<name> <len>:<data> }
+//
+// When hub has no subscriber of the stream it only walks the frame for its
+// last id and returns it as the one event (without name or data); the
+// caller delivers nothing then.
+func decodeFrame(p string, hub *broker.Hub) (stream string, final, skip bool, events []broker.Event, err error) {
+	bad := func(why string) (string, bool, bool, []broker.Event, error) {
+		return "", false, false, nil, fmt.Errorf("bad feed frame: %s", why)
+	}
+	if len(p) < 3 || (p[1] != '0' && p[1] != '1') {
+		return bad("header")
+	}
+	final = p[1] == '1'
+	rest := p[2:]
+	if stream, rest, err = lenPrefixed(rest); err != nil {
+		return bad("stream: " + err.Error())
+	}
+	skip = hub != nil && hub.Subscribers(stream) == 0
+	var lastID string
+	for rest != "" {
+		sp := strings.IndexByte(rest, ' ')
+		if sp < 0 {
+			return bad("id")
+		}
+		lastID = rest[:sp]
+		var name, data string
+		if name, rest, err = lenPrefixed(rest[sp+1:]); err != nil {
+			return bad("name: " + err.Error())
+		}
+		if data, rest, err = lenPrefixed(rest); err != nil {
+			return bad("data: " + err.Error())
+		}
+		if !skip {
+			id, err := parseRedisID(lastID)
+			if err != nil {
+				return bad(err.Error())
+			}
+			events = append(events, broker.Event{ID: id, Name: name, Data: data, Time: idTime(id)})
+		}
+	}
+	if lastID == "" {
+		return bad("no events")
+	}
+	if skip {
+		id, err := parseRedisID(lastID)
+		if err != nil {
+			return bad(err.Error())
+		}
+		events = []broker.Event{{ID: id}}
+	}
+	return stream, final, skip, events, nil
+}
+
+// lenPrefixed splits "<len>:<len bytes>rest".
+func lenPrefixed(p string) (string, string, error) {
+	colon := strings.IndexByte(p, ':')
+	if colon < 1 {
+		return "", "", errors.New("no length")
+	}
+	n, err := strconv.Atoi(p[:colon])
+	if err != nil || n < 0 || n > len(p)-colon-1 {
+		return "", "", errors.New("bad length")
+	}
+	return p[colon+1 : colon+1+n], p[colon+1+n:], nil
+}

@@ -1,0 +1,779 @@
+package redisstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/sse-broker/broker/internal/config"
+	"github.com/sse-broker/broker/internal/redistest"
+	"github.com/sse-broker/broker/pkg/broker"
+	"github.com/sse-broker/broker/pkg/broker/storetest"
+)
+
+func defaults(o broker.StoreOptions) broker.StoreOptions {
+	if o.MaxEvents == 0 {
+		o.MaxEvents = 1000
+	}
+	if o.MaxAge == 0 {
+		o.MaxAge = time.Hour
+	}
+	if o.IdleTTL == 0 {
+		o.IdleTTL = 24 * time.Hour
+	}
+	if o.MaxStreams == 0 {
+		o.MaxStreams = 1000
+	}
+	return o
+}
+
+func TestConformance(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client(t)
+	defer c.Close()
+	storetest.Run(t, func(t *testing.T, o broker.StoreOptions, fan broker.Fanout) broker.Store {
+		if err := c.FlushAll(context.Background()).Err(); err != nil {
+			t.Fatal(err)
+		}
+		s, err := New(context.Background(), Options{URL: srv.URL}, o, fan)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+// node is one broker node over a shared Redis.
+type node struct {
+	store  *Store
+	hub    *broker.Hub
+	broker *broker.Broker
+}
+
+func newNode(t *testing.T, url string, o broker.StoreOptions, timeout time.Duration) *node {
+	t.Helper()
+	hub := broker.NewHub(1000, 1000)
+	s, err := New(context.Background(), Options{URL: url, Timeout: timeout}, defaults(o), hub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return &node{store: s, hub: hub, broker: broker.New(s, hub)}
+}
+
+func msgs(data ...string) []broker.Message {
+	out := make([]broker.Message, len(data))
+	for i, d := range data {
+		out[i] = broker.Message{Name: broker.EventMessage, Data: d}
+	}
+	return out
+}
+
+func (n *node) publish(t *testing.T, stream string, data ...string) []uint64 {
+	t.Helper()
+	res, err := n.store.Publish(context.Background(), stream, msgs(data...), "")
+	if err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	return res.IDs
+}
+
+func (n *node) read(t *testing.T, stream string, after uint64) broker.ReadResult {
+	t.Helper()
+	rr, err := n.store.Read(context.Background(), stream, after, 0)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	return rr
+}
+
+func ids(events []broker.Event) []uint64 {
+	out := make([]uint64, len(events))
+	for i, e := range events {
+		out[i] = e.ID
+	}
+	return out
+}
+
+// collector drains a subscription in the background and records the ids
+// it would send and why it ended.
+type collector struct {
+	mu     sync.Mutex
+	ids    []uint64
+	reason broker.EndReason
+	done   chan struct{}
+}
+
+func collect(t *testing.T, n *node, stream string, after uint64) *collector {
+	t.Helper()
+	sub, err := n.broker.Subscribe(context.Background(), stream, after)
+	if err != nil {
+		t.Fatalf("subscribe: %v", err)
+	}
+	c := &collector{ids: ids(sub.Backlog), done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		defer sub.Close()
+		for {
+			<-sub.Ready()
+			reason, _ := sub.Drain(func(wire []byte, _ int, _ time.Time) error {
+				c.mu.Lock()
+				defer c.mu.Unlock()
+				for line := range strings.SplitSeq(string(wire), "\n") {
+					if v, ok := strings.CutPrefix(line, "id: "); ok {
+						id, _ := strconv.ParseUint(v, 10, 64)
+						c.ids = append(c.ids, id)
+					}
+				}
+				return nil
+			})
+			if reason != broker.EndNone {
+				c.mu.Lock()
+				c.reason = reason
+				c.mu.Unlock()
+				return
+			}
+		}
+	}()
+	return c
+}
+
+func (c *collector) waitIDs(t *testing.T, n int) []uint64 {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c.mu.Lock()
+		got := slices.Clone(c.ids)
+		c.mu.Unlock()
+		if len(got) >= n {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("subscriber got %d ids, want %d", len(got), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (c *collector) waitEnd(t *testing.T) broker.EndReason {
+	t.Helper()
+	select {
+	case <-c.done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("subscription did not end")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reason
+}
+
+func waitFor(t *testing.T, what string, limit time.Duration, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, limit)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Two nodes share streams: same ids in the same order on both, resume on
+// B with an id from A, idempotency keys across nodes, delete ends
+// subscribers everywhere.
+func TestTwoNodes(t *testing.T) {
+	srv := redistest.Start(t)
+	a := newNode(t, srv.URL, broker.StoreOptions{MaxEvents: 10000}, 0)
+	b := newNode(t, srv.URL, broker.StoreOptions{MaxEvents: 10000}, 0)
+	onA := collect(t, a, "s", 0)
+	onB := collect(t, b, "s", 0)
+
+	var (
+		mu        sync.Mutex
+		published []uint64
+		wg        sync.WaitGroup
+	)
+	for p := range 8 {
+		n := a
+		if p%2 == 1 {
+			n = b
+		}
+		wg.Go(func() {
+			for i := range 40 {
+				res, err := n.store.Publish(context.Background(), "s", msgs(fmt.Sprint(p, i), "x"), "")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				published = append(published, res.IDs...)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	slices.Sort(published)
+	gotA, gotB := onA.waitIDs(t, len(published)), onB.waitIDs(t, len(published))
+	if !slices.Equal(gotA, published) || !slices.Equal(gotB, published) {
+		t.Fatalf("subscribers differ from the published ids (%d on A, %d on B, %d published)", len(gotA), len(gotB), len(published))
+	}
+
+	// Resume on B with an id issued through A.
+	resA := a.publish(t, "s", "from A 1", "from A 2")
+	resB := b.publish(t, "s", "from B")
+	rr := b.read(t, "s", resA[0])
+	if rr.Gap || !slices.Equal(ids(rr.Events), []uint64{resA[1], resB[0]}) {
+		t.Fatalf("resume on B after A's id: gap %v ids %v", rr.Gap, ids(rr.Events))
+	}
+	late := collect(t, b, "s", resA[1])
+	if got := late.waitIDs(t, 1); !slices.Equal(got, resB) {
+		t.Fatalf("subscribe on B after A's id: %v", got)
+	}
+
+	// An Idempotency-Key used on A replays on B.
+	first, err := a.store.Publish(context.Background(), "s", msgs("once"), "key-1")
+	if err != nil || first.Replayed {
+		t.Fatal(first, err)
+	}
+	again, err := b.store.Publish(context.Background(), "s", msgs("once"), "key-1")
+	if err != nil || !again.Replayed || !slices.Equal(again.IDs, first.IDs) {
+		t.Fatalf("retry on B: %+v %v", again, err)
+	}
+
+	// Close on B: the stop event ends subscribers on both nodes.
+	stop, err := b.store.CloseStream(context.Background(), "s", "bye")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*collector{onA, onB, late} {
+		if r := c.waitEnd(t); r != broker.EndStopped {
+			t.Fatalf("after close: %v", r)
+		}
+		if got := c.waitIDs(t, 1); got[len(got)-1] != stop.IDs[0] {
+			t.Fatalf("last id %d, want the stop %d", got[len(got)-1], stop.IDs[0])
+		}
+	}
+
+	// Delete on A ends a subscriber on B.
+	b.publish(t, "d", "x")
+	onB2 := collect(t, b, "d", 0)
+	onB2.waitIDs(t, 1)
+	if err := a.store.Delete(context.Background(), "d"); err != nil {
+		t.Fatal(err)
+	}
+	if r := onB2.waitEnd(t); r != broker.EndDeleted {
+		t.Fatalf("after delete on A: %v", r)
+	}
+}
+
+// Subscribers join on both nodes, with resume points issued by either
+// node, while both nodes publish: each gets exactly the events after its
+// resume point, in order, up to the stop event.
+func TestResumeWhilePublishing(t *testing.T) {
+	srv := redistest.Start(t)
+	a := newNode(t, srv.URL, broker.StoreOptions{MaxEvents: 100000}, 0)
+	b := newNode(t, srv.URL, broker.StoreOptions{MaxEvents: 100000}, 0)
+	var (
+		mu        sync.Mutex
+		published []uint64
+		wg        sync.WaitGroup
+	)
+	for p, n := range []*node{a, b, a, b} {
+		wg.Go(func() {
+			for i := range 60 {
+				res, err := n.store.Publish(context.Background(), "s", msgs(fmt.Sprint(p, i), "x"), "")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				published = append(published, res.IDs...)
+				mu.Unlock()
+			}
+		})
+	}
+	type joined struct {
+		after uint64
+		c     *collector
+	}
+	var subs []joined
+	for i := range 24 {
+		time.Sleep(5 * time.Millisecond)
+		mu.Lock()
+		var after uint64
+		if len(published) > 0 && i%3 != 0 {
+			after = published[(i*7)%len(published)]
+		}
+		mu.Unlock()
+		n := a
+		if i%2 == 1 {
+			n = b
+		}
+		subs = append(subs, joined{after, collect(t, n, "s", after)})
+	}
+	wg.Wait()
+	stop, err := a.store.CloseStream(context.Background(), "s", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := append(slices.Sorted(slices.Values(published)), stop.IDs...)
+	for i, j := range subs {
+		if r := j.c.waitEnd(t); r != broker.EndStopped {
+			t.Fatalf("subscriber %d ended: %v", i, r)
+		}
+		want := all
+		if j.after > 0 {
+			k, _ := slices.BinarySearch(all, j.after)
+			want = all[k+1:]
+		}
+		if got := j.c.waitIDs(t, len(want)); !slices.Equal(got, want) {
+			t.Fatalf("subscriber %d after %d: got %d ids, want %d", i, j.after, len(got), len(want))
+		}
+	}
+}
+
+// Redis goes away and comes back (empty): publishes fail fast with
+// ErrStoreUnavailable, local subscribers are ended, and the same Store
+// serves again afterwards with ids above the old ones.
+func TestOutage(t *testing.T) {
+	srv := redistest.Start(t)
+	n := newNode(t, srv.URL, broker.StoreOptions{}, time.Second)
+	old := n.publish(t, "s", "before")
+	sub := collect(t, n, "s", 0)
+	sub.waitIDs(t, 1)
+
+	srv.Stop(t)
+	start := time.Now()
+	_, err := n.store.Publish(context.Background(), "s", msgs("during"), "")
+	if !errors.Is(err, broker.ErrStoreUnavailable) {
+		t.Fatalf("publish while redis is down: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("publish took %s with a 1s timeout", d)
+	}
+	if err := n.store.Ping(context.Background()); !errors.Is(err, broker.ErrStoreUnavailable) {
+		t.Fatalf("ping while redis is down: %v", err)
+	}
+	if _, err := n.store.Read(context.Background(), "s", 0, 0); !errors.Is(err, broker.ErrStoreUnavailable) {
+		t.Fatalf("read while redis is down: %v", err)
+	}
+	if r := sub.waitEnd(t); r != broker.EndResync {
+		t.Fatalf("subscriber after the feed dropped: %v", r)
+	}
+
+	srv.Restart(t)
+	waitFor(t, "ping after restart", 15*time.Second, func() bool { return n.store.Ping(context.Background()) == nil })
+	fresh := n.publish(t, "s", "after")
+	if fresh[0] <= old[0] {
+		t.Fatalf("id after restart %d not above %d", fresh[0], old[0])
+	}
+	rr := n.read(t, "s", old[0])
+	if !rr.Gap || !slices.Equal(ids(rr.Events), fresh) {
+		t.Fatalf("old resume point after restart: %+v", rr)
+	}
+	// Live delivery works again.
+	again := collect(t, n, "s", fresh[0])
+	more := n.publish(t, "s", "live")
+	if got := again.waitIDs(t, 1); !slices.Equal(got, more) {
+		t.Fatalf("live after restart: %v", got)
+	}
+}
+
+// A Redis that hangs (stopped process: connections open, no answers):
+// every operation still returns within the timeout, and the feed notices
+// the silence.
+func TestHungRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	n := newNode(t, srv.URL, broker.StoreOptions{}, 500*time.Millisecond)
+	n.publish(t, "s", "x")
+	sub := collect(t, n, "s", 0)
+	sub.waitIDs(t, 1)
+	c := srv.Client(t)
+	defer c.Close()
+	info, err := c.Info(context.Background(), "server").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := 0
+	for line := range strings.SplitSeq(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
+			pid, _ = strconv.Atoi(v)
+		}
+	}
+	if pid == 0 {
+		t.Fatal("no process_id in INFO server")
+	}
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	resume := func() {
+		if !resumed {
+			resumed = true
+			_ = syscall.Kill(pid, syscall.SIGCONT)
+		}
+	}
+	defer resume()
+
+	start := time.Now()
+	_, err = n.store.Publish(context.Background(), "s", msgs("y"), "")
+	if !errors.Is(err, broker.ErrStoreUnavailable) || time.Since(start) > 5*time.Second {
+		t.Fatalf("publish to a hung redis: %v after %s", err, time.Since(start))
+	}
+	start = time.Now()
+	if err := n.store.Ping(context.Background()); !errors.Is(err, broker.ErrStoreUnavailable) || time.Since(start) > 5*time.Second {
+		t.Fatalf("ping of a hung redis: %v after %s", err, time.Since(start))
+	}
+	if r := sub.waitEnd(t); r != broker.EndResync {
+		t.Fatalf("subscriber of a silent feed: %v", r)
+	}
+	resume()
+	waitFor(t, "ping after SIGCONT", 15*time.Second, func() bool { return n.store.Ping(context.Background()) == nil })
+	n.publish(t, "s", "z")
+}
+
+// A broker that starts while Redis is down starts anyway and serves once
+// Redis answers.
+func TestStartWithoutRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	srv.Stop(t)
+	start := time.Now()
+	n := newNode(t, srv.URL, broker.StoreOptions{}, 500*time.Millisecond)
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("New took %s", d)
+	}
+	if err := n.store.Ping(context.Background()); !errors.Is(err, broker.ErrStoreUnavailable) {
+		t.Fatalf("ping: %v", err)
+	}
+	if _, err := n.store.Publish(context.Background(), "s", msgs("x"), ""); !errors.Is(err, broker.ErrStoreUnavailable) {
+		t.Fatalf("publish: %v", err)
+	}
+	srv.Restart(t)
+	waitFor(t, "ping after redis started", 15*time.Second, func() bool { return n.store.Ping(context.Background()) == nil })
+	sub := collect(t, n, "s", 0)
+	got := n.publish(t, "s", "x")
+	if ids := sub.waitIDs(t, 1); !slices.Equal(ids, got) {
+		t.Fatalf("delivered %v, published %v", ids, got)
+	}
+}
+
+// The feed connection is killed while Redis stays up: subscribers are
+// ended so they resume, and the feed comes back by itself.
+func TestFeedDropEndsSubscribers(t *testing.T) {
+	srv := redistest.Start(t)
+	n := newNode(t, srv.URL, broker.StoreOptions{}, time.Second)
+	n.publish(t, "s", "x")
+	sub := collect(t, n, "s", 0)
+	sub.waitIDs(t, 1)
+	c := srv.Client(t)
+	defer c.Close()
+	if err := c.Do(context.Background(), "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if r := sub.waitEnd(t); r != broker.EndResync {
+		t.Fatalf("subscriber after the feed dropped: %v", r)
+	}
+	waitFor(t, "feed back", 10*time.Second, func() bool { return n.store.Ping(context.Background()) == nil })
+	again := collect(t, n, "s", 0)
+	again.waitIDs(t, 1)
+	more := n.publish(t, "s", "y")
+	if got := again.waitIDs(t, 2); got[1] != more[0] {
+		t.Fatalf("after the feed came back: %v", got)
+	}
+}
+
+// FLUSHALL under a running broker: ids keep increasing, old resume points
+// get a gap.
+func TestFlushAll(t *testing.T) {
+	srv := redistest.Start(t)
+	n := newNode(t, srv.URL, broker.StoreOptions{}, 0)
+	old := n.publish(t, "s", "a", "b")
+	c := srv.Client(t)
+	defer c.Close()
+	if err := c.FlushAll(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if rr := n.read(t, "s", old[1]); rr.Exists || !rr.Gap {
+		t.Fatalf("after flush: %+v", rr)
+	}
+	fresh := n.publish(t, "s", "c")
+	if fresh[0] <= old[1] {
+		t.Fatalf("id after flush %d not above %d", fresh[0], old[1])
+	}
+	for _, after := range old {
+		if rr := n.read(t, "s", after); !rr.Gap || !slices.Equal(ids(rr.Events), fresh) {
+			t.Fatalf("resume at %d after flush: %+v", after, rr)
+		}
+	}
+}
+
+// A stream deleted and published again at once never reuses an id, even
+// within one millisecond of Redis's clock.
+func TestDeleteAndRepublishAtOnce(t *testing.T) {
+	srv := redistest.Start(t)
+	a := newNode(t, srv.URL, broker.StoreOptions{}, 0)
+	b := newNode(t, srv.URL, broker.StoreOptions{}, 0)
+	var last uint64
+	for i := range 50 {
+		res := a.publish(t, "s", "x", "y", "z")
+		if res[0] <= last {
+			t.Fatalf("round %d: id %d not above %d", i, res[0], last)
+		}
+		last = res[2]
+		if err := a.store.Delete(context.Background(), "s"); err != nil {
+			t.Fatal(err)
+		}
+		// The other node has not necessarily seen these ids yet.
+		res = b.publish(t, "s", "w")
+		if res[0] <= last {
+			t.Fatalf("round %d on B: id %d not above %d", i, res[0], last)
+		}
+		last = res[0]
+		if err := b.store.Delete(context.Background(), "s"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestEvictionPolicy(t *testing.T) {
+	srv := redistest.Start(t, "--maxmemory-policy", "allkeys-lru")
+	_, err := New(context.Background(), Options{URL: srv.URL}, defaults(broker.StoreOptions{}), broker.NewHub(10, 10))
+	if err == nil || !strings.Contains(err.Error(), "maxmemory-policy") || !strings.Contains(err.Error(), "allkeys-lru") {
+		t.Fatalf("New with allkeys-lru: %v", err)
+	}
+	var logs syncBuffer
+	o := defaults(broker.StoreOptions{Logger: zerolog.New(&logs)})
+	s, err := New(context.Background(), Options{URL: srv.URL, AllowEviction: true}, o, broker.NewHub(10, 10))
+	if err != nil {
+		t.Fatalf("New with AllowEviction: %v", err)
+	}
+	defer s.Close()
+	if _, err := s.Publish(context.Background(), "s", msgs("x"), ""); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), `"level":"error"`) || !strings.Contains(logs.String(), "allkeys-lru") {
+		t.Fatalf("no error logged: %s", logs.String())
+	}
+}
+
+// A Redis that starts evicting later (here: reachable only after New) is
+// refused on connection: the store is not ready, and says why.
+func TestEvictionPolicyCheckedOnConnect(t *testing.T) {
+	srv := redistest.Start(t, "--maxmemory-policy", "volatile-lru")
+	srv.Stop(t)
+	n := newNode(t, srv.URL, broker.StoreOptions{}, 500*time.Millisecond)
+	srv.Restart(t)
+	time.Sleep(300 * time.Millisecond)
+	err := n.store.Ping(context.Background())
+	if !errors.Is(err, broker.ErrStoreUnavailable) || !strings.Contains(err.Error(), "maxmemory-policy") {
+		t.Fatalf("ping against an evicting redis: %v", err)
+	}
+}
+
+func TestAgeBound(t *testing.T) {
+	srv := redistest.Start(t)
+	n := newNode(t, srv.URL, broker.StoreOptions{MaxAge: 300 * time.Millisecond}, 0)
+	a := n.publish(t, "s", "a")
+	time.Sleep(200 * time.Millisecond)
+	b := n.publish(t, "s", "b")
+	waitFor(t, "a aged out", 5*time.Second, func() bool {
+		return len(n.read(t, "s", 0).Events) == 1
+	})
+	rr := n.read(t, "s", a[0])
+	if rr.Gap || !slices.Equal(ids(rr.Events), b) {
+		if len(rr.Events) == 0 {
+			t.Skip("b aged out too before the check (slow machine)")
+		}
+		t.Fatalf("resume at a after it aged out: gap %v %v", rr.Gap, ids(rr.Events))
+	}
+	waitFor(t, "b aged out", 5*time.Second, func() bool {
+		return len(n.read(t, "s", 0).Events) == 0
+	})
+	if rr := n.read(t, "s", a[0]); !rr.Gap || rr.FirstID != 0 || rr.LastID != b[0] {
+		t.Fatalf("resume at a after b aged out: %+v", rr)
+	}
+	if rr := n.read(t, "s", b[0]); rr.Gap {
+		t.Fatal("resume at the last id reported a gap")
+	}
+
+	// The stop event outlives the age bound.
+	n.publish(t, "c", "x")
+	stop, err := n.store.CloseStream(context.Background(), "c", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(700 * time.Millisecond)
+	rr = n.read(t, "c", 0)
+	if !rr.Closed || !slices.Equal(ids(rr.Events), stop.IDs) {
+		t.Fatalf("closed stream after the age bound: %+v", rr)
+	}
+
+	// The janitor trims without any read or publish.
+	n.publish(t, "j", "1", "2", "3")
+	c := srv.Client(t)
+	defer c.Close()
+	waitFor(t, "janitor trimmed j", 10*time.Second, func() bool {
+		return c.XLen(context.Background(), keysOf("j").x).Val() == 0
+	})
+}
+
+func TestIdleExpiry(t *testing.T) {
+	srv := redistest.Start(t)
+	var logs syncBuffer
+	o := broker.StoreOptions{IdleTTL: 400 * time.Millisecond, Logger: zerolog.New(&logs)}
+	a := newNode(t, srv.URL, o, 0)
+	b := newNode(t, srv.URL, o, 0)
+	a.publish(t, "idle", "x")
+	a.publish(t, "watched", "x")
+	sub := collect(t, b, "watched", 0) // a subscriber on the other node
+	sub.waitIDs(t, 1)
+	waitFor(t, "idle expired", 10*time.Second, func() bool {
+		_, err := a.store.Info(context.Background(), "idle")
+		return errors.Is(err, broker.ErrStreamNotFound)
+	})
+	time.Sleep(time.Second) // several TTLs
+	if _, err := a.store.Info(context.Background(), "watched"); err != nil {
+		t.Fatalf("stream with a subscriber expired: %v", err)
+	}
+	waitFor(t, "expiry logged and counted", 10*time.Second, func() bool {
+		return strings.Contains(logs.String(), "stream expired") && a.store.Len() == 1
+	})
+	// The subscriber leaves: the stream expires too.
+	b.hub.EndAll()
+	sub.waitEnd(t)
+	waitFor(t, "watched expired", 10*time.Second, func() bool {
+		_, err := a.store.Info(context.Background(), "watched")
+		return errors.Is(err, broker.ErrStreamNotFound)
+	})
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// Idempotency keys are forgotten with their events, so they are bounded.
+func TestIdempotencyKeysBounded(t *testing.T) {
+	srv := redistest.Start(t)
+	n := newNode(t, srv.URL, broker.StoreOptions{MaxEvents: 3}, 0)
+	ctx := context.Background()
+	for i := range 20 {
+		if _, err := n.store.Publish(ctx, "s", msgs("x"), fmt.Sprint("k", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := srv.Client(t)
+	defer c.Close()
+	k := keysOf("s")
+	if h, l := c.HLen(ctx, k.idem).Val(), c.LLen(ctx, k.order).Val(); h != 3 || l != 3 {
+		t.Fatalf("%d keys and %d order entries held, want 3", h, l)
+	}
+	if res, _ := n.store.Publish(ctx, "s", msgs("x"), "k0"); res.Replayed {
+		t.Fatal("key remembered after its event left history")
+	}
+	if res, _ := n.store.Publish(ctx, "s", msgs("x"), "k19"); !res.Replayed {
+		t.Fatal("retained key forgotten")
+	}
+}
+
+func TestClosedStore(t *testing.T) {
+	srv := redistest.Start(t)
+	n := newNode(t, srv.URL, broker.StoreOptions{}, 0)
+	_ = n.store.Close()
+	if _, err := n.store.Publish(context.Background(), "s", msgs("x"), ""); !errors.Is(err, broker.ErrStoreUnavailable) {
+		t.Fatalf("publish: %v", err)
+	}
+	if err := n.store.Ping(context.Background()); !errors.Is(err, broker.ErrStoreUnavailable) {
+		t.Fatalf("ping: %v", err)
+	}
+}
+
+func TestIDConversion(t *testing.T) {
+	for _, s := range []string{"1735689600000-0", "1735689600000-1", "1767225600123-8388607", "3934712855551-5"} {
+		id, err := parseRedisID(s)
+		if err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+		if back := redisID(id); back != s {
+			t.Fatalf("%s → %d → %s", s, id, back)
+		}
+	}
+	if id, _ := parseRedisID("1735689600001-3"); id != 1<<broker.SequenceBits|3 {
+		t.Fatalf("id %d", id)
+	}
+	for _, s := range []string{"1735689599999-0", "1735689600000-8388608", "x-1", "12", "3934712855552-0"} {
+		if _, err := parseRedisID(s); err == nil {
+			t.Fatalf("%s accepted", s)
+		}
+	}
+	// Ids follow the same clock as broker.IDClock.
+	now := time.Now()
+	ms := now.UnixMilli()
+	id, err := parseRedisID(fmt.Sprintf("%d-0", ms))
+	if err != nil || id != broker.EpochFloor(now) || !idTime(id).Equal(time.UnixMilli(ms)) {
+		t.Fatalf("id %d, floor %d, %v", id, broker.EpochFloor(now), err)
+	}
+}
+
+func TestFeedCodec(t *testing.T) {
+	p := "F1" + "3:a:b" + "1735689600001-0 7:message" + "4:x\ny:" + "1735689600001-1 4:stop" + "0:"
+	stream, final, skip, events, err := decodeFrame(p, nil)
+	if err != nil || stream != "a:b" || !final || skip || len(events) != 2 {
+		t.Fatalf("%q %v %+v %v", stream, final, events, err)
+	}
+	if events[0].Data != "x\ny:" || events[0].Name != "message" || events[1].Name != "stop" || events[1].Data != "" ||
+		events[1].ID != events[0].ID+1 {
+		t.Fatalf("%+v", events)
+	}
+	hub := broker.NewHub(1, 1)
+	if _, _, skip, events, err := decodeFrame(p, hub); err != nil || !skip || len(events) != 1 || events[0].ID != 1<<broker.SequenceBits|1 {
+		t.Fatalf("without subscribers: %v %+v %v", skip, events, err)
+	}
+	for _, bad := range []string{"F", "F2", "F05:ab", "F01:a", "F01:a1735689600001-0 7:messag", "F01:a1735689600001-0 1:m9:x"} {
+		if _, _, _, _, err := decodeFrame(bad, nil); err == nil {
+			t.Fatalf("%q accepted", bad)
+		}
+	}
+}
+
+// The URL forms config.ParseStore accepts mean the same to go-redis.
+func TestURLs(t *testing.T) {
+	for _, u := range []string{"redis://cache:6380/2", "redis://cache", "redis://cache:6379/", "redis://[::1]:6379/0", "redis://u:pw@cache:6379/1"} {
+		spec, err := config.ParseStore(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, err := redisOptions(u)
+		if err != nil {
+			t.Fatalf("%s: %v", u, err)
+		}
+		if o.Addr != spec.Addr || o.DB != spec.DB || o.Username != spec.Username || o.Password != spec.Password {
+			t.Fatalf("%s: go-redis %s/%d %s, config %+v", u, o.Addr, o.DB, o.Username, spec)
+		}
+	}
+	if _, err := New(context.Background(), Options{URL: "redis://u:secret@host:notaport/x"}, defaults(broker.StoreOptions{}), broker.NewHub(1, 1)); err == nil || strings.Contains(err.Error(), "secret") {
+		t.Fatalf("bad URL: %v", err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sse-broker/broker/internal/brokerproc"
 	"github.com/sse-broker/broker/pkg/broker"
 	"github.com/sse-broker/broker/pkg/sse"
 )
@@ -37,7 +39,7 @@ func TestCrashKeepsAcknowledgedEvents(t *testing.T) {
 	args := []string{"--store", "bolt:" + path}
 	acked := map[uint64]string{} // id → data, every acknowledged event so far
 	inFlightLost := 0            // publishes that got no answer: they may or may not be stored
-	p := startBroker(t, args...)
+	p := brokerproc.Start(t, args...)
 	for cycle := range cycles {
 		// Publish until perCycle acknowledgements, then kill -9 at once,
 		// with the other publishers' requests still in flight.
@@ -54,7 +56,7 @@ func TestCrashKeepsAcknowledgedEvents(t *testing.T) {
 				client := &http.Client{Timeout: 20 * time.Second}
 				for i := 0; acks.Load() < perCycle; i++ {
 					data := fmt.Sprintf("cycle %d publisher %d event %d", cycle, w, i)
-					id, status, err := crashPublish(client, p.url, stream, data)
+					id, status, err := crashPublish(client, p.URL, stream, data)
 					if err != nil || status != http.StatusCreated {
 						if acks.Load() < perCycle {
 							errMu.Lock()
@@ -68,28 +70,28 @@ func TestCrashKeepsAcknowledgedEvents(t *testing.T) {
 					acked[id] = data
 					mu.Unlock()
 					if acks.Add(1) == perCycle {
-						_ = p.cmd.Process.Kill() // SIGKILL right after the acknowledgement
+						_ = p.Signal(os.Kill) // SIGKILL right after the acknowledgement
 					}
 				}
 			})
 		}
 		wg.Wait()
 		if len(errs) > 0 {
-			t.Fatalf("cycle %d: %s\n%s", cycle, strings.Join(errs, "\n"), p.logs)
+			t.Fatalf("cycle %d: %s\n%s", cycle, strings.Join(errs, "\n"), p.Logs())
 		}
 		select {
-		case <-p.done:
+		case <-p.Done():
 		case <-time.After(20 * time.Second):
 			t.Fatal("the killed broker did not exit")
 		}
 		inFlightLost += int(lost.Load())
 
-		p = startBroker(t, args...)
+		p = brokerproc.Start(t, args...)
 		want := slices.Sorted(maps.Keys(acked))
 
 		// History: every acknowledged id, in order, with its data; anything
 		// else is one of the unanswered in-flight publishes.
-		served := crashHistory(t, p.url, stream)
+		served := crashHistory(t, p.URL, stream)
 		servedIDs := make([]uint64, len(served))
 		for i, e := range served {
 			servedIDs[i] = e.id
@@ -112,7 +114,7 @@ func TestCrashKeepsAcknowledgedEvents(t *testing.T) {
 		t.Logf("cycle %d: %d acknowledged events served after kill -9; %d publishes cut off by this kill; %d unacknowledged events stored in all", cycle, len(want), lost.Load(), extra)
 
 		// SSE from the start serves the same ids.
-		got := crashSubscribe(t, p.url, stream, "", len(servedIDs))
+		got := crashSubscribe(t, p.URL, stream, "", len(servedIDs))
 		if !slices.Equal(got, servedIDs) {
 			t.Fatalf("cycle %d: SSE served %d ids, history %d; they differ", cycle, len(got), len(servedIDs))
 		}
@@ -120,7 +122,7 @@ func TestCrashKeepsAcknowledgedEvents(t *testing.T) {
 		// Resume with an old Last-Event-ID: exactly the rest, then a new
 		// publish arrives next with an id above every old one.
 		from := len(want) / 2
-		res, cancel := crashOpen(t, p.url, stream, broker.FormatID(want[from]))
+		res, cancel := crashOpen(t, p.URL, stream, broker.FormatID(want[from]))
 		dec := sse.NewDecoder(res.Body)
 		rest := servedIDs[slices.Index(servedIDs, want[from])+1:]
 		for i, id := range rest {
@@ -133,7 +135,7 @@ func TestCrashKeepsAcknowledgedEvents(t *testing.T) {
 			}
 		}
 		client := &http.Client{Timeout: 20 * time.Second}
-		fresh, status, err := crashPublish(client, p.url, stream, "after restart")
+		fresh, status, err := crashPublish(client, p.URL, stream, "after restart")
 		if err != nil || status != http.StatusCreated {
 			t.Fatalf("cycle %d: publish after restart: %d %v", cycle, status, err)
 		}
@@ -147,7 +149,7 @@ func TestCrashKeepsAcknowledgedEvents(t *testing.T) {
 		cancel()
 		acked[fresh] = "after restart"
 	}
-	_ = p.cmd.Process.Kill()
+	p.Kill()
 }
 
 type crashEvent struct {

@@ -3,20 +3,19 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/sse-broker/broker/internal/brokerproc"
 	"github.com/sse-broker/broker/pkg/sse"
 )
 
@@ -56,71 +55,23 @@ func TestBadConfigurationStopsAtStart(t *testing.T) {
 	}
 }
 
-// brokerProcess is the real binary, started on a free port.
-type brokerProcess struct {
-	cmd  *exec.Cmd
-	url  string
-	logs *bytes.Buffer
-	done chan error
-}
-
-func startBroker(t *testing.T, args ...string) *brokerProcess {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "broker")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	cmd := exec.Command(bin, append([]string{"--listen", "127.0.0.1:0", "--config", filepath.Join("..", "..", "configs", "broker.yaml")}, args...)...)
-	cmd.Env = append(os.Environ(), "BROKER_LOG_FORMAT=json")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &brokerProcess{cmd: cmd, logs: &bytes.Buffer{}, done: make(chan error, 1)}
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			line := sc.Bytes()
-			p.logs.Write(append(line, '\n'))
-			var entry struct{ Message, Addr string }
-			if json.Unmarshal(line, &entry) == nil && entry.Message == "broker listening" {
-				addr <- entry.Addr
-			}
-		}
-		p.done <- cmd.Wait()
-	}()
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	select {
-	case a := <-addr:
-		p.url = "http://" + a
-	case <-time.After(20 * time.Second):
-		t.Fatalf("broker did not start:\n%s", p.logs)
-	}
-	return p
-}
-
 // SIGTERM drains: readiness goes down, subscriber responses end cleanly,
 // an in-flight publish is finished and acknowledged, and the process exits
 // 0 within the shutdown bound.
 func TestGracefulShutdown(t *testing.T) {
-	p := startBroker(t)
+	p := brokerproc.Start(t)
 
-	if code := run([]string{"healthcheck", p.url + "/readyz"}, nil, io.Discard, io.Discard); code != 0 {
+	if code := run([]string{"healthcheck", p.URL + "/readyz"}, nil, io.Discard, io.Discard); code != 0 {
 		t.Fatalf("healthcheck of a running broker: exit %d", code)
 	}
-	res, err := http.Get(p.url + "/v1/streams/s/events")
+	res, err := http.Get(p.URL + "/v1/streams/s/events")
 	if err != nil {
 		t.Fatal(err)
 	}
 	dec := sse.NewDecoder(res.Body)
 
 	// An in-flight publish: headers and half the body sent before SIGTERM.
-	conn, err := net.Dial("tcp", strings.TrimPrefix(p.url, "http://"))
+	conn, err := net.Dial("tcp", strings.TrimPrefix(p.URL, "http://"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +79,7 @@ func TestGracefulShutdown(t *testing.T) {
 	fmt.Fprintf(conn, "POST /v1/streams/s/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello")
 	time.Sleep(100 * time.Millisecond) // let the server start the handler
 
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	// The subscriber's response ends cleanly (a complete chunked body).
@@ -154,28 +105,28 @@ func TestGracefulShutdown(t *testing.T) {
 	fmt.Fprintf(conn, "world")
 	ack, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
-		t.Fatalf("in-flight publish: %v\n%s", err, p.logs)
+		t.Fatalf("in-flight publish: %v\n%s", err, p.Logs())
 	}
 	if ack.StatusCode != http.StatusCreated {
 		t.Fatalf("in-flight publish answered %d", ack.StatusCode)
 	}
 
 	select {
-	case err := <-p.done:
-		if err != nil {
-			t.Fatalf("broker exited with %v\n%s", err, p.logs)
+	case <-p.Done():
+		if err := p.Err(); err != nil {
+			t.Fatalf("broker exited with %v\n%s", err, p.Logs())
 		}
 	case <-time.After(15 * time.Second):
-		t.Fatalf("broker did not exit\n%s", p.logs)
+		t.Fatalf("broker did not exit\n%s", p.Logs())
 	}
-	if code := run([]string{"healthcheck", p.url + "/readyz"}, nil, io.Discard, io.Discard); code != 1 {
+	if code := run([]string{"healthcheck", p.URL + "/readyz"}, nil, io.Discard, io.Discard); code != 1 {
 		t.Fatalf("healthcheck of a stopped broker: exit %d", code)
 	}
-	if !strings.Contains(p.logs.String(), `"broker stopped"`) {
-		t.Fatalf("no stop line in the log:\n%s", p.logs)
+	if !strings.Contains(p.Logs(), `"broker stopped"`) {
+		t.Fatalf("no stop line in the log:\n%s", p.Logs())
 	}
 	// New connections are refused once it stopped.
-	if _, err := http.Get(p.url + "/healthz"); err == nil {
+	if _, err := http.Get(p.URL + "/healthz"); err == nil {
 		t.Fatal("broker still answers after exit")
 	}
 }

@@ -119,6 +119,19 @@ func (p *Process) Kill() {
 	<-p.done
 }
 
+// Signal sends sig without waiting.
+func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
+
+// Done is closed when the process has exited; Err then holds its exit
+// error (nil for exit 0).
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Err is the exit error once Done is closed.
+func (p *Process) Err() error {
+	<-p.done
+	return p.err
+}
+
 // Terminate sends SIGTERM and waits up to timeout for the exit; it returns
 // the exit error (nil for exit 0).
 func (p *Process) Terminate(timeout time.Duration) error {

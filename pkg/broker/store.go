@@ -135,3 +135,11 @@ type StoreOptions struct {
 	// Logger gets one line per stream lifecycle event (created, expired).
 	Logger zerolog.Logger
 }
+
+// SweepInterval is how often a store's janitor frees aged events and idle
+// streams. Reads and publishes trim on their own, so the sweep only bounds
+// how long memory stays held: a quarter of the shorter bound, within
+// [50ms, 30s], keeps the overshoot small without busy work.
+func (o StoreOptions) SweepInterval() time.Duration {
+	return min(max(min(o.MaxAge, o.IdleTTL)/4, 50*time.Millisecond), 30*time.Second)
+}

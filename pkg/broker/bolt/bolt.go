@@ -144,7 +144,7 @@ func Open(path string, opts broker.StoreOptions, fan broker.Fanout) (*Store, err
 	}
 	s.ids.Advance(maxID)
 	go s.commitLoop()
-	go s.janitor(sweepInterval(opts))
+	go s.janitor(opts.SweepInterval())
 	opts.Logger.Info().Str("path", path).Int("streams", len(s.cache)).
 		Str("last_id", broker.FormatID(maxID)).Msg("bolt store opened")
 	return s, nil
@@ -194,14 +194,6 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
-}
-
-// sweepInterval is how often the janitor trims aged events and expires
-// idle streams: a quarter of the shorter bound, within [50ms, 30s] (as
-// the memory store). Reads treat aged events as gone on their own, so the
-// sweep only bounds how long they stay on disk.
-func sweepInterval(o broker.StoreOptions) time.Duration {
-	return min(max(min(o.MaxAge, o.IdleTTL)/4, 50*time.Millisecond), 30*time.Second)
 }
 
 var errClosed = fmt.Errorf("%w: bolt store closed", broker.ErrStoreUnavailable)

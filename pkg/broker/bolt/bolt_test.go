@@ -21,26 +21,10 @@ import (
 	"github.com/sse-broker/broker/pkg/broker/storetest"
 )
 
-func options(o broker.StoreOptions) broker.StoreOptions {
-	if o.MaxEvents == 0 {
-		o.MaxEvents = 1000
-	}
-	if o.MaxAge == 0 {
-		o.MaxAge = time.Hour
-	}
-	if o.IdleTTL == 0 {
-		o.IdleTTL = 24 * time.Hour
-	}
-	if o.MaxStreams == 0 {
-		o.MaxStreams = 1000
-	}
-	return o
-}
-
 // open opens the store at path; the test closes it.
 func open(t *testing.T, path string, o broker.StoreOptions, fan broker.Fanout) *Store {
 	t.Helper()
-	s, err := Open(path, options(o), fan)
+	s, err := Open(path, storetest.Defaults(o), fan)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +98,7 @@ func TestReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "broker.db")
 	ctx := context.Background()
 	o := broker.StoreOptions{MaxEvents: 5}
-	s1, err := Open(path, options(o), storetest.NewRecorder())
+	s1, err := Open(path, storetest.Defaults(o), storetest.NewRecorder())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +197,7 @@ func TestSecondOpenFails(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "broker.db")
 	open(t, path, broker.StoreOptions{}, storetest.NewRecorder())
 	start := time.Now()
-	s, err := Open(path, options(broker.StoreOptions{}), storetest.NewRecorder())
+	s, err := Open(path, storetest.Defaults(broker.StoreOptions{}), storetest.NewRecorder())
 	if err == nil {
 		_ = s.Close()
 		t.Fatal("a second Open of a file in use succeeded")

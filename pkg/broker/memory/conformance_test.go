@@ -16,5 +16,5 @@ func TestConformance(t *testing.T) {
 func BenchmarkPublish(b *testing.B) {
 	storetest.BenchmarkPublish(b, func(b *testing.B, o broker.StoreOptions, fan broker.Fanout) broker.Store {
 		return New(o, fan)
-	})
+	}, nil)
 }

@@ -66,16 +66,8 @@ func New(opts broker.StoreOptions, fan broker.Fanout) *Store {
 		stopJanitor: make(chan struct{}),
 		janitorDone: make(chan struct{}),
 	}
-	go s.janitor(sweepInterval(opts))
+	go s.janitor(opts.SweepInterval())
 	return s
-}
-
-// sweepInterval is how often the janitor frees aged events and idle
-// streams. Reads and publishes trim on their own, so the sweep only bounds
-// how long memory stays held; a quarter of the shorter bound, within
-// [50ms, 30s], keeps the overshoot small without busy work.
-func sweepInterval(o broker.StoreOptions) time.Duration {
-	return min(max(min(o.MaxAge, o.IdleTTL)/4, 50*time.Millisecond), 30*time.Second)
 }
 
 // lookup returns the live stream named name, creating it when create is

@@ -8,22 +8,12 @@ import (
 	"time"
 
 	"github.com/sse-broker/broker/pkg/broker"
+	"github.com/sse-broker/broker/pkg/broker/storetest"
 )
 
 func newStore(t *testing.T, o broker.StoreOptions) (*Store, *broker.Hub) {
 	t.Helper()
-	if o.MaxEvents == 0 {
-		o.MaxEvents = 1000
-	}
-	if o.MaxAge == 0 {
-		o.MaxAge = time.Hour
-	}
-	if o.IdleTTL == 0 {
-		o.IdleTTL = 24 * time.Hour
-	}
-	if o.MaxStreams == 0 {
-		o.MaxStreams = 1000
-	}
+	o = storetest.Defaults(o)
 	hub := broker.NewHub(100, 16)
 	s := New(o, hub)
 	t.Cleanup(func() { _ = s.Close() })

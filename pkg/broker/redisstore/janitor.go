@@ -19,15 +19,9 @@ func (s *Store) opCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(s.ctx, s.timeout)
 }
 
-// sweepInterval is the janitor's tick, as in the memory store: a quarter
-// of the shorter bound, within [50ms, 30s].
-func (s *Store) sweepInterval() time.Duration {
-	return min(max(min(s.opts.MaxAge, s.opts.IdleTTL)/4, 50*time.Millisecond), 30*time.Second)
-}
-
 func (s *Store) janitor() {
 	defer s.wg.Done()
-	t := time.NewTicker(s.sweepInterval())
+	t := time.NewTicker(s.opts.SweepInterval())
 	defer t.Stop()
 	var cursor uint64
 	for {

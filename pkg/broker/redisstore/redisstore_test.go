@@ -21,22 +21,6 @@ import (
 	"github.com/sse-broker/broker/pkg/broker/storetest"
 )
 
-func defaults(o broker.StoreOptions) broker.StoreOptions {
-	if o.MaxEvents == 0 {
-		o.MaxEvents = 1000
-	}
-	if o.MaxAge == 0 {
-		o.MaxAge = time.Hour
-	}
-	if o.IdleTTL == 0 {
-		o.IdleTTL = 24 * time.Hour
-	}
-	if o.MaxStreams == 0 {
-		o.MaxStreams = 1000
-	}
-	return o
-}
-
 func TestConformance(t *testing.T) {
 	srv := redistest.Start(t)
 	c := srv.Client(t)
@@ -63,7 +47,7 @@ type node struct {
 func newNode(t *testing.T, url string, o broker.StoreOptions, timeout time.Duration) *node {
 	t.Helper()
 	hub := broker.NewHub(1000, 1000)
-	s, err := New(context.Background(), Options{URL: url, Timeout: timeout}, defaults(o), hub)
+	s, err := New(context.Background(), Options{URL: url, Timeout: timeout}, storetest.Defaults(o), hub)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -547,12 +531,12 @@ func TestDeleteAndRepublishAtOnce(t *testing.T) {
 
 func TestEvictionPolicy(t *testing.T) {
 	srv := redistest.Start(t, "--maxmemory-policy", "allkeys-lru")
-	_, err := New(context.Background(), Options{URL: srv.URL}, defaults(broker.StoreOptions{}), broker.NewHub(10, 10))
+	_, err := New(context.Background(), Options{URL: srv.URL}, storetest.Defaults(broker.StoreOptions{}), broker.NewHub(10, 10))
 	if err == nil || !strings.Contains(err.Error(), "maxmemory-policy") || !strings.Contains(err.Error(), "allkeys-lru") {
 		t.Fatalf("New with allkeys-lru: %v", err)
 	}
 	var logs syncBuffer
-	o := defaults(broker.StoreOptions{Logger: zerolog.New(&logs)})
+	o := storetest.Defaults(broker.StoreOptions{Logger: zerolog.New(&logs)})
 	s, err := New(context.Background(), Options{URL: srv.URL, AllowEviction: true}, o, broker.NewHub(10, 10))
 	if err != nil {
 		t.Fatalf("New with AllowEviction: %v", err)
@@ -773,7 +757,7 @@ func TestURLs(t *testing.T) {
 			t.Fatalf("%s: go-redis %s/%d %s, config %+v", u, o.Addr, o.DB, o.Username, spec)
 		}
 	}
-	if _, err := New(context.Background(), Options{URL: "redis://u:secret@host:notaport/x"}, defaults(broker.StoreOptions{}), broker.NewHub(1, 1)); err == nil || strings.Contains(err.Error(), "secret") {
+	if _, err := New(context.Background(), Options{URL: "redis://u:secret@host:notaport/x"}, storetest.Defaults(broker.StoreOptions{}), broker.NewHub(1, 1)); err == nil || strings.Contains(err.Error(), "secret") {
 		t.Fatalf("bad URL: %v", err)
 	}
 }

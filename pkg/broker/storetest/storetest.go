@@ -113,7 +113,9 @@ func (r *Recorder) Ended(stream string) bool {
 	return slices.Contains(r.ended, stream)
 }
 
-func defaults(o broker.StoreOptions) broker.StoreOptions {
+// Defaults fills the zero fields of o with the broker's defaults (1000
+// events, 1h, 24h, 1000 streams), for store tests.
+func Defaults(o broker.StoreOptions) broker.StoreOptions {
 	if o.MaxEvents == 0 {
 		o.MaxEvents = 1000
 	}
@@ -138,7 +140,7 @@ type env struct {
 
 func open(t *testing.T, newStore Factory, o broker.StoreOptions) *env {
 	fan := NewRecorder()
-	s := newStore(t, defaults(o), fan)
+	s := newStore(t, Defaults(o), fan)
 	t.Cleanup(func() { _ = s.Close() })
 	return &env{t: t, store: s, fan: fan, ctx: context.Background()}
 }

@@ -77,8 +77,6 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 // broker never runs without the protection its configuration asks for.
 func unsupported(cfg config.Config) error {
 	switch {
-	case cfg.AuthEnabled():
-		return errors.New("auth.jwt: JWT authentication is not available in this build; refusing to run without it")
 	case len(cfg.CORS.AllowedOrigins) > 0:
 		return errors.New("cors.allowed_origins: CORS is not available in this build")
 	case cfg.Limits.PublishRate > 0 || cfg.Limits.SubscribeRate > 0:
@@ -114,13 +112,21 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 			log.Error().Err(err).Msg("closing the store")
 		}
 	}()
+	verifier, err := newVerifier(cfg)
+	if err != nil {
+		return err
+	}
 	apiServer := api.New(api.Options{
-		Broker:    broker.New(store, hub),
-		Logger:    log,
-		Retry:     cfg.SSE.Retry,
-		Heartbeat: cfg.SSE.Heartbeat,
-		MaxBody:   cfg.Publish.MaxBody,
-		Demo:      cfg.Demo.Enabled,
+		Broker:        broker.New(store, hub),
+		Logger:        log,
+		Retry:         cfg.SSE.Retry,
+		Heartbeat:     cfg.SSE.Heartbeat,
+		MaxBody:       cfg.Publish.MaxBody,
+		Demo:          cfg.Demo.Enabled,
+		Auth:          verifier,
+		CORSOrigins:   cfg.CORS.AllowedOrigins,
+		PublishRate:   cfg.Limits.PublishRate,
+		SubscribeRate: cfg.Limits.SubscribeRate,
 	})
 	srv := &http.Server{
 		Handler:           apiServer,

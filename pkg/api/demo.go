@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/rs/zerolog/hlog"
 
+	"github.com/sse-broker/broker/pkg/auth"
 	"github.com/sse-broker/broker/pkg/broker"
 	"github.com/sse-broker/broker/web"
 )
@@ -88,6 +89,12 @@ func (s *Server) demoChat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := broker.ValidateStreamID(req.Stream); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	// With auth on, the demo publishes like any publisher: only with a
+	// publish right on the stream.
+	if err := s.authorize(r, auth.Publish, req.Stream); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

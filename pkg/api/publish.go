@@ -13,6 +13,7 @@ import (
 
 	"github.com/rs/zerolog/hlog"
 
+	"github.com/sse-broker/broker/pkg/auth"
 	"github.com/sse-broker/broker/pkg/broker"
 )
 
@@ -47,6 +48,10 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if err := s.authorize(r, auth.Publish, stream); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	key := r.Header.Get("Idempotency-Key")
 	if err := broker.ValidateIdempotencyKey(key); err != nil {
 		s.writeError(w, r, err)
@@ -54,6 +59,10 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 	}
 	msgs, err := s.readMessages(w, r)
 	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.allowPublish(r, len(msgs)); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -196,6 +205,10 @@ func dataText(raw json.RawMessage) (string, error) {
 func (s *Server) closeStream(w http.ResponseWriter, r *http.Request) {
 	stream, err := streamID(r)
 	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.authorize(r, auth.Publish, stream); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/rs/zerolog/hlog"
 
+	"github.com/sse-broker/broker/pkg/auth"
 	"github.com/sse-broker/broker/pkg/broker"
 )
 
@@ -45,6 +46,14 @@ type Options struct {
 	// DemoTokenDelay is the pause between the demo answer's tokens
 	// (default 60ms).
 	DemoTokenDelay time.Duration
+	// Auth verifies tokens; nil means auth is off.
+	Auth *auth.Verifier
+	// CORSOrigins may call the API from a browser; empty: no CORS headers.
+	CORSOrigins []string
+	// PublishRate bounds events published per second, SubscribeRate new
+	// subscriptions per second, each per token subject (per client IP
+	// without auth); 0 means no limit.
+	PublishRate, SubscribeRate float64
 }
 
 // Server serves the v1 API.
@@ -100,6 +109,7 @@ func (s *Server) routes() http.Handler {
 		hlog.RequestIDHandler("req_id", "X-Request-Id"),
 		hlog.AccessHandler(accessLog),
 		recoverer,
+		s.corsMiddleware(),
 	)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errNotFound)
@@ -114,15 +124,20 @@ func (s *Server) routes() http.Handler {
 
 	// Flat routes, one router: a subscription's handler waits for hours on
 	// whatever stack its route took, and nested routers only deepen it.
+	// Every /v1 route needs a valid token when auth is on (401); each
+	// handler then checks the token's right on its stream (403).
 	const stream = "/v1/streams/{stream}"
-	r.Post("/v1/streams", s.createStream)
-	r.Get(stream, s.info)
-	r.Delete(stream, s.deleteStream)
-	r.Post(stream+"/messages", s.publish)
-	r.Get(stream+"/messages", s.history)
-	r.Post(stream+"/close", s.closeStream)
-	r.Get(stream+"/events", s.subscribe)
-	r.Post("/v1/demo/chat", s.demoChat)
+	r.Group(func(r chi.Router) {
+		r.Use(s.authenticate)
+		r.Post("/v1/streams", s.createStream)
+		r.Get(stream, s.info)
+		r.Delete(stream, s.deleteStream)
+		r.Post(stream+"/messages", s.publish)
+		r.Get(stream+"/messages", s.history)
+		r.Post(stream+"/close", s.closeStream)
+		r.Get(stream+"/events", s.subscribe)
+		r.Post("/v1/demo/chat", s.demoChat)
+	})
 	r.Get("/", s.demoPage)
 	return r
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/rs/zerolog/hlog"
 
+	"github.com/sse-broker/broker/pkg/auth"
 	"github.com/sse-broker/broker/pkg/broker"
 )
 
@@ -42,6 +43,10 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if err := s.authorize(r, auth.Subscribe, stream); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	in, err := s.broker.Info(r.Context(), stream)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -70,6 +75,10 @@ type historyAnswer struct {
 func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 	stream, err := streamID(r)
 	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.authorize(r, auth.Subscribe, stream); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -114,6 +123,10 @@ func parseLimit(v string) (int, error) {
 func (s *Server) deleteStream(w http.ResponseWriter, r *http.Request) {
 	stream, err := streamID(r)
 	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.authorize(r, auth.Publish, stream); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

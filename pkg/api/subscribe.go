@@ -8,6 +8,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/rs/zerolog/hlog"
 
+	"github.com/sse-broker/broker/pkg/auth"
 	"github.com/sse-broker/broker/pkg/broker"
 	"github.com/sse-broker/broker/pkg/sse"
 )
@@ -31,6 +32,14 @@ func resumePoint(r *http.Request) (uint64, error) {
 func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 	stream, err := streamID(r)
 	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.authorize(r, auth.Subscribe, stream); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.allowSubscribe(r); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -84,12 +93,16 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 
 	heartbeat := time.NewTicker(s.opts.Heartbeat)
 	defer heartbeat.Stop()
+	expired := s.tokenExpiry(r)
 	write := sw.write
 	for {
 		select {
 		case <-r.Context().Done():
 			return
 		case <-s.draining:
+			return
+		case <-expired:
+			log.Debug().Msg("subscription ended: token expired")
 			return
 		case <-heartbeat.C:
 			if err := sw.heartbeat(); err != nil {

@@ -76,12 +76,6 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 // unsupported refuses settings whose feature is not built yet, so that a
 // broker never runs without the protection its configuration asks for.
 func unsupported(cfg config.Config) error {
-	switch {
-	case len(cfg.CORS.AllowedOrigins) > 0:
-		return errors.New("cors.allowed_origins: CORS is not available in this build")
-	case cfg.Limits.PublishRate > 0 || cfg.Limits.SubscribeRate > 0:
-		return errors.New("limits: rate limits are not available in this build")
-	}
 	return nil
 }
 
@@ -102,6 +96,12 @@ func newLogger(cfg config.Config, out io.Writer) zerolog.Logger {
 // 503, subscriber responses end (clients reconnect elsewhere), in-flight
 // publishes finish, and the store closes last.
 func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
+	// The verifier first: a bad key is a configuration error, reported
+	// before any store is touched.
+	verifier, err := newVerifier(cfg)
+	if err != nil {
+		return err
+	}
 	hub := broker.NewHub(cfg.Subscribers.Max, cfg.Subscribers.Queue)
 	store, err := openStore(ctx, cfg, hub, log)
 	if err != nil {
@@ -112,10 +112,6 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 			log.Error().Err(err).Msg("closing the store")
 		}
 	}()
-	verifier, err := newVerifier(cfg)
-	if err != nil {
-		return err
-	}
 	apiServer := api.New(api.Options{
 		Broker:        broker.New(store, hub),
 		Logger:        log,
@@ -141,18 +137,14 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	}
 	tlsOn := cfg.TLS.CertFile != ""
 	log.Info().Str("addr", ln.Addr().String()).Str("store", cfg.Store).Bool("tls", tlsOn).
-		Bool("demo", cfg.Demo.Enabled).Msg("broker listening")
+		Str("protocols", protocolNames(cfg)).Bool("demo", cfg.Demo.Enabled).Msg("broker listening")
 	if !cfg.AuthEnabled() {
 		log.Warn().Msg("authentication is off: anyone who can reach the broker can publish and subscribe to any stream")
 	}
 
 	served := make(chan error, 1)
 	go func() {
-		if tlsOn {
-			served <- srv.ServeTLS(ln, cfg.TLS.CertFile, cfg.TLS.KeyFile)
-		} else {
-			served <- srv.Serve(ln)
-		}
+		served <- serveHTTP(srv, ln, cfg)
 	}()
 	select {
 	case err := <-served:

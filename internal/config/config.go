@@ -63,6 +63,9 @@ type Config struct {
 	TLS struct {
 		CertFile, KeyFile string // tls.cert_file, tls.key_file
 	}
+	HTTP struct {
+		H2C bool // http.h2c
+	}
 	CORS struct {
 		AllowedOrigins []string // cors.allowed_origins
 	}

@@ -69,7 +69,7 @@ func TestDefault(t *testing.T) {
 		"subscribers.max": "100000", "subscribers.queue": "256",
 		"sse.retry": "3s", "sse.heartbeat": "15s", "publish.max_body": "1MiB",
 		"auth.jwt.secret": "", "auth.jwt.public_key_file": "", "auth.jwt.algorithm": "HS256",
-		"tls.cert_file": "", "tls.key_file": "", "cors.allowed_origins": "",
+		"tls.cert_file": "", "tls.key_file": "", "http.h2c": "false", "cors.allowed_origins": "",
 		"demo.enabled": "true", "redis.allow_eviction": "false", "limits.publish_rate": "0", "limits.subscribe_rate": "0",
 		"log.level": "info", "log.format": "",
 	}
@@ -211,6 +211,7 @@ func everyKeyCases(t *testing.T) []keyCase {
 		{key: "tls.key_file", text: pem, extra: []string{"BROKER_TLS_CERT_FILE=" + pem}, want: func(c *Config) {
 			c.TLS.CertFile, c.TLS.KeyFile = pem, pem
 		}},
+		{key: "http.h2c", text: "true", yaml: "true", want: func(c *Config) { c.HTTP.H2C = true }},
 		{key: "cors.allowed_origins", text: "https://a.example, http://localhost:3000",
 			yaml: "[https://a.example, \"http://localhost:3000\"]", want: func(c *Config) {
 				c.CORS.AllowedOrigins = []string{"https://a.example", "http://localhost:3000"}
@@ -398,6 +399,7 @@ func TestBadValues(t *testing.T) {
 		{key: "tls.cert_file", text: missing, extra: []string{"BROKER_TLS_KEY_FILE=" + pem}},
 		{key: "tls.cert_file", text: pem, inMsg: "tls.key_file: empty while tls.cert_file is set"},
 		{key: "tls.key_file", text: dir, extra: []string{"BROKER_TLS_CERT_FILE=" + pem}, inMsg: "is a directory"},
+		{key: "http.h2c", text: "h2"},
 		{key: "cors.allowed_origins", text: "https://a.example/", inMsg: "not an origin"},
 		{key: "cors.allowed_origins", text: "https://*.example", inMsg: "wildcards"},
 		{key: "cors.allowed_origins", text: "*,https://a.example", yaml: `["*", "https://a.example"]`, inMsg: "use it alone"},

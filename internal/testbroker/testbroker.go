@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sse-broker/broker/pkg/api"
+	"github.com/sse-broker/broker/pkg/auth"
 	"github.com/sse-broker/broker/pkg/broker"
 	"github.com/sse-broker/broker/pkg/broker/memory"
 )
@@ -34,6 +35,11 @@ type Options struct {
 	DemoTokenDelay time.Duration
 	// Log receives the broker's log; nil discards it.
 	Log io.Writer
+	// Auth verifies tokens; nil: auth off.
+	Auth *auth.Verifier
+	// CORSOrigins, PublishRate and SubscribeRate are passed to api.Options.
+	CORSOrigins                []string
+	PublishRate, SubscribeRate float64
 }
 
 // Broker is a running test broker.
@@ -83,6 +89,10 @@ func Start(t testing.TB, o Options) *Broker {
 		MaxBody:        maxBody,
 		Demo:           !o.NoDemo,
 		DemoTokenDelay: o.DemoTokenDelay,
+		Auth:           o.Auth,
+		CORSOrigins:    o.CORSOrigins,
+		PublishRate:    o.PublishRate,
+		SubscribeRate:  o.SubscribeRate,
 	})
 	ts := httptest.NewServer(srv)
 	t.Cleanup(func() {

@@ -1,20 +1,153 @@
 package api
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"time"
+	"unicode/utf8"
+
+	"github.com/rs/zerolog/hlog"
 
 	"github.com/sse-broker/broker/pkg/auth"
+	"github.com/sse-broker/broker/pkg/broker"
+)
+
+// Errors of authentication (401) and authorization (403); errors.go maps
+// them.
+var (
+	errUnauthorized = errors.New("unauthorized")
+	errForbidden    = errors.New("forbidden")
 )
 
 // authenticate answers 401 to a /v1 request without a valid token when
 // auth is on, and puts the token's claims in the request context.
-func (s *Server) authenticate(next http.Handler) http.Handler { return next }
+//
+// The token itself is never logged: not here, and not by the access log,
+// which logs the path without the query.
+func (s *Server) authenticate(next http.Handler) http.Handler {
+	if s.opts.Auth == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token, source := auth.ExtractToken(r)
+		var (
+			claims auth.Claims
+			err    error
+		)
+		switch {
+		case token == "" && source == auth.SourceHeader:
+			err = fmt.Errorf("%w: the Authorization header must be \"Bearer <token>\"", auth.ErrNoToken)
+		case token == "":
+			err = fmt.Errorf("%w: send it as \"Authorization: Bearer <token>\", the access_token query parameter or the access_token cookie", auth.ErrNoToken)
+		default:
+			claims, err = s.opts.Auth.Verify(token)
+		}
+		if err != nil {
+			hlog.FromRequest(r).Debug().Str("token_source", source).Str("reason", err.Error()).Msg("request not authenticated")
+			w.Header().Set("WWW-Authenticate", `Bearer realm="sse-broker"`)
+			s.writeError(w, r, fmt.Errorf("%w: %v", errUnauthorized, err))
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(auth.NewContext(r.Context(), claims)))
+	})
+}
 
 // authorize answers whether the request's token has right on stream
 // (nil when auth is off); its error maps to 403.
-func (s *Server) authorize(r *http.Request, right auth.Right, stream string) error { return nil }
+func (s *Server) authorize(r *http.Request, right auth.Right, stream string) error {
+	if s.opts.Auth == nil {
+		return nil
+	}
+	claims, ok := auth.FromContext(r.Context())
+	if !ok {
+		// Unreachable behind authenticate; refuse rather than allow.
+		return fmt.Errorf("%w: the request was not authenticated", errUnauthorized)
+	}
+	if !claims.Allows(right, stream) {
+		return fmt.Errorf("%w: the token has no %s right on stream %q", errForbidden, right, stream)
+	}
+	return nil
+}
 
 // tokenExpiry is signalled when the request's token expires (nil: never),
 // so a subscription ends and the client reconnects with a fresh token.
-func (s *Server) tokenExpiry(r *http.Request) <-chan time.Time { return nil }
+//
+// The timer is stopped when the request's context ends, which net/http
+// does when the handler returns, so nothing outlives the subscription.
+func (s *Server) tokenExpiry(r *http.Request) <-chan time.Time {
+	if s.opts.Auth == nil {
+		return nil
+	}
+	claims, ok := auth.FromContext(r.Context())
+	if !ok {
+		return nil
+	}
+	end := claims.SessionEnd(time.Now())
+	if end.IsZero() {
+		return nil
+	}
+	timer := time.NewTimer(time.Until(end))
+	context.AfterFunc(r.Context(), func() { timer.Stop() })
+	return timer.C
+}
+
+// maxStreamPrefix bounds the prefix of POST /v1/streams, leaving room for
+// the random part within the 128 characters of a stream id.
+const maxStreamPrefix = 100
+
+// streamPrefix reads the optional body {"prefix": "chat-"} of POST
+// /v1/streams and, with auth on, checks that the token may publish to
+// every id the prefix can lead to (403 otherwise). With auth off the
+// prefix is honoured too: it only names the stream.
+func (s *Server) streamPrefix(w http.ResponseWriter, r *http.Request) (string, error) {
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return "", err
+	}
+	var prefix string
+	if len(bytes.TrimSpace(body)) > 0 {
+		if !utf8.Valid(body) || !json.Valid(body) {
+			return "", fmt.Errorf(`%w: the body must be empty or a JSON object {"prefix": "..."}`, errInvalidJSON)
+		}
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		var req struct {
+			Prefix *string `json:"prefix"`
+		}
+		if err := dec.Decode(&req); err != nil {
+			return "", fmt.Errorf(`%w: want {"prefix": "..."}: %v`, broker.ErrInvalidRequest, err)
+		}
+		if req.Prefix != nil {
+			prefix = *req.Prefix
+		}
+		if len(prefix) > maxStreamPrefix || !validIDChars(prefix) {
+			return "", fmt.Errorf("%w: prefix must be at most %d characters of A-Z a-z 0-9 . _ ~ -", broker.ErrInvalidRequest, maxStreamPrefix)
+		}
+	}
+	if s.opts.Auth == nil {
+		return prefix, nil
+	}
+	claims, ok := auth.FromContext(r.Context())
+	if !ok {
+		return "", fmt.Errorf("%w: the request was not authenticated", errUnauthorized)
+	}
+	if !claims.AllowsPrefix(auth.Publish, prefix) {
+		return "", fmt.Errorf("%w: the token's publish patterns do not cover every stream starting with %q (want a pattern such as %q)", errForbidden, prefix, prefix+"*")
+	}
+	return prefix, nil
+}
+
+// validIDChars reports whether s has only stream-id characters.
+func validIDChars(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '~' || c == '-') {
+			return false
+		}
+	}
+	return true
+}

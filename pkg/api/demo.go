@@ -98,6 +98,10 @@ func (s *Server) demoChat(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if err := s.allowPublish(r, 1); err != nil { // one request of the client, whatever the answer's length
+		s.writeError(w, r, err)
+		return
+	}
 	if n := utf8.RuneCountInString(req.Message); n == 0 || n > maxDemoMessage {
 		s.writeError(w, r, fmt.Errorf("%w: message must be 1 to %d characters", broker.ErrInvalidRequest, maxDemoMessage))
 		return

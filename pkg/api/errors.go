@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/rs/zerolog/hlog"
 
@@ -34,6 +35,8 @@ var errorMapping = []struct {
 	{broker.ErrInvalidID, http.StatusBadRequest, "invalid_last_event_id", false},
 	{broker.ErrInvalidRequest, http.StatusBadRequest, "invalid_request", false},
 	{errMethodNotAllowed, http.StatusMethodNotAllowed, "method_not_allowed", false},
+	{errUnauthorized, http.StatusUnauthorized, "unauthorized", false},
+	{errForbidden, http.StatusForbidden, "forbidden", false},
 	{errNotFound, http.StatusNotFound, "not_found", false},
 	{broker.ErrStreamNotFound, http.StatusNotFound, "not_found", false},
 	{broker.ErrStreamClosed, http.StatusConflict, "stream_closed", false},
@@ -56,7 +59,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	for _, m := range errorMapping {
 		if errors.Is(err, m.err) {
 			if m.retryAfter {
-				w.Header().Set("Retry-After", strconv.Itoa(s.retryAfterSeconds()))
+				w.Header().Set("Retry-After", strconv.Itoa(s.retryAfterSecondsOf(err)))
 			}
 			writeJSON(w, m.status, errorBody{Error: m.code, Message: err.Error()})
 			return
@@ -66,11 +69,23 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	writeJSON(w, http.StatusInternalServerError, errorBody{Error: "internal", Message: "internal error; the request id is in the X-Request-Id header"})
 }
 
-// retryAfterSeconds is the Retry-After of 429 and 503 answers: the SSE
+// retryAfterSeconds is the Retry-After of 503 answers (and of 429s whose
+// error does not say when to retry): the SSE
 // retry interval, rounded up to whole seconds, so HTTP clients and
 // EventSource back off alike.
 func (s *Server) retryAfterSeconds() int {
 	return max(1, int((s.opts.Retry+999_999_999)/1_000_000_000))
+}
+
+// retryAfterSecondsOf is the Retry-After for err: its own, in whole
+// seconds rounded up (at least 1), when it knows when to retry (a rate
+// limit does), else retryAfterSeconds.
+func (s *Server) retryAfterSecondsOf(err error) int {
+	var ra interface{ RetryAfter() time.Duration }
+	if errors.As(err, &ra) {
+		return max(1, int((ra.RetryAfter()+time.Second-1)/time.Second))
+	}
+	return s.retryAfterSeconds()
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -1,10 +1,151 @@
 package api
 
-import "net/http"
+import (
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/go-chi/httprate"
+
+	"github.com/sse-broker/broker/pkg/auth"
+)
 
 // allowPublish counts events published by the request's subject (or client
 // IP) against limits.publish_rate; its error maps to 429 with Retry-After.
-func (s *Server) allowPublish(r *http.Request, events int) error { return nil }
+// A batch of n events counts n.
+func (s *Server) allowPublish(r *http.Request, events int) error {
+	return s.publishLimit.allow(subjectOf(r), events, time.Now(), "events published")
+}
 
 // allowSubscribe counts a new subscription against limits.subscribe_rate.
-func (s *Server) allowSubscribe(r *http.Request) error { return nil }
+func (s *Server) allowSubscribe(r *http.Request) error {
+	return s.subscribeLimit.allow(subjectOf(r), 1, time.Now(), "new subscriptions")
+}
+
+// subjectOf is the key a request is counted under: the token's subject
+// when auth put verified claims in the context, else the client's IP.
+//
+// The IP is the connection's remote address; an IPv6 client is keyed by
+// its /64, since it usually owns all of it. X-Forwarded-For is not
+// trusted: any client can send it, and trusting it would let one client
+// spread its requests over as many keys as it likes. Behind a proxy every
+// request therefore shares the proxy's key; there, turn auth on (keys by
+// subject) or rate-limit at the proxy.
+func subjectOf(r *http.Request) string {
+	if c, ok := auth.FromContext(r.Context()); ok && c.Subject != "" {
+		return "sub:" + c.Subject
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	return "ip:" + httprate.CanonicalizeIP(host)
+}
+
+// rateLimitError is a refusal by a limiter. It is errRateLimited (429)
+// and says when the same request would pass.
+type rateLimitError struct {
+	msg        string
+	retryAfter time.Duration
+}
+
+func (e *rateLimitError) Error() string             { return e.msg }
+func (e *rateLimitError) Unwrap() error             { return errRateLimited }
+func (e *rateLimitError) RetryAfter() time.Duration { return e.retryAfter }
+
+// limiter is a sliding-window rate limit per key, built on httprate's
+// in-memory LimitCounter: per key, the count of the current window and of
+// the previous one, the previous weighted by how much of it still overlaps
+// the last window length. Counting n at once (a batch of events) is
+// IncrementBy.
+//
+// Memory stays bounded under any number of distinct keys: the counter
+// stores a 64-bit hash per key (never the key), and drops every count
+// older than the previous window when a new window starts. It holds at most
+// the keys seen in two windows.
+//
+// The check and the increment happen under one lock, so concurrent
+// requests of one key cannot all pass on the same remaining budget.
+type limiter struct {
+	rate   float64       // per second, as configured
+	limit  int           // per window
+	window time.Duration // limit / rate
+
+	mu      sync.Mutex
+	counter httprate.LimitCounter
+}
+
+// newLimiter returns the limiter of rate per second; nil (no limit) for
+// rate <= 0. The window holds a whole number of requests: ceil(rate) in
+// ceil(rate)/rate seconds (5/s: 5 per 1 s; 2.5/s: 3 per 1.2 s; 0.5/s: 1 per
+// 2 s), so fractional rates are exact on average and the window is at
+// least one second (for any rate below 2^31 per second).
+func newLimiter(rate float64) *limiter {
+	if !(rate > 0) || math.IsInf(rate, 0) {
+		return nil
+	}
+	limit := max(1, math.Ceil(rate))
+	if limit > math.MaxInt32 {
+		limit = math.MaxInt32
+	}
+	window := time.Duration(limit / rate * float64(time.Second))
+	return &limiter{
+		rate:    rate,
+		limit:   int(limit),
+		window:  window,
+		counter: httprate.NewLocalLimitCounter(window),
+	}
+}
+
+// allow counts n against key at now, or refuses with a *rateLimitError
+// (nothing counted) when that would exceed the limit. A nil limiter allows
+// everything. what names the counted thing in the error message.
+func (l *limiter) allow(key string, n int, now time.Time, what string) error {
+	if l == nil {
+		return nil
+	}
+	now = now.UTC()
+	cur := now.Truncate(l.window)
+	prev := cur.Add(-l.window)
+	into := now.Sub(cur)
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	// The local counter never fails.
+	curCount, prevCount, _ := l.counter.Get(key, cur, prev)
+	used := float64(prevCount)*float64(l.window-into)/float64(l.window) + float64(curCount)
+	if used+float64(n) <= float64(l.limit)+1e-9 {
+		_ = l.counter.IncrementBy(key, cur, n)
+		return nil
+	}
+	if n > l.limit {
+		return &rateLimitError{
+			msg: fmt.Sprintf("one request of %d %s is more than the limit of %g per second allows at once; send smaller batches",
+				n, what, l.rate),
+			retryAfter: l.window,
+		}
+	}
+	return &rateLimitError{
+		msg:        fmt.Sprintf("more than %g %s per second", l.rate, what),
+		retryAfter: l.wait(curCount, prevCount, into, n),
+	}
+}
+
+// wait is how long until n more fit, if nothing else is counted meanwhile
+// (0 < n <= limit, and n does not fit now). The weight of the previous
+// window's count falls linearly to 0 at the end of the current window, then
+// the current window's count becomes the previous one and falls likewise.
+func (l *limiter) wait(curCount, prevCount int, into time.Duration, n int) time.Duration {
+	w := float64(l.window)
+	if room := l.limit - curCount - n; room >= 0 && prevCount > 0 {
+		// Fits within the current window once prev*(w-t)/w <= room.
+		at := w * (1 - float64(room)/float64(prevCount))
+		return time.Duration(math.Ceil(at)) - into
+	}
+	// Fits in the next window once cur*(w-t)/w <= limit-n.
+	at := w * (1 - float64(l.limit-n)/float64(curCount))
+	return l.window - into + time.Duration(math.Ceil(at))
+}

@@ -31,7 +31,18 @@ func formatIDs(ids []uint64) []string {
 }
 
 func (s *Server) createStream(w http.ResponseWriter, r *http.Request) {
-	stream, err := s.broker.CreateStream(r.Context(), "")
+	prefix, err := s.streamPrefix(w, r) // optional {"prefix"}; checked against the token
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	// Creating and closing streams count against the publish rate like one
+	// event each: otherwise they would be a way around it.
+	if err := s.allowPublish(r, 1); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	stream, err := s.broker.CreateStream(r.Context(), prefix)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -99,6 +110,9 @@ func (s *Server) readMessages(w http.ResponseWriter, r *http.Request) ([]broker.
 
 // readBody reads the whole body, at most MaxBody bytes.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	// A body trickled in byte by byte must not hold the handler forever;
+	// the server has no ReadTimeout (it would also cut event streams).
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyReadTimeout))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBody))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
@@ -219,6 +233,10 @@ func (s *Server) closeStream(w http.ResponseWriter, r *http.Request) {
 	}
 	data, err := decodeCloseBody(body)
 	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.allowPublish(r, 1); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

@@ -5,8 +5,10 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -26,6 +28,8 @@ const (
 	// WriteTimeout would cut every long-lived stream; this cuts only a client
 	// that stops reading while the kernel's buffers are full.
 	subscriberWriteTimeout = 10 * time.Second
+	// bodyReadTimeout bounds reading a publish, close or demo body.
+	bodyReadTimeout = 30 * time.Second
 	// maxHistoryLimit and defaultHistoryLimit bound the JSON history page.
 	defaultHistoryLimit = 100
 	maxHistoryLimit     = 1000
@@ -68,6 +72,9 @@ type Server struct {
 	isDraining atomic.Bool
 
 	demo demoRunner
+
+	// publishLimit and subscribeLimit are nil when their rate is 0.
+	publishLimit, subscribeLimit *limiter
 }
 
 // New builds a Server and its routes.
@@ -81,6 +88,7 @@ func New(opts Options) *Server {
 		draining: make(chan struct{}),
 	}
 	s.metrics = newMetrics(opts.Broker)
+	s.publishLimit, s.subscribeLimit = newLimiter(opts.PublishRate), newLimiter(opts.SubscribeRate)
 	s.demo = newDemoRunner(s)
 	s.handler = s.routes()
 	return s
@@ -163,7 +171,13 @@ func recoverer(next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				hlog.FromRequest(r).Error().Interface("panic", v).Msg("handler panicked")
+				// fmt.Sprint, not Interface: an error value would log as {}.
+				hlog.FromRequest(r).Error().Str("panic", fmt.Sprint(v)).Bytes("stack", debug.Stack()).Msg("handler panicked")
+				if sw, ok := w.(interface{ Status() int }); ok && sw.Status() != 0 {
+					// The answer has started (an event stream, say): a JSON
+					// error would corrupt it. Abort the connection instead.
+					panic(http.ErrAbortHandler)
+				}
 				writeJSON(w, http.StatusInternalServerError, errorBody{Error: "internal", Message: "internal error"})
 			}
 		}()

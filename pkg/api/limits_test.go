@@ -1,0 +1,197 @@
+package api_test
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/sse-broker/broker/internal/testbroker"
+	"github.com/sse-broker/broker/pkg/auth"
+)
+
+// rateLimitSecret signs the tokens of the rate-limit tests.
+const rateLimitSecret = "rate-limit-tests-secret-0123456789abcdef"
+
+// rateLimitToken is an HS256 token of subject sub that may publish to and
+// subscribe to every stream.
+func rateLimitToken(t testing.TB, sub string) http.Header {
+	t.Helper()
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"sub":     sub,
+		"exp":     time.Now().Add(time.Hour).Unix(),
+		"streams": map[string][]string{"publish": {"*"}, "subscribe": {"*"}},
+	}).SignedString([]byte(rateLimitSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return http.Header{"Authorization": {"Bearer " + tok}}
+}
+
+func rateLimitVerifier(t testing.TB) *auth.Verifier {
+	t.Helper()
+	v, err := auth.NewVerifier(auth.HS256, []byte(rateLimitSecret), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// batchOf is a JSON body of n events.
+func batchOf(n int) string {
+	return "[" + strings.TrimSuffix(strings.Repeat(`{"data":"x"},`, n), ",") + "]"
+}
+
+// with returns h (may be nil) plus the header k: v.
+func with(h http.Header, k, v string) http.Header {
+	out := h.Clone()
+	if out == nil {
+		out = http.Header{}
+	}
+	out.Set(k, v)
+	return out
+}
+
+// wantRateLimited checks a 429 rate_limited answer and returns its
+// Retry-After in seconds.
+func wantRateLimited(t *testing.T, what string, status int, h http.Header, body string) int {
+	t.Helper()
+	if status != http.StatusTooManyRequests || !contains(body, `"error":"rate_limited"`) || h.Get("Content-Type") != "application/json" {
+		t.Fatalf("%s: %d %s, want 429 rate_limited JSON", what, status, body)
+	}
+	ra, err := strconv.Atoi(h.Get("Retry-After"))
+	if err != nil || ra < 1 {
+		t.Fatalf("%s: Retry-After %q, want whole seconds >= 1", what, h.Get("Retry-After"))
+	}
+	return ra
+}
+
+// Events are counted, not requests: a batch over the budget is refused
+// whole; the budget refills as the window slides, and Retry-After says
+// when.
+func TestPublishRateCountsEvents(t *testing.T) {
+	t.Parallel()
+	b := testbroker.Start(t, testbroker.Options{PublishRate: 5})
+	json := http.Header{"Content-Type": {"application/json"}}
+	path := "/v1/streams/limited/messages"
+
+	status, h, body := b.Do(t, "POST", path, json, batchOf(10))
+	wantRateLimited(t, "a batch of 10 at 5/s", status, h, body)
+	if !contains(body, "smaller batches") {
+		t.Errorf("an over-budget batch should say to send smaller batches: %s", body)
+	}
+	if status, _, _ := b.Do(t, "GET", "/v1/streams/limited", nil, ""); status != http.StatusNotFound {
+		t.Fatalf("a refused batch created the stream: %d", status)
+	}
+
+	if ids := publishJSON(t, b, "limited", batchOf(5)); len(ids) != 5 {
+		t.Fatalf("a batch of 5 at 5/s: %d ids", len(ids))
+	}
+	// The budget is spent; even one more event waits, on any stream.
+	status, h, body = b.Do(t, "POST", "/v1/streams/other/messages", nil, "one more")
+	ra := wantRateLimited(t, "a 6th event within the second", status, h, body)
+	if ra > 2 {
+		t.Errorf("Retry-After %d, want 1 or 2 for a 1 s window", ra)
+	}
+	// Retry-After is honest: waiting that long is enough.
+	time.Sleep(time.Duration(ra) * time.Second)
+	publish(t, b, "other", "after Retry-After")
+
+	_, _, hist := b.Do(t, "GET", "/v1/streams/limited/messages", nil, "")
+	var got struct{ Events []struct{} }
+	mustJSON(t, hist, &got)
+	if len(got.Events) != 5 {
+		t.Fatalf("history has %d events, want the 5 accepted ones", len(got.Events))
+	}
+}
+
+// Each token subject has its own budget; with auth on, the client IP does
+// not matter (every test request comes from 127.0.0.1).
+func TestRateLimitsPerSubject(t *testing.T) {
+	t.Parallel()
+	b := testbroker.Start(t, testbroker.Options{Auth: rateLimitVerifier(t), PublishRate: 3, SubscribeRate: 2})
+	alice, bob := rateLimitToken(t, "alice"), rateLimitToken(t, "bob")
+	json := func(h http.Header) http.Header { return with(h, "Content-Type", "application/json") }
+
+	if status, _, body := b.Do(t, "POST", "/v1/streams/s/messages", json(alice), batchOf(3)); status != http.StatusCreated {
+		t.Fatalf("alice's 3 events: %d %s", status, body)
+	}
+	status, h, body := b.Do(t, "POST", "/v1/streams/s/messages", alice, "x")
+	wantRateLimited(t, "alice's 4th event", status, h, body)
+	// A fresh token of the same subject shares the budget.
+	status, h, body = b.Do(t, "POST", "/v1/streams/s/messages", rateLimitToken(t, "alice"), "x")
+	wantRateLimited(t, "alice's 4th event with another token", status, h, body)
+	if status, _, body := b.Do(t, "POST", "/v1/streams/s/messages", json(bob), batchOf(3)); status != http.StatusCreated {
+		t.Fatalf("bob's 3 events while alice is limited: %d %s", status, body)
+	}
+
+	// Subscriptions have their own budget, apart from publishing.
+	for i := range 2 {
+		subscribeWith(t, b, "/v1/streams/s/events", alice, http.StatusOK, fmt.Sprintf("alice's subscription %d", i+1))
+	}
+	res := subscribeWith(t, b, "/v1/streams/s/events", alice, http.StatusTooManyRequests, "alice's 3rd subscription")
+	wantRateLimited(t, "alice's 3rd subscription", res.StatusCode, res.Header, readAll(t, res))
+	subscribeWith(t, b, "/v1/streams/s/events", bob, http.StatusOK, "bob's subscription")
+}
+
+func TestSubscribeRate(t *testing.T) {
+	t.Parallel()
+	b := testbroker.Start(t, testbroker.Options{SubscribeRate: 2})
+	for i := range 2 {
+		subscribe(t, b, fmt.Sprintf("/v1/streams/sub-%d/events", i), "")
+	}
+	res := subscribeWith(t, b, "/v1/streams/sub-2/events", nil, http.StatusTooManyRequests, "the 3rd subscription")
+	wantRateLimited(t, "the 3rd subscription", res.StatusCode, res.Header, readAll(t, res))
+	// Publishing is not counted against subscriptions.
+	publish(t, b, "sub-0", "still publishing")
+}
+
+// With rates 0 nothing is limited.
+func TestNoRateLimitsByDefault(t *testing.T) {
+	t.Parallel()
+	b := testbroker.Start(t, testbroker.Options{})
+	publishJSON(t, b, "free", batchOf(1000))
+	for i := range 50 {
+		publish(t, b, "free", strconv.Itoa(i))
+	}
+	for range 30 {
+		res := subscribeWith(t, b, "/v1/streams/free/events", nil, http.StatusOK, "a subscription")
+		_ = res.Body.Close()
+	}
+}
+
+// subscribeWith opens a subscription with header h and checks its status;
+// the response is closed when the test ends.
+func subscribeWith(t *testing.T, b *testbroker.Broker, path string, h http.Header, wantStatus int, what string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, b.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range h {
+		req.Header[k] = v
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	t.Cleanup(func() { _ = res.Body.Close() })
+	if res.StatusCode != wantStatus {
+		t.Fatalf("%s: status %d, want %d", what, res.StatusCode, wantStatus)
+	}
+	return res
+}
+
+func readAll(t *testing.T, res *http.Response) string {
+	t.Helper()
+	data, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}

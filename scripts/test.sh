@@ -35,5 +35,6 @@ unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go')
 if [ -n "$unformatted" ]; then echo "gofmt would change: $unformatted"; exit 1; fi
 go vet ./...
 
+./scripts/fuzz.sh # every fuzz target ~10 s; their seed corpora also run in go test below
 echo "== go test -race"
 go test -race -count=1 -timeout 9m ./...

@@ -155,12 +155,15 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	log.Info().Msg("shutting down: draining subscribers and in-flight publishes")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
-	srv.RegisterOnShutdown(func() {
-		if err := apiServer.Shutdown(shutdownCtx); err != nil {
-			log.Warn().Err(err).Msg("draining the API")
-		}
-	})
-	if err := srv.Shutdown(shutdownCtx); err != nil {
+	// Both at once: http.Server.Shutdown stops accepting and waits for
+	// handlers, which only end once the API tells its streams to.
+	drained := make(chan error, 1)
+	go func() { drained <- apiServer.Shutdown(shutdownCtx) }()
+	err = srv.Shutdown(shutdownCtx)
+	if derr := <-drained; derr != nil {
+		log.Warn().Err(derr).Msg("draining the API")
+	}
+	if err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	log.Info().Msg("broker stopped")

@@ -175,6 +175,11 @@ func decodeMessages(body []byte) ([]broker.Message, error) {
 }
 
 func decodeMessage(raw json.RawMessage) (broker.Message, error) {
+	// Decoding null into a struct succeeds and changes nothing: without
+	// this check [null] would publish an empty event.
+	if t := bytes.TrimLeft(raw, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return broker.Message{}, fmt.Errorf(`%w: each event must be an object {"event": string, "data": any}`, broker.ErrInvalidEvent)
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	var jm jsonMessage
@@ -256,6 +261,9 @@ func decodeCloseBody(body []byte) (string, error) {
 	}
 	if !utf8.Valid(body) || !json.Valid(body) {
 		return "", fmt.Errorf("%w: the body must be empty or a JSON object {\"data\": ...}", errInvalidJSON)
+	}
+	if bytes.TrimLeft(body, " \t\r\n")[0] != '{' {
+		return "", fmt.Errorf(`%w: the body must be empty or a JSON object {"data": ...}`, broker.ErrInvalidEvent)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()

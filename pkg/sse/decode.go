@@ -156,10 +156,60 @@ func isDigits(b []byte) bool {
 	return true
 }
 
-// toUTF8 decodes as a browser does: invalid sequences become U+FFFD.
+// toUTF8 decodes as a browser does (the Encoding Standard's UTF-8
+// decoder): each maximal subpart of an invalid sequence becomes one U+FFFD.
+// strings.ToValidUTF8 would fold a run of bad bytes into one, and
+// utf8.DecodeRune alone would replace a truncated sequence byte by byte.
 func toUTF8(b []byte) string {
 	if utf8.Valid(b) {
 		return string(b)
 	}
-	return strings.ToValidUTF8(string(b), "\uFFFD")
+	var out strings.Builder
+	out.Grow(len(b) + 8)
+	for len(b) > 0 {
+		r, size := utf8.DecodeRune(b)
+		if r != utf8.RuneError || size != 1 {
+			out.Write(b[:size])
+			b = b[size:]
+			continue
+		}
+		out.WriteRune(utf8.RuneError)
+		b = b[maximalSubpart(b):]
+	}
+	return out.String()
+}
+
+// maximalSubpart returns the length of the invalid sequence at the start
+// of b: its lead byte and the continuation bytes that could still have
+// completed it.
+func maximalSubpart(b []byte) int {
+	lead := b[0]
+	var need int
+	lo, hi := byte(0x80), byte(0xBF) // the range of the first continuation byte
+	switch {
+	case lead >= 0xC2 && lead <= 0xDF:
+		need = 1
+	case lead >= 0xE0 && lead <= 0xEF:
+		need = 2
+		if lead == 0xE0 {
+			lo = 0xA0
+		} else if lead == 0xED {
+			hi = 0x9F
+		}
+	case lead >= 0xF0 && lead <= 0xF4:
+		need = 3
+		if lead == 0xF0 {
+			lo = 0x90
+		} else if lead == 0xF4 {
+			hi = 0x8F
+		}
+	default:
+		return 1 // not a lead byte
+	}
+	n := 1
+	for n <= need && n < len(b) && b[n] >= lo && b[n] <= hi {
+		n++
+		lo, hi = 0x80, 0xBF
+	}
+	return n
 }

@@ -151,3 +151,18 @@ func validIDChars(s string) bool {
 	}
 	return true
 }
+
+// streamWithRight reads the {stream} parameter and checks the token's
+// right on it. When either fails it answers the request itself and
+// reports false.
+func (s *Server) streamWithRight(w http.ResponseWriter, r *http.Request, right auth.Right) (string, bool) {
+	stream, err := streamID(r)
+	if err == nil {
+		err = s.authorize(r, right, stream)
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return "", false
+	}
+	return stream, true
+}

@@ -54,13 +54,8 @@ func (s *Server) createStream(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	stream, err := streamID(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if err := s.authorize(r, auth.Publish, stream); err != nil {
-		s.writeError(w, r, err)
+	stream, ok := s.streamWithRight(w, r, auth.Publish)
+	if !ok {
 		return
 	}
 	key := r.Header.Get("Idempotency-Key")
@@ -222,13 +217,8 @@ func dataText(raw json.RawMessage) (string, error) {
 }
 
 func (s *Server) closeStream(w http.ResponseWriter, r *http.Request) {
-	stream, err := streamID(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if err := s.authorize(r, auth.Publish, stream); err != nil {
-		s.writeError(w, r, err)
+	stream, ok := s.streamWithRight(w, r, auth.Publish)
+	if !ok {
 		return
 	}
 	body, err := s.readBody(w, r)

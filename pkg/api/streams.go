@@ -38,13 +38,8 @@ type infoAnswer struct {
 }
 
 func (s *Server) info(w http.ResponseWriter, r *http.Request) {
-	stream, err := streamID(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if err := s.authorize(r, auth.Subscribe, stream); err != nil {
-		s.writeError(w, r, err)
+	stream, ok := s.streamWithRight(w, r, auth.Subscribe)
+	if !ok {
 		return
 	}
 	in, err := s.broker.Info(r.Context(), stream)
@@ -73,13 +68,8 @@ type historyAnswer struct {
 }
 
 func (s *Server) history(w http.ResponseWriter, r *http.Request) {
-	stream, err := streamID(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if err := s.authorize(r, auth.Subscribe, stream); err != nil {
-		s.writeError(w, r, err)
+	stream, ok := s.streamWithRight(w, r, auth.Subscribe)
+	if !ok {
 		return
 	}
 	q := r.URL.Query()
@@ -121,13 +111,8 @@ func parseLimit(v string) (int, error) {
 }
 
 func (s *Server) deleteStream(w http.ResponseWriter, r *http.Request) {
-	stream, err := streamID(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if err := s.authorize(r, auth.Publish, stream); err != nil {
-		s.writeError(w, r, err)
+	stream, ok := s.streamWithRight(w, r, auth.Publish)
+	if !ok {
 		return
 	}
 	if err := s.broker.Delete(r.Context(), stream); err != nil {

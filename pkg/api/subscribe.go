@@ -30,13 +30,8 @@ func resumePoint(r *http.Request) (uint64, error) {
 // one flush, until the stream stops, the subscriber falls behind, the
 // client goes away or the broker shuts down.
 func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
-	stream, err := streamID(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if err := s.authorize(r, auth.Subscribe, stream); err != nil {
-		s.writeError(w, r, err)
+	stream, ok := s.streamWithRight(w, r, auth.Subscribe)
+	if !ok {
 		return
 	}
 	if err := s.allowSubscribe(r); err != nil {

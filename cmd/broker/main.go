@@ -60,10 +60,6 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	for _, w := range warnings {
 		log.Warn().Msg(w)
 	}
-	if err := unsupported(cfg); err != nil {
-		log.Error().Err(err).Msg("configuration not supported by this build")
-		return 2
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := serve(ctx, cfg, log); err != nil {
@@ -71,12 +67,6 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-// unsupported refuses settings whose feature is not built yet, so that a
-// broker never runs without the protection its configuration asks for.
-func unsupported(cfg config.Config) error {
-	return nil
 }
 
 // newLogger builds the process logger from the validated configuration.

@@ -113,6 +113,7 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 		CORSOrigins:   cfg.CORS.AllowedOrigins,
 		PublishRate:   cfg.Limits.PublishRate,
 		SubscribeRate: cfg.Limits.SubscribeRate,
+		Pprof:         cfg.Debug.Pprof,
 	})
 	srv := &http.Server{
 		Handler:           apiServer,

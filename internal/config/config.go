@@ -77,6 +77,9 @@ type Config struct {
 		// limits.subscribe_rate, per second; 0 means no limit.
 		PublishRate, SubscribeRate float64
 	}
+	Debug struct {
+		Pprof bool // debug.pprof
+	}
 	Log struct {
 		// Level is lower case: trace, debug, info, warn or error.
 		// Format is "console", "json" or "" (automatic).

@@ -71,7 +71,7 @@ func TestDefault(t *testing.T) {
 		"auth.jwt.secret": "", "auth.jwt.public_key_file": "", "auth.jwt.algorithm": "HS256",
 		"tls.cert_file": "", "tls.key_file": "", "http.h2c": "false", "cors.allowed_origins": "",
 		"demo.enabled": "true", "redis.allow_eviction": "false", "limits.publish_rate": "0", "limits.subscribe_rate": "0",
-		"log.level": "info", "log.format": "",
+		"debug.pprof": "false", "log.level": "info", "log.format": "",
 	}
 	fields := Fields()
 	if len(fields) != len(want) {
@@ -220,6 +220,7 @@ func everyKeyCases(t *testing.T) []keyCase {
 		{key: "redis.allow_eviction", text: "true", yaml: "true", want: func(c *Config) { c.Redis.AllowEviction = true }},
 		{key: "limits.publish_rate", text: "2.5", yaml: "2.5", want: func(c *Config) { c.Limits.PublishRate = 2.5 }},
 		{key: "limits.subscribe_rate", text: "10", yaml: "10", want: func(c *Config) { c.Limits.SubscribeRate = 10 }},
+		{key: "debug.pprof", text: "true", yaml: "true", want: func(c *Config) { c.Debug.Pprof = true }},
 		{key: "log.level", text: "DEBUG", want: func(c *Config) { c.Log.Level = "debug" }},
 		{key: "log.format", text: "json", want: func(c *Config) { c.Log.Format = "json" }},
 	}
@@ -405,6 +406,7 @@ func TestBadValues(t *testing.T) {
 		{key: "cors.allowed_origins", text: "*,https://a.example", yaml: `["*", "https://a.example"]`, inMsg: "use it alone"},
 		{key: "demo.enabled", text: "maybe"},
 		{key: "redis.allow_eviction", text: "perhaps"},
+		{key: "debug.pprof", text: "on-call"},
 		{key: "limits.publish_rate", text: "-1", yaml: "-1", inMsg: "-1 must be a number >= 0"},
 		{key: "limits.subscribe_rate", text: "fast"},
 		{key: "limits.subscribe_rate", text: "NaN", inMsg: "NaN must be"},

@@ -33,27 +33,40 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token, source := auth.ExtractToken(r)
-		var (
-			claims auth.Claims
-			err    error
-		)
-		switch {
-		case token == "" && source == auth.SourceHeader:
-			err = fmt.Errorf("%w: the Authorization header must be \"Bearer <token>\"", auth.ErrNoToken)
-		case token == "":
-			err = fmt.Errorf("%w: send it as \"Authorization: Bearer <token>\", the access_token query parameter or the access_token cookie", auth.ErrNoToken)
-		default:
-			claims, err = s.opts.Auth.Verify(token)
+		// The verification runs in its own function: this frame stays
+		// under every subscription's handler for its whole life, and
+		// verifying needs much stack (see subscribe).
+		if r = s.verifyRequest(w, r); r != nil {
+			next.ServeHTTP(w, r)
 		}
-		if err != nil {
-			hlog.FromRequest(r).Debug().Str("token_source", source).Str("reason", err.Error()).Msg("request not authenticated")
-			w.Header().Set("WWW-Authenticate", `Bearer realm="sse-broker"`)
-			s.writeError(w, r, fmt.Errorf("%w: %v", errUnauthorized, err))
-			return
-		}
-		next.ServeHTTP(w, r.WithContext(auth.NewContext(r.Context(), claims)))
 	})
+}
+
+// verifyRequest returns r with the token's claims in its context, or nil
+// once it has answered 401.
+//
+//go:noinline
+func (s *Server) verifyRequest(w http.ResponseWriter, r *http.Request) *http.Request {
+	token, source := auth.ExtractToken(r)
+	var (
+		claims auth.Claims
+		err    error
+	)
+	switch {
+	case token == "" && source == auth.SourceHeader:
+		err = fmt.Errorf("%w: the Authorization header must be \"Bearer <token>\"", auth.ErrNoToken)
+	case token == "":
+		err = fmt.Errorf("%w: send it as \"Authorization: Bearer <token>\", the access_token query parameter or the access_token cookie", auth.ErrNoToken)
+	default:
+		claims, err = s.opts.Auth.Verify(token)
+	}
+	if err != nil {
+		hlog.FromRequest(r).Debug().Str("token_source", source).Str("reason", err.Error()).Msg("request not authenticated")
+		w.Header().Set("WWW-Authenticate", `Bearer realm="sse-broker"`)
+		s.writeError(w, r, fmt.Errorf("%w: %v", errUnauthorized, err))
+		return nil
+	}
+	return r.WithContext(auth.NewContext(r.Context(), claims))
 }
 
 // authorize answers whether the request's token has right on stream

@@ -29,31 +29,63 @@ func resumePoint(r *http.Request) (uint64, error) {
 // for the subscriber's queue to be ready and write everything queued with
 // one flush, until the stream stops, the subscriber falls behind, the
 // client goes away or the broker shuts down.
+//
+// The handler parks in wait for as long as the client stays, on top of
+// net/http's, chi's and the middlewares' frames. Everything else (setup,
+// backlog, logging) runs in functions that have returned by then, so the
+// parked stack stays under a quarter of 16 KiB and the runtime can shrink
+// it at GC: that is most of an idle subscription's memory.
 func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
+	sub, sw := s.startSubscription(w, r)
+	if sub == nil {
+		return
+	}
+	defer s.endSubscription(sub)
+	s.wait(r, sub, sw)
+}
+
+// endSubscription undoes what startSubscription did for a live
+// subscription.
+func (s *Server) endSubscription(sub *broker.Subscription) {
+	s.heartbeats.leave()
+	sub.Close()
+}
+
+// startSubscription answers everything up to the live part: errors, 204,
+// or the headers, retry block, gap report and backlog. It returns a nil
+// Subscription when the handler has nothing more to do (a closed stream's
+// backlog ends with its stop event); otherwise endSubscription must follow.
+//
+//go:noinline
+func (s *Server) startSubscription(w http.ResponseWriter, r *http.Request) (*broker.Subscription, *sseWriter) {
 	stream, ok := s.streamWithRight(w, r, auth.Subscribe)
 	if !ok {
-		return
+		return nil, nil
 	}
 	if err := s.allowSubscribe(r); err != nil {
 		s.writeError(w, r, err)
-		return
+		return nil, nil
 	}
 	after, err := resumePoint(r)
 	if err != nil {
 		s.writeError(w, r, err)
-		return
+		return nil, nil
 	}
 	sub, err := s.broker.Subscribe(r.Context(), stream, after)
 	if err != nil {
 		s.writeError(w, r, err)
-		return
+		return nil, nil
 	}
-	defer sub.Close()
-	log := hlog.FromRequest(r).With().Str("stream", stream).Str("last_event_id", broker.FormatID(after)).Logger()
+	live := false
+	defer func() {
+		if !live {
+			sub.Close()
+		}
+	}()
 	if sub.NoContent {
 		// The stream is over for this client: 204 makes EventSource stop.
 		w.WriteHeader(http.StatusNoContent)
-		return
+		return nil, nil
 	}
 
 	h := w.Header()
@@ -63,69 +95,100 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 
 	sw := &sseWriter{w: w, rc: http.NewResponseController(w), metrics: s.metrics}
+	sw.write = sw.writeWire
+	err = s.writeBacklog(sw, sub)
+	if err == nil {
+		err = sw.flush()
+	}
+	if err != nil {
+		return nil, nil
+	}
+	if sub.Gap {
+		subscriptionLog(r, sub).Info().Str("first_id", broker.FormatID(sub.FirstID)).Msg("subscriber resumed across a gap")
+	}
+	if !sub.Live() {
+		return nil, nil // closed stream: the backlog ended with stop
+	}
+	sub.Backlog = nil // let the backlog's memory go while the stream lives
+	s.heartbeats.join()
+	live = true
+	return sub, sw
+}
+
+// writeBacklog writes the retry block, the gap report and the backlog.
+func (s *Server) writeBacklog(sw *sseWriter, sub *broker.Subscription) error {
 	buf := sse.AppendRetry(make([]byte, 0, 128), s.opts.Retry.Milliseconds())
 	if sub.Gap {
 		buf = appendGap(buf, sub.After, sub.FirstID)
 	}
-	if err := sw.write(buf, 0, time.Time{}); err != nil {
-		return
+	if err := sw.writeWire(buf, 0, time.Time{}); err != nil {
+		return err
 	}
 	for _, e := range sub.Backlog {
-		if err := sw.write(e.Wire, 1, time.Time{}); err != nil {
-			return
+		if err := sw.writeWire(e.Wire, 1, time.Time{}); err != nil {
+			return err
 		}
 	}
-	if err := sw.flush(); err != nil {
-		return
-	}
-	if sub.Gap {
-		log.Info().Str("first_id", broker.FormatID(sub.FirstID)).Msg("subscriber resumed across a gap")
-	}
-	if !sub.Live() {
-		return // closed stream: the backlog ended with stop
-	}
-	sub.Backlog = nil // let the backlog's memory go while the stream lives
+	return nil
+}
 
-	heartbeat := time.NewTicker(s.opts.Heartbeat)
-	defer heartbeat.Stop()
+// wait is where a live subscription spends its life. Its frame is small
+// and holds pointers only; what it logs is built in logSubscriptionEnd,
+// on the way out.
+//
+//go:noinline
+func (s *Server) wait(r *http.Request, sub *broker.Subscription, sw *sseWriter) {
 	expired := s.tokenExpiry(r)
-	write := sw.write
+	done := r.Context().Done()
+	ready := sub.Ready()
 	for {
 		select {
-		case <-r.Context().Done():
+		case <-done:
 			return
 		case <-s.draining:
 			return
 		case <-expired:
-			log.Debug().Msg("subscription ended: token expired")
+			logSubscriptionEnd(r, sub, broker.EndNone, nil)
 			return
-		case <-heartbeat.C:
-			if err := sw.heartbeat(); err != nil {
-				return
+		case <-ready:
+			reason, err := sub.Drain(sw.write)
+			if err == nil && sub.HeartbeatDue() && !sw.deadline {
+				// Idle for an interval (the drain wrote nothing).
+				err = sw.writeWire(heartbeatComment, 0, time.Time{})
 			}
-		case <-sub.Ready():
-			reason, err := sub.Drain(write)
 			if err == nil {
 				err = sw.flush()
 			}
-			if err != nil {
-				log.Debug().Err(err).Msg("subscriber write failed")
-				return
-			}
-			if reason != broker.EndNone {
-				logEnd(log, reason)
+			if err != nil || reason != broker.EndNone {
+				logSubscriptionEnd(r, sub, reason, err)
 				return
 			}
 		}
 	}
 }
 
-func logEnd(log zerolog.Logger, reason broker.EndReason) {
-	ev := log.Debug()
-	if reason == broker.EndSlow {
-		ev = log.Warn()
+// subscriptionLog is the request's logger with the subscription's fields.
+func subscriptionLog(r *http.Request, sub *broker.Subscription) *zerolog.Logger {
+	log := hlog.FromRequest(r).With().Str("stream", sub.Stream).Str("last_event_id", broker.FormatID(sub.After)).Logger()
+	return &log
+}
+
+// logSubscriptionEnd logs why wait returns: a write error, the broker's
+// reason, or (neither) the token's expiry.
+//
+//go:noinline
+func logSubscriptionEnd(r *http.Request, sub *broker.Subscription, reason broker.EndReason, err error) {
+	log := subscriptionLog(r, sub)
+	switch {
+	case err != nil:
+		log.Debug().Err(err).Msg("subscriber write failed")
+	case reason == broker.EndNone:
+		log.Debug().Msg("subscription ended: token expired")
+	case reason == broker.EndSlow:
+		log.Warn().Str("reason", reason.String()).Msg("subscription ended by the broker")
+	default:
+		log.Debug().Str("reason", reason.String()).Msg("subscription ended by the broker")
 	}
-	ev.Str("reason", reason.String()).Msg("subscription ended by the broker")
 }
 
 // appendGap appends the unnumbered gap event: it must not move the
@@ -145,9 +208,12 @@ type sseWriter struct {
 	rc       *http.ResponseController
 	metrics  *metrics
 	deadline bool // a write deadline is set for the pending writes
+	// write is writeWire as a broker.WriteFunc, made once per
+	// subscription so that a drain does not allocate a method value.
+	write broker.WriteFunc
 }
 
-func (sw *sseWriter) write(wire []byte, events int, published time.Time) error {
+func (sw *sseWriter) writeWire(wire []byte, events int, published time.Time) error {
 	if !sw.deadline {
 		// Best effort: a ResponseWriter without deadlines (a test recorder)
 		// still works, only without the bound.
@@ -169,13 +235,6 @@ func (sw *sseWriter) write(wire []byte, events int, published time.Time) error {
 func (sw *sseWriter) flush() error {
 	sw.deadline = false
 	return sw.rc.Flush()
-}
-
-func (sw *sseWriter) heartbeat() error {
-	if err := sw.write(heartbeatComment, 0, time.Time{}); err != nil {
-		return err
-	}
-	return sw.flush()
 }
 
 var heartbeatComment = sse.AppendComment(nil, "heartbeat")

@@ -216,6 +216,22 @@ type Subscription struct {
 
 	sub  *Subscriber // nil: the subscription ends after the backlog
 	sent uint64      // live events at or below this id were in the backlog
+	beat bool        // a heartbeat is due (see HeartbeatDue)
+}
+
+// Heartbeat is one tick of the node's shared heartbeat clock: call it
+// every half heartbeat interval while subscriptions are live (see
+// Hub.Heartbeat). Each idle subscription's Ready is then signalled about
+// once per interval, and HeartbeatDue reports true after its Drain.
+func (b *Broker) Heartbeat() { b.hub.Heartbeat() }
+
+// HeartbeatDue reports, once, that the subscription has been idle for a
+// heartbeat interval: the consumer should write a comment if its last
+// Drain wrote nothing. It is set by Drain.
+func (s *Subscription) HeartbeatDue() bool {
+	beat := s.beat
+	s.beat = false
+	return beat
 }
 
 // Live reports whether live events follow the backlog.
@@ -241,7 +257,8 @@ func (s *Subscription) Drain(write WriteFunc) (EndReason, error) {
 	if s.sub == nil {
 		return EndStopped, nil
 	}
-	q, reason := s.sub.take()
+	q, reason, beat := s.sub.take()
+	s.beat = s.beat || beat
 	defer s.sub.recycle(q)
 	for _, f := range q {
 		if f.LastID() <= s.sent {

@@ -19,6 +19,11 @@ type Hub struct {
 
 	subscribers     atomic.Int64
 	slowDisconnects atomic.Uint64
+
+	// tickMu serialises Heartbeat, whose snapshot of the streams is reused
+	// from tick to tick so that a tick does not allocate.
+	tickMu      sync.Mutex
+	tickStreams []*hubStream
 }
 
 type hubStream struct {
@@ -50,7 +55,8 @@ func (h *Hub) Register(stream string) (*Subscriber, error) {
 			break
 		}
 	}
-	s := &Subscriber{hub: h, stream: stream, limit: h.queueLimit, ready: make(chan struct{}, 1)}
+	// active: the handler writes its first block and the backlog now.
+	s := &Subscriber{hub: h, stream: stream, limit: h.queueLimit, ready: make(chan struct{}, 1), active: true}
 	h.mu.Lock()
 	hs := h.streams[stream]
 	if hs == nil {
@@ -118,6 +124,34 @@ func (h *Hub) Deliver(f *Frame) {
 			h.slowDisconnects.Add(1)
 		}
 	}
+}
+
+// Heartbeat is one tick of the node's single heartbeat clock, which
+// replaces a timer per subscription. Called every interval/2, it marks
+// "heartbeat due" and signals every subscriber that was handed no frame
+// since the tick before; a subscriber just marked counts as active for
+// the next tick. An idle subscriber is therefore marked every second tick
+// (once per interval), and no subscriber stays silent for much longer than
+// one interval: a drain right after a tick is followed by a tick that
+// clears the mark and one that finds it idle.
+func (h *Hub) Heartbeat() {
+	h.tickMu.Lock()
+	defer h.tickMu.Unlock()
+	h.mu.RLock()
+	streams := h.tickStreams[:0]
+	for _, hs := range h.streams {
+		streams = append(streams, hs)
+	}
+	h.mu.RUnlock()
+	for _, hs := range streams {
+		hs.mu.Lock()
+		for _, s := range hs.subs {
+			s.tick()
+		}
+		hs.mu.Unlock()
+	}
+	clear(streams)
+	h.tickStreams = streams[:0]
 }
 
 // End ends every subscription of stream with EndDeleted.
@@ -225,6 +259,9 @@ type Subscriber struct {
 	mu     sync.Mutex
 	queue  []*Frame
 	reason EndReason
+	// active: frames were taken (or a heartbeat marked) since the last
+	// heartbeat tick; beat: a heartbeat is due, for the consumer to take.
+	active, beat bool
 	// spare is the consumer's: drained queues are recycled through it so
 	// that steady-state delivery does not allocate.
 	spare []*Frame
@@ -265,15 +302,35 @@ func (s *Subscriber) notify() {
 	}
 }
 
+// tick is Heartbeat's visit; the hub stream's lock is held.
+func (s *Subscriber) tick() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.reason != EndNone:
+	case s.active:
+		s.active = false
+	default:
+		s.active, s.beat = true, true
+		s.notify()
+	}
+}
+
 // take hands the queued frames to the consumer and gives it a fresh
-// queue. The consumer passes the slice back through recycle.
-func (s *Subscriber) take() ([]*Frame, EndReason) {
+// queue, with whether a heartbeat is due. The consumer passes the slice
+// back through recycle.
+func (s *Subscriber) take() ([]*Frame, EndReason, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	q := s.queue
 	s.queue = s.spare
 	s.spare = nil
-	return q, s.reason
+	if len(q) > 0 {
+		s.active = true
+	}
+	beat := s.beat
+	s.beat = false
+	return q, s.reason, beat
 }
 
 func (s *Subscriber) recycle(q []*Frame) {

@@ -1,0 +1,680 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Config is one run of the tool.
+type Config struct {
+	URL         string
+	Target      string // "broker" or "baseline"
+	Scenario    string
+	Subscribers int
+	Streams     int
+	Rate        float64 // events/s over all streams; 0: flat out
+	Duration    time.Duration
+	Count       int // events to publish in all; 0: until Duration ends
+	Payload     int // bytes of data per event (at least the header)
+	Concurrency int // publish requests in flight
+	Sources     []string
+	Slow        int           // subscribers that stop reading (scenario slow)
+	Settle      time.Duration // wait after all connected before measuring RSS
+	Drain       time.Duration // how long delivery may stall after the last publish
+	Tag         string
+	Progress    io.Writer // live progress line (nil: quiet)
+}
+
+// Result is what one run measured; it is the JSON line of the run.
+type Result struct {
+	Time              string    `json:"time"`
+	Tag               string    `json:"tag,omitempty"`
+	Target            string    `json:"target"`
+	Scenario          string    `json:"scenario"`
+	URL               string    `json:"url"`
+	Subscribers       int       `json:"subscribers"`
+	Streams           int       `json:"streams"`
+	Rate              float64   `json:"rate"`
+	Duration          float64   `json:"duration_s"`
+	Payload           int       `json:"payload"`
+	Connected         int       `json:"connected"`
+	ConnectErrors     int       `json:"connect_errors"`
+	ConnectSeconds    float64   `json:"connect_s"`
+	Published         uint64    `json:"published"`
+	PublishErrors     uint64    `json:"publish_errors"`
+	PublishPerSec     float64   `json:"publish_per_s"`
+	Delivered         uint64    `json:"delivered"`
+	DeliveredPerSec   float64   `json:"delivered_per_s"`
+	Expected          uint64    `json:"expected"`
+	Lost              uint64    `json:"lost"`
+	Duplicated        uint64    `json:"duplicated"`
+	Unexpected        uint64    `json:"unexpected"`
+	SubscribersLosing int       `json:"subscribers_losing"`
+	Dropped           int       `json:"dropped"` // fast subscribers whose response ended early
+	SlowCutOff        int       `json:"slow_cut_off"`
+	LatencyUS         Latency   `json:"latency_us"`
+	RSSBefore         float64   `json:"rss_before"`
+	RSSConnected      float64   `json:"rss_connected"`
+	RSSAfter          float64   `json:"rss_after"`
+	RSSPerConn        float64   `json:"rss_per_conn"`
+	CPUConnect        float64   `json:"cpu_connect_s"`
+	CPUPublish        float64   `json:"cpu_publish_s"`
+	CPUPerMillion     float64   `json:"cpu_s_per_million_delivered"`
+	PerSecond         []float64 `json:"delivered_per_second"`
+	PublishedPerSec   []float64 `json:"published_per_second"`
+	FileLimit         uint64    `json:"file_limit"`
+	MetricsError      string    `json:"metrics_error,omitempty"`
+}
+
+// Latency holds publish→delivery percentiles in microseconds.
+type Latency struct {
+	P50, P90, P99, P999, Max float64
+}
+
+// MarshalJSON names the percentiles the way the issue does.
+func (l Latency) MarshalJSON() ([]byte, error) {
+	return json.Marshal(map[string]float64{"p50": l.P50, "p90": l.P90, "p99": l.P99, "p999": l.P999, "max": l.Max})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (l *Latency) UnmarshalJSON(b []byte) error {
+	var m map[string]float64
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	*l = Latency{m["p50"], m["p90"], m["p99"], m["p999"], m["max"]}
+	return nil
+}
+
+func latencyOf(h *Histogram) Latency {
+	us := func(d time.Duration) float64 { return float64(d) / 1e3 }
+	return Latency{us(h.Quantile(0.5)), us(h.Quantile(0.9)), us(h.Quantile(0.99)), us(h.Quantile(0.999)), us(h.Max())}
+}
+
+// stream is one stream of the run, shared by its publishers and subscribers.
+type stream struct {
+	name      string
+	seq       atomic.Uint64 // next payload sequence number
+	published atomic.Uint64 // events the server acknowledged
+}
+
+// subscriber tracks what one connection received. Its fields are written
+// only by its reader goroutine and read after done is closed.
+type subscriber struct {
+	st       *stream
+	slow     bool
+	body     io.ReadCloser
+	done     chan struct{}
+	ended    error // why the reader stopped
+	distinct atomic.Uint64
+	dup      uint64
+	byID     bool
+	lastID   uint64
+	seen     []uint64 // bitset over payload sequence numbers (byID false)
+}
+
+func (s *subscriber) track(id uint64, seq uint64) {
+	if s.byID {
+		if id > s.lastID {
+			s.lastID = id
+			s.distinct.Add(1)
+		} else {
+			s.dup++
+		}
+		return
+	}
+	w := seq / 64
+	for uint64(len(s.seen)) <= w {
+		s.seen = append(s.seen, 0)
+	}
+	if s.seen[w]&(1<<(seq%64)) != 0 {
+		s.dup++
+		return
+	}
+	s.seen[w] |= 1 << (seq % 64)
+	s.distinct.Add(1)
+}
+
+type runner struct {
+	cfg       Config
+	streams   []*stream
+	subs      []*subscriber
+	hist      Histogram
+	delivered atomic.Uint64
+	stopped   atomic.Bool // set once the run is counted: readers record nothing more
+	pubErrs   atomic.Uint64
+	published atomic.Uint64
+	clients   []*http.Client
+	pubClient *http.Client
+}
+
+func transportFrom(source string, conns int) *http.Transport {
+	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	if source != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(source)}
+	}
+	return &http.Transport{
+		DialContext:         d.DialContext,
+		MaxIdleConns:        conns,
+		MaxIdleConnsPerHost: conns,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+		ForceAttemptHTTP2:   false,
+	}
+}
+
+func (r *runner) subscribeURL(st *stream) string {
+	if r.cfg.Target == "baseline" {
+		return r.cfg.URL + "/events?stream=" + url.QueryEscape(st.name)
+	}
+	return r.cfg.URL + "/v1/streams/" + url.PathEscape(st.name) + "/events"
+}
+
+func (r *runner) publishURL(st *stream) string {
+	if r.cfg.Target == "baseline" {
+		return r.cfg.URL + "/publish?stream=" + url.QueryEscape(st.name)
+	}
+	return r.cfg.URL + "/v1/streams/" + url.PathEscape(st.name) + "/messages"
+}
+
+// Run performs one benchmark run.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if cfg.Target != "broker" && cfg.Target != "baseline" {
+		return nil, fmt.Errorf("unknown target %q (broker or baseline)", cfg.Target)
+	}
+	if cfg.Subscribers < 0 || cfg.Streams < 1 || cfg.Concurrency < 1 {
+		return nil, errors.New("need -streams >= 1, -subscribers >= 0 and -concurrency >= 1")
+	}
+	cfg.URL = strings.TrimRight(cfg.URL, "/")
+	if cfg.Payload < 48 {
+		cfg.Payload = 48
+	}
+	if cfg.Drain <= 0 {
+		cfg.Drain = 2 * time.Second
+	}
+	res := &Result{
+		Time: time.Now().UTC().Format(time.RFC3339), Tag: cfg.Tag, Target: cfg.Target, Scenario: cfg.Scenario,
+		URL: cfg.URL, Subscribers: cfg.Subscribers, Streams: cfg.Streams, Rate: cfg.Rate, Payload: cfg.Payload,
+	}
+	res.FileLimit, _ = raiseFileLimit()
+	r := &runner{cfg: cfg}
+	runID := strconv.FormatInt(time.Now().UnixNano(), 36)
+	for i := range cfg.Streams {
+		r.streams = append(r.streams, &stream{name: fmt.Sprintf("bench-%s-%d", runID, i)})
+	}
+	sources := cfg.Sources
+	if len(sources) == 0 {
+		sources = []string{""}
+	}
+	for _, s := range sources {
+		r.clients = append(r.clients, &http.Client{Transport: transportFrom(s, 1)})
+	}
+	r.pubClient = &http.Client{Transport: transportFrom(sources[0], cfg.Concurrency), Timeout: 30 * time.Second}
+	defer r.pubClient.CloseIdleConnections()
+
+	metrics := func() (rss, cpu float64) {
+		rss, cpu, err := readProcessMetrics(ctx, r.pubClient, cfg.URL+"/metrics")
+		if err != nil && res.MetricsError == "" {
+			res.MetricsError = err.Error()
+		}
+		return rss, cpu
+	}
+	rss0, cpu0 := metrics()
+	res.RSSBefore = rss0
+
+	subCtx, cancelSubs := context.WithCancel(ctx)
+	defer cancelSubs()
+	start := time.Now()
+	res.Connected, res.ConnectErrors = r.connect(subCtx)
+	res.ConnectSeconds = time.Since(start).Seconds()
+	defer func() {
+		cancelSubs()
+		for _, s := range r.subs {
+			s.body.Close()
+		}
+	}()
+	if cfg.Settle > 0 {
+		time.Sleep(cfg.Settle)
+	}
+	rss1, cpu1 := metrics()
+	res.RSSConnected = rss1
+	res.CPUConnect = cpu1 - cpu0
+	if res.Connected > 0 && rss1 > 0 {
+		res.RSSPerConn = (rss1 - rss0) / float64(res.Connected)
+	}
+
+	// Publish, with a progress line once a second.
+	pubStart := time.Now()
+	progDone := make(chan struct{})
+	var progWG sync.WaitGroup
+	progWG.Add(1)
+	go func() {
+		defer progWG.Done()
+		r.progress(pubStart, progDone, res)
+	}()
+	r.publish(ctx)
+	pubElapsed := time.Since(pubStart)
+	r.drain(ctx)
+	elapsed := time.Since(pubStart)
+	close(progDone)
+	progWG.Wait()
+	rss2, cpu2 := metrics()
+	res.RSSAfter = rss2
+	res.CPUPublish = cpu2 - cpu1
+
+	// Count what each reading subscriber had at this point, then look at
+	// the ones that never read (reading them may unblock a server that
+	// stalled on them; what arrives then no longer counts).
+	r.stopped.Store(true)
+	got := make([]uint64, len(r.subs))
+	want := make([]uint64, len(r.subs))
+	for i, s := range r.subs {
+		got[i], want[i] = s.distinct.Load(), s.st.published.Load()
+	}
+	for _, s := range r.subs {
+		if s.slow && r.slowWasCut(s) {
+			res.SlowCutOff++
+		}
+	}
+	cancelSubs()
+	for _, s := range r.subs {
+		s.body.Close()
+	}
+	for i, s := range r.subs {
+		if s.slow {
+			continue
+		}
+		<-s.done
+		if got[i] < want[i] {
+			res.Lost += want[i] - got[i]
+			res.SubscribersLosing++
+		} else {
+			res.Unexpected += got[i] - want[i]
+		}
+		res.Expected += want[i]
+		res.Duplicated += s.dup
+		if s.ended != nil && !errors.Is(s.ended, context.Canceled) && !isClosedErr(s.ended) {
+			res.Dropped++
+		}
+	}
+	res.Published = r.published.Load()
+	res.PublishErrors = r.pubErrs.Load()
+	res.Delivered = r.delivered.Load()
+	res.Duration = elapsed.Seconds()
+	if pubElapsed > 0 {
+		res.PublishPerSec = float64(res.Published) / pubElapsed.Seconds()
+	}
+	if elapsed > 0 {
+		res.DeliveredPerSec = float64(res.Delivered) / elapsed.Seconds()
+	}
+	if res.Delivered > 0 && res.CPUPublish > 0 {
+		res.CPUPerMillion = res.CPUPublish / (float64(res.Delivered) / 1e6)
+	}
+	res.LatencyUS = latencyOf(&r.hist)
+	return res, nil
+}
+
+func isClosedErr(err error) bool {
+	return err != nil && (strings.Contains(err.Error(), "use of closed") || strings.Contains(err.Error(), "body closed") ||
+		strings.Contains(err.Error(), "canceled"))
+}
+
+// connect opens every subscriber, at most 256 handshakes at a time, and
+// returns once each is connected or has failed.
+func (r *runner) connect(ctx context.Context) (ok, failed int) {
+	var (
+		mu  sync.Mutex
+		wg  sync.WaitGroup
+		sem = make(chan struct{}, 256)
+	)
+	for i := range r.cfg.Subscribers {
+		st := r.streams[i%len(r.streams)]
+		client := r.clients[i%len(r.clients)]
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.subscribeURL(st), nil)
+			if err != nil {
+				mu.Lock()
+				failed++
+				mu.Unlock()
+				return
+			}
+			req.Header.Set("Accept", "text/event-stream")
+			resp, err := client.Do(req)
+			if err == nil && resp.StatusCode != http.StatusOK {
+				resp.Body.Close()
+				err = fmt.Errorf("status %d", resp.StatusCode)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				failed++
+				return
+			}
+			ok++
+			s := &subscriber{st: st, body: resp.Body, done: make(chan struct{}), byID: r.cfg.Target == "broker"}
+			s.slow = r.cfg.Slow > 0 && len(r.subs) < r.cfg.Slow
+			r.subs = append(r.subs, s)
+			if !s.slow {
+				go r.read(s)
+			}
+		}()
+	}
+	wg.Wait()
+	return ok, failed
+}
+
+// read counts the events of one subscriber with a cheap line scanner: it
+// looks only at "id:" and the first "data:" line of each event.
+func (r *runner) read(s *subscriber) {
+	defer close(s.done)
+	size := 4096
+	if r.cfg.Payload+512 > size {
+		size = r.cfg.Payload + 512
+	}
+	br := bufio.NewReaderSize(s.body, size)
+	var (
+		id       uint64
+		seq      uint64
+		sent     int64
+		haveData bool
+	)
+	for {
+		line, err := br.ReadSlice('\n')
+		for errors.Is(err, bufio.ErrBufferFull) { // an overlong line: skip it
+			_, err = br.ReadSlice('\n')
+			line = nil
+		}
+		if err != nil {
+			s.ended = err
+			return
+		}
+		line = bytes.TrimRight(line, "\r\n")
+		switch {
+		case len(line) == 0:
+			if haveData && !r.stopped.Load() {
+				r.hist.Record(time.Duration(time.Now().UnixNano() - sent))
+				r.delivered.Add(1)
+				s.track(id, seq)
+			}
+			haveData = false
+		case bytes.HasPrefix(line, []byte("id:")):
+			v := bytes.TrimPrefix(line[3:], []byte(" "))
+			id, _ = strconv.ParseUint(string(v), 10, 64)
+		case bytes.HasPrefix(line, []byte("data:")) && !haveData:
+			var ok bool
+			seq, sent, ok = parsePayload(bytes.TrimPrefix(line[5:], []byte(" ")))
+			haveData = ok
+		}
+	}
+}
+
+// makePayload writes "<seq> <unix nanos> " and pads to size with 'x'.
+func makePayload(buf []byte, seq uint64, sent int64, size int) []byte {
+	buf = strconv.AppendUint(buf[:0], seq, 10)
+	buf = append(buf, ' ')
+	buf = strconv.AppendInt(buf, sent, 10)
+	buf = append(buf, ' ')
+	for len(buf) < size {
+		buf = append(buf, 'x')
+	}
+	return buf
+}
+
+func parsePayload(b []byte) (seq uint64, sent int64, ok bool) {
+	i := bytes.IndexByte(b, ' ')
+	if i < 0 {
+		return 0, 0, false
+	}
+	j := bytes.IndexByte(b[i+1:], ' ')
+	if j < 0 {
+		j = len(b) - i - 1
+	}
+	seq, err1 := strconv.ParseUint(string(b[:i]), 10, 64)
+	sent, err2 := strconv.ParseInt(string(b[i+1:i+1+j]), 10, 64)
+	return seq, sent, err1 == nil && err2 == nil
+}
+
+// publish sends events round-robin over the streams from Concurrency
+// workers, paced to Rate (0: flat out), until Duration or Count is reached.
+func (r *runner) publish(parent context.Context) {
+	// Requests still in flight 5 s after the end are abandoned (a server
+	// that blocks its publishers would otherwise hold the run).
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+	jobs := make(chan *stream, r.cfg.Concurrency)
+	var wg sync.WaitGroup
+	for range r.cfg.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var buf []byte
+			for st := range jobs {
+				if ctx.Err() != nil {
+					continue // abandoned: never sent
+				}
+				seq := st.seq.Add(1) - 1
+				buf = makePayload(buf, seq, time.Now().UnixNano(), r.cfg.Payload)
+				n, err := r.publishOne(ctx, st, buf)
+				if err != nil {
+					r.pubErrs.Add(1)
+					continue
+				}
+				st.published.Add(n)
+				r.published.Add(n)
+			}
+		}()
+	}
+	start := time.Now()
+	deadline := start.Add(r.cfg.Duration)
+	var stop <-chan time.Time // nil: no time limit
+	if r.cfg.Duration > 0 {
+		t := time.NewTimer(r.cfg.Duration)
+		defer t.Stop()
+		stop = t.C
+	}
+	issued := 0
+	limit := r.cfg.Count
+loop:
+	for limit == 0 || issued < limit {
+		now := time.Now()
+		if r.cfg.Duration > 0 && now.After(deadline) {
+			break
+		}
+		due := limit
+		if r.cfg.Rate > 0 {
+			due = int(now.Sub(start).Seconds() * r.cfg.Rate)
+			if limit > 0 && due > limit {
+				due = limit
+			}
+		} else if due == 0 {
+			due = issued + r.cfg.Concurrency
+		}
+		for issued < due {
+			select {
+			case jobs <- r.streams[issued%len(r.streams)]:
+				issued++
+			case <-ctx.Done():
+				break loop
+			case <-stop:
+				break loop
+			}
+		}
+		if r.cfg.Rate > 0 {
+			select {
+			case <-time.After(time.Millisecond):
+			case <-ctx.Done():
+				break loop
+			}
+		}
+	}
+	close(jobs)
+	grace := time.AfterFunc(5*time.Second, cancel)
+	defer grace.Stop()
+	wg.Wait()
+}
+
+func (r *runner) publishOne(ctx context.Context, st *stream, data []byte) (uint64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.publishURL(st), bytes.NewReader(data))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "text/plain")
+	resp, err := r.pubClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return 0, err
+	}
+	if resp.StatusCode/100 != 2 {
+		return 0, fmt.Errorf("publish: status %d", resp.StatusCode)
+	}
+	if r.cfg.Target == "baseline" {
+		return 1, nil
+	}
+	var ans struct {
+		IDs []string `json:"ids"`
+	}
+	if err := json.Unmarshal(body, &ans); err != nil {
+		return 0, fmt.Errorf("publish: answer: %w", err)
+	}
+	return uint64(len(ans.IDs)), nil
+}
+
+// drain waits until every reading subscriber has every acknowledged event,
+// or until no event arrived for Drain.
+func (r *runner) drain(ctx context.Context) {
+	last := r.delivered.Load()
+	lastChange := time.Now()
+	for {
+		complete := true
+		for _, s := range r.subs {
+			if s.slow {
+				continue
+			}
+			select {
+			case <-s.done:
+				continue // this reader has ended; it will get nothing more
+			default:
+			}
+			if s.distinct.Load() < s.st.published.Load() {
+				complete = false
+				break
+			}
+		}
+		if complete {
+			return
+		}
+		if d := r.delivered.Load(); d != last {
+			last, lastChange = d, time.Now()
+		} else if time.Since(lastChange) > r.cfg.Drain {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// slowWasCut reads what the server left for a subscriber that never read:
+// true when the server ended that response (it was cut off).
+func (r *runner) slowWasCut(s *subscriber) bool {
+	done := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(io.Discard, s.body)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		return err == nil || !isClosedErr(err)
+	case <-time.After(2 * time.Second):
+		s.body.Close()
+		<-done
+		return false
+	}
+}
+
+// progress prints one line a second (when Progress is set) and records the
+// per-second series for the chart.
+func (r *runner) progress(start time.Time, done <-chan struct{}, res *Result) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	var lastD, lastP uint64
+	for {
+		select {
+		case <-done:
+			if r.cfg.Progress != nil {
+				fmt.Fprintln(r.cfg.Progress)
+			}
+			return
+		case <-t.C:
+		}
+		d, p := r.delivered.Load(), r.published.Load()
+		res.PerSecond = append(res.PerSecond, float64(d-lastD))
+		res.PublishedPerSec = append(res.PublishedPerSec, float64(p-lastP))
+		if r.cfg.Progress != nil {
+			fmt.Fprintf(r.cfg.Progress, "\r\033[K%4.0fs %s/%s subs %d pub %d (%d/s) err %d delivered %d (%d/s) p99 %s",
+				time.Since(start).Seconds(), r.cfg.Target, r.cfg.Scenario, len(r.subs), p, p-lastP, r.pubErrs.Load(),
+				d, d-lastD, r.hist.Quantile(0.99).Round(time.Microsecond))
+		}
+		lastD, lastP = d, p
+	}
+}
+
+// readProcessMetrics reads process_resident_memory_bytes and
+// process_cpu_seconds_total from a Prometheus text page.
+func readProcessMetrics(ctx context.Context, c *http.Client, u string) (rss, cpu float64, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, 0, fmt.Errorf("metrics: status %d", resp.StatusCode)
+	}
+	var foundR, foundC bool
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 2 {
+			continue
+		}
+		switch f[0] {
+		case "process_resident_memory_bytes":
+			rss, err = strconv.ParseFloat(f[1], 64)
+			foundR = err == nil
+		case "process_cpu_seconds_total":
+			cpu, err = strconv.ParseFloat(f[1], 64)
+			foundC = err == nil
+		}
+	}
+	if !foundR || !foundC {
+		return rss, cpu, errors.New("metrics: no process_resident_memory_bytes / process_cpu_seconds_total")
+	}
+	return rss, cpu, sc.Err()
+}

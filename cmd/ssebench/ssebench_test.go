@@ -1,0 +1,352 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sse-broker/broker/internal/testbroker"
+)
+
+func TestHistogramQuantilesOnKnownInputs(t *testing.T) {
+	var h Histogram
+	// 1..1000 µs, one value each.
+	for i := 1; i <= 1000; i++ {
+		h.Record(time.Duration(i) * time.Microsecond)
+	}
+	check := func(q float64, want time.Duration) {
+		t.Helper()
+		got := h.Quantile(q)
+		// The answer is the upper bound of the bucket of the true value:
+		// never below it, and above by less than 1/32.
+		if got < want || float64(got) > float64(want)*(1+1.0/(1<<subBits)) {
+			t.Errorf("q%.3f = %v, want %v (within +%.1f%%)", q, got, want, 100.0/(1<<subBits))
+		}
+	}
+	check(0.5, 500*time.Microsecond)
+	check(0.9, 900*time.Microsecond)
+	check(0.99, 990*time.Microsecond)
+	check(0.999, 999*time.Microsecond)
+	check(1, 1000*time.Microsecond)
+	if h.Max() != 1000*time.Microsecond || h.Count() != 1000 {
+		t.Errorf("max %v count %d", h.Max(), h.Count())
+	}
+
+	// Small values are exact; a skewed distribution puts p99 in its tail.
+	var g Histogram
+	for range 990 {
+		g.Record(7)
+	}
+	for range 10 {
+		g.Record(time.Second)
+	}
+	if g.Quantile(0.5) != 7 || g.Quantile(0.99) != 7 || g.Quantile(0.991) != time.Second || g.Max() != time.Second {
+		t.Errorf("p50 %v p99 %v p99.1 %v max %v", g.Quantile(0.5), g.Quantile(0.99), g.Quantile(0.991), g.Max())
+	}
+	var empty Histogram
+	if empty.Quantile(0.99) != 0 {
+		t.Error("empty histogram")
+	}
+	g.Record(-5) // clock skew counts as 0
+	if g.Quantile(0.0001) != 0 {
+		t.Error("negative value not recorded as 0")
+	}
+}
+
+func TestBucketsCoverEveryValue(t *testing.T) {
+	for _, v := range []uint64{0, 1, 31, 32, 33, 63, 64, 65, 1000, 1 << 40, 1<<63 - 1, 1<<64 - 1} {
+		i := bucketOf(v)
+		lo, hi := bucketRange(i)
+		if i < 0 || i >= nBuckets || v < lo || v > hi {
+			t.Errorf("%d: bucket %d [%d, %d]", v, i, lo, hi)
+		}
+	}
+}
+
+func TestPayloadRoundTrip(t *testing.T) {
+	b := makePayload(nil, 42, 1700000000123456789, 64)
+	if len(b) != 64 {
+		t.Fatalf("len %d", len(b))
+	}
+	seq, sent, ok := parsePayload(b)
+	if !ok || seq != 42 || sent != 1700000000123456789 {
+		t.Fatalf("%d %d %v", seq, sent, ok)
+	}
+}
+
+// TestExactCountsAgainstBroker runs the tool against a real in-process
+// broker: every event is delivered once to every subscriber.
+func TestExactCountsAgainstBroker(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{NoDemo: true})
+	res, err := Run(t.Context(), Config{
+		URL: b.URL, Target: "broker", Scenario: "conversations", Subscribers: 6, Streams: 3,
+		Rate: 500, Count: 150, Payload: 64, Concurrency: 4, Drain: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Connected != 6 || res.ConnectErrors != 0 {
+		t.Fatalf("connected %d, errors %d", res.Connected, res.ConnectErrors)
+	}
+	if res.Published != 150 || res.PublishErrors != 0 {
+		t.Fatalf("published %d, errors %d", res.Published, res.PublishErrors)
+	}
+	if res.Lost != 0 || res.Duplicated != 0 || res.Unexpected != 0 || res.Dropped != 0 {
+		t.Fatalf("lost %d dup %d unexpected %d dropped %d", res.Lost, res.Duplicated, res.Unexpected, res.Dropped)
+	}
+	if res.Delivered != 300 || res.Expected != 300 { // 150 events over 3 streams × 2 subscribers each
+		t.Fatalf("delivered %d expected %d, want 300", res.Delivered, res.Expected)
+	}
+	if res.LatencyUS.Max <= 0 || res.LatencyUS.P50 > res.LatencyUS.P99 || res.LatencyUS.P99 > res.LatencyUS.Max {
+		t.Fatalf("latency %+v", res.LatencyUS)
+	}
+	if res.MetricsError != "" || res.RSSAfter <= 0 {
+		t.Fatalf("metrics: %q rss %v", res.MetricsError, res.RSSAfter)
+	}
+}
+
+// TestFanoutFlatOutAgainstBroker: one stream, flat out, bounded by -count.
+func TestFanoutFlatOutAgainstBroker(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{NoDemo: true, Queue: 4096})
+	res, err := Run(t.Context(), Config{
+		URL: b.URL, Target: "broker", Scenario: "fanout", Subscribers: 5, Streams: 1,
+		Count: 300, Payload: 64, Concurrency: 8, Drain: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Published != 300 || res.Delivered != 1500 || res.Lost != 0 || res.Duplicated != 0 {
+		t.Fatalf("published %d delivered %d lost %d dup %d", res.Published, res.Delivered, res.Lost, res.Duplicated)
+	}
+}
+
+// TestSlowSubscriberAgainstBroker: the one that stops reading is cut off,
+// the others lose nothing.
+func TestSlowSubscriberAgainstBroker(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{NoDemo: true, Queue: 256})
+	res, err := Run(t.Context(), Config{
+		URL: b.URL, Target: "broker", Scenario: "slow", Subscribers: 3, Streams: 1, Slow: 1,
+		Rate: 1000, Count: 3000, Payload: 8192, Concurrency: 4, Drain: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Lost != 0 || res.Duplicated != 0 || res.Expected != 6000 {
+		t.Fatalf("fast subscribers: lost %d dup %d expected %d: %+v", res.Lost, res.Duplicated, res.Expected, res)
+	}
+	if res.SlowCutOff != 1 {
+		t.Fatalf("slow cut off %d, want 1", res.SlowCutOff)
+	}
+}
+
+// brokenServer speaks the broker's publish and subscribe API for one
+// stream and one subscriber, but never sends event 5 and sends event 10
+// twice.
+func brokenServer(t *testing.T) *httptest.Server {
+	var (
+		mu     sync.Mutex
+		nextID = 100
+		events = make(chan string, 10000)
+	)
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/streams/{s}/messages", func(w http.ResponseWriter, r *http.Request) {
+		data, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		nextID++
+		id, n := nextID, nextID-100
+		frame := fmt.Sprintf("id: %d\ndata: %s\n\n", id, data)
+		switch n {
+		case 5: // dropped
+		case 10: // repeated
+			events <- frame
+			events <- frame
+		default:
+			events <- frame
+		}
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		_ = json.NewEncoder(w).Encode(map[string]any{"stream": r.PathValue("s"), "ids": []string{fmt.Sprint(id)}})
+	})
+	mux.HandleFunc("GET /v1/streams/{s}/events", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, "retry: 3000\n\n")
+		w.(http.Flusher).Flush()
+		for {
+			select {
+			case f := <-events:
+				_, _ = io.WriteString(w, f)
+				w.(http.Flusher).Flush()
+			case <-r.Context().Done():
+				return
+			}
+		}
+	})
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total 1.5\nprocess_resident_memory_bytes 1.048576e+07\n")
+	})
+	ts := httptest.NewServer(mux)
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+func TestBrokenServerIsCaught(t *testing.T) {
+	ts := brokenServer(t)
+	res, err := Run(t.Context(), Config{
+		URL: ts.URL, Target: "broker", Scenario: "conversations", Subscribers: 1, Streams: 1,
+		Count: 20, Payload: 64, Concurrency: 1, Drain: time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Published != 20 || res.Lost != 1 || res.Duplicated != 1 || res.Delivered != 20 {
+		t.Fatalf("published %d delivered %d lost %d dup %d, want 20 20 1 1", res.Published, res.Delivered, res.Lost, res.Duplicated)
+	}
+	if res.RSSBefore != 10485760 || res.MetricsError != "" {
+		t.Fatalf("rss %v err %q", res.RSSBefore, res.MetricsError)
+	}
+}
+
+// baselineFake is r3labs-like: it rewrites every id to 0 and publishes on
+// /publish; loss and duplicates must then be found by the payload's
+// sequence number. It drops the 3rd publish and repeats the 7th.
+func TestBaselineModeCountsBySequence(t *testing.T) {
+	var (
+		mu     sync.Mutex
+		n      int
+		events = make(chan string, 1000)
+	)
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /publish", func(w http.ResponseWriter, r *http.Request) {
+		data, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		n++
+		frame := fmt.Sprintf("id: 0\ndata: %s\n\n", data)
+		if n != 3 {
+			events <- frame
+		}
+		if n == 7 {
+			events <- frame
+		}
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("GET /events", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		for {
+			select {
+			case f := <-events:
+				_, _ = io.WriteString(w, f)
+				w.(http.Flusher).Flush()
+			case <-r.Context().Done():
+				return
+			}
+		}
+	})
+	ts := httptest.NewServer(mux)
+	defer ts.Close()
+	res, err := Run(t.Context(), Config{
+		URL: ts.URL, Target: "baseline", Scenario: "fanout", Subscribers: 1, Streams: 1,
+		Count: 10, Payload: 64, Concurrency: 1, Drain: time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Lost != 1 || res.Duplicated != 1 {
+		t.Fatalf("lost %d dup %d, want 1 1", res.Lost, res.Duplicated)
+	}
+	if res.MetricsError == "" {
+		t.Fatal("a server without /metrics is not reported")
+	}
+}
+
+func TestSVGIsWellFormed(t *testing.T) {
+	r := &Result{Target: "broker", Scenario: "fanout <&>", Connected: 3, Streams: 1,
+		PerSecond: []float64{0, 100, 2000, 1500}, PublishedPerSec: []float64{10, 20, 30, 40},
+		LatencyUS: Latency{120, 300, 900, 4000, 12000}}
+	for _, res := range []*Result{r, {Target: "baseline"}} {
+		var b bytes.Buffer
+		if err := writeSVG(&b, res); err != nil {
+			t.Fatal(err)
+		}
+		d := xml.NewDecoder(&b)
+		elems := 0
+		for {
+			tok, err := d.Token()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("SVG is not well-formed XML: %v", err)
+			}
+			if _, ok := tok.(xml.StartElement); ok {
+				elems++
+			}
+		}
+		if elems < 5 {
+			t.Fatalf("only %d elements", elems)
+		}
+	}
+}
+
+func TestCommandWritesJSONAndSVGAndSummarizes(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{NoDemo: true})
+	dir := t.TempDir()
+	out := dir + "/runs.jsonl"
+	var stdout, stderr bytes.Buffer
+	for range 3 {
+		code := run(t.Context(), []string{"-url", b.URL, "-scenario", "tokens", "-streams", "2", "-subscribers", "2",
+			"-count", "20", "-json", out, "-tag", "t1", "-sources", "127.0.0.1"}, &stdout, &stderr)
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr.String())
+		}
+	}
+	data, err := io.ReadAll(mustOpen(t, out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("%d JSON lines", len(lines))
+	}
+	var r Result
+	if err := json.Unmarshal([]byte(lines[0]), &r); err != nil || r.Scenario != "tokens" || r.Lost != 0 || r.Delivered != 20 {
+		t.Fatalf("%v %+v", err, r)
+	}
+	if _, err := io.ReadAll(mustOpen(t, dir+"/tokens-broker.svg")); err != nil {
+		t.Fatal(err)
+	}
+	stdout.Reset()
+	if code := run(t.Context(), []string{"summarize", "-tag", "t1", out}, &stdout, &stderr); code != 0 {
+		t.Fatalf("summarize exit %d", code)
+	}
+	if !strings.Contains(stdout.String(), "tokens (median of 3 broker runs, 0 baseline runs)") {
+		t.Fatalf("summary:\n%s", stdout.String())
+	}
+}
+
+func mustOpen(t *testing.T, path string) io.Reader {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.NewReader(data)
+}
+
+func TestMedian(t *testing.T) {
+	if median([]float64{3, 1, 2}) != 2 || median([]float64{4, 1, 2, 3}) != 2.5 || median(nil) != 0 {
+		t.Fatal("median")
+	}
+}

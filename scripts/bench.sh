@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Runs one ssebench scenario against the broker and the r3labs baseline,
+# side by side on this host: the server pinned to CPU 0, the tool to CPU 1
+# (when taskset exists), RUNS runs each, a fresh server per run. Prints the
+# medians and the ratios broker/baseline; appends every run's JSON line to
+# bench/results/<scenario>.jsonl (charts: bench/results/<scenario>-<target>.svg).
+#
+#   scripts/bench.sh [scenario] [extra ssebench flags...]
+#   RUNS=3 DURATION=5s scripts/bench.sh conversations -subscribers 200 -streams 100
+#
+# Environment: RUNS (3), DURATION (5s; empty: the scenario's), TARGETS
+# ("broker baseline"), BROKER_PORT (18080), BASELINE_PORT (18081),
+# SERVER_CPU (0), TOOL_CPU (1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scenario=${1:-conversations}
+shift || true
+RUNS=${RUNS:-3}
+DURATION=${DURATION-5s}
+TARGETS=${TARGETS:-broker baseline}
+BROKER_PORT=${BROKER_PORT:-18080}
+BASELINE_PORT=${BASELINE_PORT:-18081}
+SERVER_CPU=${SERVER_CPU:-0}
+TOOL_CPU=${TOOL_CPU:-1}
+
+bin=$(mktemp -d)
+server_pid=
+cleanup() {
+	if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+	rm -rf "$bin"
+}
+trap cleanup EXIT
+
+echo "building broker, baseline and ssebench..." >&2
+go build -o "$bin/broker" ./cmd/broker
+go build -o "$bin/baseline" ./bench/baseline
+go build -o "$bin/ssebench" ./cmd/ssebench
+
+pin_server=() pin_tool=()
+if command -v taskset >/dev/null && taskset -c "$SERVER_CPU" true 2>/dev/null && taskset -c "$TOOL_CPU" true 2>/dev/null; then
+	pin_server=(taskset -c "$SERVER_CPU") pin_tool=(taskset -c "$TOOL_CPU")
+else
+	echo "taskset unavailable: server and tool are not pinned" >&2
+fi
+
+mkdir -p bench/results
+out=bench/results/$scenario.jsonl
+tag=$(date -u +%Y%m%dT%H%M%SZ)-$scenario
+dur=()
+[ -n "$DURATION" ] && dur=(-duration "$DURATION")
+
+wait_up() { # url
+	for _ in $(seq 100); do
+		curl -fsS -o /dev/null "$1/metrics" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "server at $1 did not come up" >&2
+	return 1
+}
+
+for run in $(seq "$RUNS"); do
+	for target in $TARGETS; do
+		case $target in
+		broker)
+			port=$BROKER_PORT
+			"${pin_server[@]}" "$bin/broker" --listen "127.0.0.1:$port" --demo=false --log-level warn >"$bin/server.log" 2>&1 &
+			;;
+		baseline)
+			port=$BASELINE_PORT
+			"${pin_server[@]}" "$bin/baseline" -listen "127.0.0.1:$port" >"$bin/server.log" 2>&1 &
+			;;
+		*) echo "unknown target $target" >&2; exit 2 ;;
+		esac
+		server_pid=$!
+		url=http://127.0.0.1:$port
+		wait_up "$url"
+		echo "== run $run/$RUNS: $target $scenario" >&2
+		"${pin_tool[@]}" "$bin/ssebench" -url "$url" -target "$target" -scenario "$scenario" \
+			"${dur[@]}" -json "$out" -tag "$tag" "$@" || echo "ssebench failed ($target run $run)" >&2
+		kill "$server_pid" 2>/dev/null || true
+		wait "$server_pid" 2>/dev/null || true
+		server_pid=
+	done
+done
+
+echo
+echo "tag $tag, results in $out"
+"$bin/ssebench" summarize -tag "$tag" "$out"

@@ -143,3 +143,19 @@ type StoreOptions struct {
 func (o StoreOptions) SweepInterval() time.Duration {
 	return min(max(min(o.MaxAge, o.IdleTTL)/4, 50*time.Millisecond), 30*time.Second)
 }
+
+// RunJanitor calls sweep every interval until stop is closed, then closes
+// done. Stores run it in a goroutine of their own and stop it in Close.
+func RunJanitor(every time.Duration, stop <-chan struct{}, done chan<- struct{}, sweep func(now time.Time)) {
+	defer close(done)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-t.C:
+			sweep(now)
+		}
+	}
+}

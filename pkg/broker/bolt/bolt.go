@@ -144,7 +144,7 @@ func Open(path string, opts broker.StoreOptions, fan broker.Fanout) (*Store, err
 	}
 	s.ids.Advance(maxID)
 	go s.commitLoop()
-	go s.janitor(opts.SweepInterval())
+	go broker.RunJanitor(opts.SweepInterval(), s.quit, s.janitorDone, s.sweep)
 	opts.Logger.Info().Str("path", path).Int("streams", len(s.cache)).
 		Str("last_id", broker.FormatID(maxID)).Msg("bolt store opened")
 	return s, nil
@@ -414,20 +414,6 @@ func (s *Store) Close() error {
 		}
 	})
 	return s.closeErr
-}
-
-func (s *Store) janitor(every time.Duration) {
-	defer close(s.janitorDone)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.quit:
-			return
-		case now := <-t.C:
-			s.sweep(now)
-		}
-	}
 }
 
 // sweep asks the committer to trim the streams holding aged events and to

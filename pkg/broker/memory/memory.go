@@ -66,7 +66,7 @@ func New(opts broker.StoreOptions, fan broker.Fanout) *Store {
 		stopJanitor: make(chan struct{}),
 		janitorDone: make(chan struct{}),
 	}
-	go s.janitor(opts.SweepInterval())
+	go broker.RunJanitor(opts.SweepInterval(), s.stopJanitor, s.janitorDone, s.sweep)
 	return s
 }
 
@@ -343,20 +343,6 @@ func (s *Store) Close() error {
 	close(s.stopJanitor)
 	<-s.janitorDone
 	return nil
-}
-
-func (s *Store) janitor(every time.Duration) {
-	defer close(s.janitorDone)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stopJanitor:
-			return
-		case now := <-t.C:
-			s.sweep(now)
-		}
-	}
 }
 
 // sweep trims every stream and deletes idle ones.

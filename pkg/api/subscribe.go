@@ -151,14 +151,7 @@ func (s *Server) wait(r *http.Request, sub *broker.Subscription, sw *sseWriter) 
 			logSubscriptionEnd(r, sub, broker.EndNone, nil)
 			return
 		case <-ready:
-			reason, err := sub.Drain(sw.write)
-			if err == nil && sub.HeartbeatDue() && !sw.deadline {
-				// Idle for an interval (the drain wrote nothing).
-				err = sw.writeWire(heartbeatComment, 0, time.Time{})
-			}
-			if err == nil {
-				err = sw.flush()
-			}
+			reason, err := sw.deliver(sub)
 			if err != nil || reason != broker.EndNone {
 				logSubscriptionEnd(r, sub, reason, err)
 				return
@@ -207,18 +200,20 @@ type sseWriter struct {
 	w        http.ResponseWriter
 	rc       *http.ResponseController
 	metrics  *metrics
-	deadline bool // a write deadline is set for the pending writes
+	// pending: bytes were written since the last flush (and a write
+	// deadline covers them).
+	pending bool
 	// write is writeWire as a broker.WriteFunc, made once per
 	// subscription so that a drain does not allocate a method value.
 	write broker.WriteFunc
 }
 
 func (sw *sseWriter) writeWire(wire []byte, events int, published time.Time) error {
-	if !sw.deadline {
+	if !sw.pending {
 		// Best effort: a ResponseWriter without deadlines (a test recorder)
 		// still works, only without the bound.
 		_ = sw.rc.SetWriteDeadline(time.Now().Add(subscriberWriteTimeout))
-		sw.deadline = true
+		sw.pending = true
 	}
 	if _, err := sw.w.Write(wire); err != nil {
 		return err
@@ -232,8 +227,22 @@ func (sw *sseWriter) writeWire(wire []byte, events int, published time.Time) err
 	return nil
 }
 
+// deliver writes what sub has queued, or a heartbeat comment when one is
+// due and there was nothing to write, then flushes once. It returns why
+// the subscription ends (EndNone: it goes on).
+func (sw *sseWriter) deliver(sub *broker.Subscription) (broker.EndReason, error) {
+	reason, err := sub.Drain(sw.write)
+	if err == nil && sub.HeartbeatDue() && !sw.pending {
+		err = sw.writeWire(heartbeatComment, 0, time.Time{})
+	}
+	if err == nil && sw.pending {
+		err = sw.flush()
+	}
+	return reason, err
+}
+
 func (sw *sseWriter) flush() error {
-	sw.deadline = false
+	sw.pending = false
 	return sw.rc.Flush()
 }
 

@@ -56,13 +56,7 @@ func TestSubscriberWritePathDoesNotAllocate(t *testing.T) {
 		hub.Deliver(frames[next])
 		next++
 		<-sub.Ready()
-		reason, err := sub.Drain(sw.write)
-		if err == nil && sub.HeartbeatDue() && !sw.deadline {
-			err = sw.writeWire(heartbeatComment, 0, time.Time{})
-		}
-		if err == nil {
-			err = sw.flush()
-		}
+		reason, err := sw.deliver(sub)
 		if err != nil || reason != broker.EndNone {
 			t.Fatalf("drain: %v, %v", reason, err)
 		}

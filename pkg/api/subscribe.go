@@ -197,9 +197,9 @@ func appendGap(dst []byte, after, first uint64) []byte {
 // sseWriter writes to one subscriber. Writes go into net/http's buffered
 // response writer, so the events of one drain leave in one flush.
 type sseWriter struct {
-	w        http.ResponseWriter
-	rc       *http.ResponseController
-	metrics  *metrics
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	metrics *metrics
 	// pending: bytes were written since the last flush (and a write
 	// deadline covers them).
 	pending bool

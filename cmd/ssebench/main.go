@@ -1,184 +1,18 @@
-// Command ssebench is the broker's load tool: it opens N subscribers over S
-// streams, publishes with a send timestamp in each event, and reports
-// throughput, publish→delivery latency, loss and duplicates per subscriber,
-// connect errors, and the server's RSS and CPU from its /metrics.
-//
-//	ssebench -url http://127.0.0.1:8080 -scenario fanout|conversations|tokens|idle|slow \
-//	    [-subscribers N -streams S -rate R -duration D -payload B -sources 127.0.0.1,127.0.0.2] \
-//	    [-json out.jsonl] [-svg out.svg] [-target broker|baseline] [-full]
-//	ssebench summarize [-tag T] results.jsonl...
+// Command ssebench is the broker's load tool (internal/ssebench); the same
+// tool runs as `broker bench`. scripts/bench.sh builds this binary.
 package main
 
 import (
 	"context"
-	"encoding/json"
-	"flag"
-	"fmt"
-	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"strings"
 	"syscall"
-	"time"
 
-	"golang.org/x/term"
+	"github.com/sse-broker/broker/internal/ssebench"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
-}
-
-// preset is a scenario's default shape; flags given on the command line win.
-type preset struct {
-	subscribers, streams, slow int
-	rate                       float64 // <0: 30 per stream (tokens)
-	duration, settle           time.Duration
-	payload                    int
-}
-
-// presets are small enough to run anywhere in seconds; -full switches to
-// the sizes of issue 5.
-var presets = map[string]struct{ small, full preset }{
-	"fanout":        {preset{200, 1, 0, 0, 10 * time.Second, 0, 64}, preset{1000, 1, 0, 0, 30 * time.Second, 0, 64}},
-	"conversations": {preset{400, 200, 0, 2000, 10 * time.Second, 0, 64}, preset{2000, 1000, 0, 2000, 30 * time.Second, 0, 64}},
-	"tokens":        {preset{100, 100, 0, -1, 10 * time.Second, 0, 48}, preset{1000, 1000, 0, -1, 30 * time.Second, 0, 48}},
-	"idle":          {preset{1000, 100, 0, 1000, 10 * time.Second, 2 * time.Second, 64}, preset{19000, 1000, 0, 1000, 30 * time.Second, 5 * time.Second, 64}},
-	"slow":          {preset{10, 1, 1, 1000, 10 * time.Second, 0, 1024}, preset{100, 1, 1, 1000, 30 * time.Second, 0, 1024}},
-}
-
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "summarize" {
-		return summarizeCmd(args[1:], stdout, stderr)
-	}
-	fs := flag.NewFlagSet("ssebench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var (
-		u        = fs.String("url", "http://127.0.0.1:8080", "server base URL")
-		target   = fs.String("target", "broker", "broker (POST /v1/streams/{s}/messages) or baseline (POST /publish?stream=s)")
-		scenario = fs.String("scenario", "conversations", "fanout, conversations, tokens, idle or slow")
-		full     = fs.Bool("full", false, "use the sizes of issue 5 instead of the small defaults")
-		subs     = fs.Int("subscribers", 0, "subscribers (default: the scenario's)")
-		streams  = fs.Int("streams", 0, "streams (default: the scenario's)")
-		rate     = fs.Float64("rate", 0, "events per second over all streams; 0 with -flat: flat out (default: the scenario's)")
-		dur      = fs.Duration("duration", 0, "how long to publish (default: the scenario's)")
-		count    = fs.Int("count", 0, "publish exactly this many events (0: until -duration ends)")
-		payload  = fs.Int("payload", 0, "bytes of data per event (at least 48)")
-		conc     = fs.Int("concurrency", 32, "publish requests in flight")
-		sources  = fs.String("sources", "", "comma-separated local addresses to dial subscribers from (e.g. 127.0.0.1,127.0.0.2)")
-		slow     = fs.Int("slow", -1, "subscribers that stop reading (default: 1 in scenario slow)")
-		settle   = fs.Duration("settle", -1, "wait after connecting before reading RSS (default: the scenario's)")
-		drain    = fs.Duration("drain", 2*time.Second, "how long delivery may stall after the last publish before counting")
-		jsonOut  = fs.String("json", "", "append one JSON line per run to this file")
-		svgOut   = fs.String("svg", "", "write the chart here (default: next to -json)")
-		tag      = fs.String("tag", "", "free label stored in the JSON line (groups runs for summarize)")
-	)
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	ps, ok := presets[*scenario]
-	if !ok {
-		fmt.Fprintf(stderr, "unknown scenario %q\n", *scenario)
-		return 2
-	}
-	p := ps.small
-	if *full {
-		p = ps.full
-	}
-	cfg := Config{
-		URL: *u, Target: *target, Scenario: *scenario, Subscribers: p.subscribers, Streams: p.streams,
-		Rate: p.rate, Duration: p.duration, Count: *count, Payload: p.payload, Concurrency: *conc,
-		Slow: p.slow, Settle: p.settle, Drain: *drain, Tag: *tag,
-	}
-	if set["subscribers"] {
-		cfg.Subscribers = *subs
-	}
-	if set["streams"] {
-		cfg.Streams = *streams
-	}
-	if set["duration"] {
-		cfg.Duration = *dur
-	}
-	if set["count"] && !set["duration"] {
-		cfg.Duration = 0
-	}
-	if set["payload"] {
-		cfg.Payload = *payload
-	}
-	if set["slow"] {
-		cfg.Slow = *slow
-	}
-	if set["settle"] {
-		cfg.Settle = *settle
-	}
-	if set["rate"] {
-		cfg.Rate = *rate
-	} else if cfg.Rate < 0 {
-		cfg.Rate = 30 * float64(cfg.Streams)
-	}
-	if *sources != "" {
-		cfg.Sources = strings.Split(*sources, ",")
-	}
-	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		cfg.Progress = stderr
-	}
-	res, err := Run(ctx, cfg)
-	if err != nil {
-		fmt.Fprintln(stderr, "ssebench:", err)
-		return 1
-	}
-	printResult(stdout, res)
-	if *jsonOut != "" {
-		if err := appendJSON(*jsonOut, res); err != nil {
-			fmt.Fprintln(stderr, "ssebench:", err)
-			return 1
-		}
-		if *svgOut == "" {
-			*svgOut = filepath.Join(filepath.Dir(*jsonOut), fmt.Sprintf("%s-%s.svg", res.Scenario, res.Target))
-		}
-	}
-	if *svgOut != "" {
-		if err := writeSVGFile(*svgOut, res); err != nil {
-			fmt.Fprintln(stderr, "ssebench:", err)
-			return 1
-		}
-	}
-	return 0
-}
-
-func appendJSON(path string, res *Result) error {
-	line, err := json.Marshal(res)
-	if err != nil {
-		return err
-	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(append(line, '\n')); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-func printResult(w io.Writer, r *Result) {
-	fmt.Fprintf(w, "%s/%s: %d subscribers (%d connect errors) over %d streams, %.1fs\n",
-		r.Target, r.Scenario, r.Connected, r.ConnectErrors, r.Streams, r.Duration)
-	fmt.Fprintf(w, "  published %d (%.0f/s, %d errors), delivered %d (%.0f/s) of %d expected\n",
-		r.Published, r.PublishPerSec, r.PublishErrors, r.Delivered, r.DeliveredPerSec, r.Expected)
-	fmt.Fprintf(w, "  lost %d (%d subscribers), duplicated %d, dropped %d, slow cut off %d\n",
-		r.Lost, r.SubscribersLosing, r.Duplicated, r.Dropped, r.SlowCutOff)
-	l := r.LatencyUS
-	fmt.Fprintf(w, "  latency µs p50 %.0f p90 %.0f p99 %.0f p99.9 %.0f max %.0f\n", l.P50, l.P90, l.P99, l.P999, l.Max)
-	if r.MetricsError != "" {
-		fmt.Fprintf(w, "  server metrics: %s\n", r.MetricsError)
-		return
-	}
-	fmt.Fprintf(w, "  server RSS %.1f MiB → %.1f MiB connected (%.1f KiB/conn) → %.1f MiB; CPU %.2fs publishing (%.2fs per million delivered)\n",
-		r.RSSBefore/(1<<20), r.RSSConnected/(1<<20), r.RSSPerConn/1024, r.RSSAfter/(1<<20), r.CPUPublish, r.CPUPerMillion)
+	os.Exit(ssebench.Main(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }

@@ -1,5 +1,5 @@
 //go:build !unix
 
-package main
+package ssebench
 
 func raiseFileLimit() (uint64, error) { return 0, nil }

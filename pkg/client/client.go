@@ -1,0 +1,136 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// Defaults of a Client.
+const (
+	// DefaultPublishAttempts bounds the tries of one Publish or Close
+	// (the first one included).
+	DefaultPublishAttempts = 5
+)
+
+// Client talks to one broker. It is safe for concurrent use.
+type Client struct {
+	base            string
+	hc              *http.Client
+	token           func(context.Context) (string, error)
+	publishAttempts int
+}
+
+// Option changes a Client made by New.
+type Option func(*Client)
+
+// WithToken sends the token as "Authorization: Bearer <token>" on every
+// request.
+func WithToken(token string) Option {
+	return func(c *Client) {
+		c.token = func(context.Context) (string, error) { return token, nil }
+	}
+}
+
+// WithTokenFunc asks f for the token before every request (a subscription
+// asks again on each reconnect): for tokens that expire, since the broker
+// ends a subscription when its token does. An error from f fails the
+// request (Subscribe treats it as final).
+func WithTokenFunc(f func(context.Context) (string, error)) Option {
+	return func(c *Client) { c.token = f }
+}
+
+// WithHTTPClient sends every request through hc. A hc with a Timeout also
+// cuts subscriptions after that time; they then resume, losing nothing,
+// but a Timeout of zero suits them better.
+func WithHTTPClient(hc *http.Client) Option {
+	return func(c *Client) { c.hc = hc }
+}
+
+// WithPublishAttempts bounds the tries of one Publish or Close (the first
+// included); 1 turns retries off. Values below 1 are taken as 1.
+func WithPublishAttempts(n int) Option {
+	return func(c *Client) { c.publishAttempts = max(1, n) }
+}
+
+// New returns a client of the broker at baseURL (e.g.
+// "http://127.0.0.1:8080", or a base path behind a proxy such as
+// "https://example.com/broker").
+func New(baseURL string, opts ...Option) *Client {
+	c := &Client{
+		base: strings.TrimRight(baseURL, "/"),
+		// No Timeout: it would cut every subscription; each call is bounded
+		// by its context instead.
+		hc:              &http.Client{},
+		publishAttempts: DefaultPublishAttempts,
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
+
+// streamPath is /v1/streams/{stream} with the id escaped: an id the broker
+// would refuse reaches it intact and is answered 400 invalid_stream_id.
+func streamPath(stream string, rest string) string {
+	return "/v1/streams/" + url.PathEscape(stream) + rest
+}
+
+// newRequest builds a request to the broker with ctx, the token and, when
+// body is not nil, a JSON body.
+func (c *Client) newRequest(ctx context.Context, method, path string, query url.Values, body []byte) (*http.Request, error) {
+	u := c.base + path
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return nil, fmt.Errorf("building %s %s: %w", method, path, err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != nil {
+		tok, err := c.token(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("getting the token for %s %s: %w", method, path, err)
+		}
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+	}
+	return req, nil
+}
+
+// call sends one JSON request and decodes the answer into out (when out is
+// not nil) if its status is want; any other status is an *APIError.
+func (c *Client) call(ctx context.Context, method, path string, query url.Values, body []byte, want int, out any) error {
+	req, err := c.newRequest(ctx, method, path, query, body)
+	if err != nil {
+		return err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != want {
+		return fmt.Errorf("%s %s: %w", method, path, readAPIError(resp))
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("%s %s: reading the answer: %w", method, path, err)
+	}
+	return nil
+}

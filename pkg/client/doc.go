@@ -1,0 +1,48 @@
+// Package client is the Go client a service uses to talk to the broker:
+// publish events (one or a batch), close and delete streams, read their
+// info and history, and subscribe.
+//
+// # Publishing exactly once
+//
+// Publish sends one request with an Idempotency-Key of its own (random, one
+// per call). When the request fails on the network, or the broker answers
+// 502, 503 or 504, it sends the same request again with the same key: if the
+// first attempt was stored and only its answer was lost, the broker answers
+// the retry with the first attempt's ids and publishes nothing. So a retry
+// never publishes twice. 4xx answers are never retried.
+//
+// # Subscribing
+//
+// Subscribe is a range-over-func iterator that behaves like a browser's
+// EventSource, with the broker's extras made explicit:
+//   - after a drop (end of response without stop, network error, 5xx, 429)
+//     it reconnects with Last-Event-ID set to the last event it yielded, so
+//     the caller sees every event once, in order;
+//   - it waits as long as the server's last retry: field says (3s until
+//     one is known), or the Retry-After of a 429/503, with jitter so that
+//     many clients cut at once do not come back at once;
+//   - the broker's gap event (events lost after the resume point) is
+//     yielded as its own kind of value, KindGap, with the parsed GapInfo;
+//   - it ends with no error after yielding the stop event of a closed
+//     stream, and at once on 204 (resuming at or after stop);
+//   - 400, 401, 403 and 404 are final: the *APIError is yielded and the
+//     loop ends; so does the context's end (ctx.Err() is yielded).
+//
+// Subscribe starts no goroutine: the connection is read on the caller's
+// goroutine and is closed when the loop ends, the caller breaks out of it,
+// or ctx ends.
+//
+// # Why not the r3labs/sse client
+//
+// The SSE parsing is the repository's own WHATWG decoder (pkg/sse), not
+// github.com/r3labs/sse/v2, because the r3labs client lacks what a
+// resuming subscriber needs: its Client parses retry: but never uses it
+// (it reconnects on its own exponential backoff), treats every non-200
+// answer, 204 included, as an error to retry, and reads each connection in
+// a goroutine that blocks forever on its unbuffered channel once the
+// consumer has left. Its EventStreamReader returns the bytes left at the
+// end of the stream as one last event, so a connection cut in the middle
+// of an event yields a truncated event (with its id, when the id line had
+// arrived) and the resume would skip the rest of it; the WHATWG algorithm,
+// which pkg/sse follows, discards an unterminated event.
+package client

@@ -130,6 +130,10 @@ func (b *Broker) Ready(ctx context.Context) error {
 	return nil
 }
 
+// Activity reports what this node saw of each stream (publishes on any
+// node, deliveries on this one): at most limit streams, the busiest first.
+func (b *Broker) Activity(limit int) ActivityReport { return b.hub.Activity(limit) }
+
 // Stats are the broker's counters, for metrics.
 type Stats struct {
 	Streams         int

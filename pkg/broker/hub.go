@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Hub is this node's fan-out: it keeps the subscribers of every stream and
@@ -24,6 +25,10 @@ type Hub struct {
 	// from tick to tick so that a tick does not allocate.
 	tickMu      sync.Mutex
 	tickStreams []*hubStream
+
+	// activity counts every frame handed to Deliver, for the operator's
+	// page (see Activity).
+	activity *activity
 }
 
 type hubStream struct {
@@ -40,6 +45,7 @@ func NewHub(maxSubscribers, queueLimit int) *Hub {
 		maxSubscribers: maxSubscribers,
 		queueLimit:     queueLimit,
 		streams:        make(map[string]*hubStream),
+		activity:       newActivity(time.Now, activityIdleTTL, activityMaxStreams),
 	}
 }
 
@@ -68,6 +74,7 @@ func (h *Hub) Register(stream string) (*Subscriber, error) {
 	hs.subs = append(hs.subs, s)
 	hs.mu.Unlock()
 	h.mu.Unlock()
+	h.activity.watch(stream)
 	return s, nil
 }
 
@@ -109,21 +116,28 @@ func (h *Hub) Deliver(f *Frame) {
 	hs := h.streams[f.Stream]
 	h.mu.RUnlock()
 	if hs == nil {
+		h.activity.record(f, 0)
 		return
 	}
 	// A hubStream taken out of the map is empty and never refilled
 	// (Register and unregister hold h.mu), so using hs after RUnlock is
 	// safe: at worst it has no subscribers left.
+	handed := 0
 	hs.mu.Lock()
-	defer hs.mu.Unlock()
 	for i := len(hs.subs) - 1; i >= 0; i-- {
 		s := hs.subs[i]
-		if !s.push(f) {
+		if s.push(f) {
+			handed++
+		} else {
 			hs.remove(s)
 			h.subscribers.Add(-1)
 			h.slowDisconnects.Add(1)
 		}
 	}
+	hs.mu.Unlock()
+	// Counted after hs.mu is released: the tracker's lock is never taken
+	// under the hub's.
+	h.activity.record(f, handed)
 }
 
 // Heartbeat is one tick of the node's single heartbeat clock, which
@@ -202,6 +216,12 @@ func (h *Hub) Subscribers(stream string) int {
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
 	return len(hs.subs)
+}
+
+// Activity reports what this node's hub saw of each stream: at most limit
+// streams, the busiest first (see ActivityReport).
+func (h *Hub) Activity(limit int) ActivityReport {
+	return h.activity.snapshot(limit, h.Subscribers)
 }
 
 // Count is the number of subscriptions on this node.

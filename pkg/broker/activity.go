@@ -1,0 +1,256 @@
+package broker
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Bounds of the activity tracker. They bound memory and what an operator
+// sees, nothing a client does, so they are constants, not configuration.
+const (
+	// ActivityWindow is the span publish and delivery rates average over.
+	ActivityWindow = activitySeconds * time.Second
+	// activitySeconds is ActivityWindow in one-second buckets.
+	activitySeconds = 10
+	// activityIdleTTL: a stream without subscribers on this node is
+	// forgotten this long after its last frame or subscription.
+	activityIdleTTL = 10 * time.Minute
+	// activityMaxStreams bounds the tracked streams. A new stream beyond it
+	// first drops the least recently active tenth, subscribers or not.
+	activityMaxStreams = 10_000
+)
+
+// StreamActivity is what this node saw of one stream.
+type StreamActivity struct {
+	Stream string
+	// Subscribers on this node now.
+	Subscribers int
+	// Published counts events of the frames this node was handed, since it
+	// tracks the stream: every publish on any node, since every node's Hub
+	// is handed every stored frame. Delivered counts events times the
+	// subscribers of this node each frame was handed to.
+	Published, Delivered uint64
+	// PublishRate and DeliveryRate are events per second, averaged over
+	// the last ActivityWindow.
+	PublishRate, DeliveryRate float64
+	// LastID is the id of the last event seen, 0 for none.
+	LastID uint64
+	// LastActive is the time of the last frame or new subscription.
+	LastActive time.Time
+}
+
+// ActivityReport is a snapshot of the node's activity.
+type ActivityReport struct {
+	// Since is when tracking started (the Hub's creation): the node's age.
+	Since time.Time
+	// Tracked is how many streams the tracker holds; Streams lists the
+	// busiest of them.
+	Tracked int
+	// PublishRate and DeliveryRate sum the rates of every tracked stream.
+	PublishRate, DeliveryRate float64
+	// Streams are the busiest first: by publish rate, then delivery rate,
+	// then most recently active, then name.
+	Streams []StreamActivity
+}
+
+// activity counts, per stream, the frames this node's Hub is handed, for
+// the operator's page. The store interface cannot list streams, and a
+// shared store may hold far more than one node cares about; the Hub sees
+// every stored frame of every stream (the single node of an embedded
+// store; each node of a shared one, whose feed hands every frame to every
+// node), so it is where activity can be counted without asking the store.
+//
+// Its one mutex is a leaf: record runs under the store's stream lock but
+// never under Hub.mu or a hubStream lock, and snapshot asks the Hub for
+// subscriber counts only after releasing it. Recording a frame of a
+// tracked stream does not allocate.
+type activity struct {
+	now        func() time.Time
+	idleTTL    time.Duration
+	maxStreams int
+	since      time.Time
+
+	mu      sync.Mutex
+	streams map[string]*streamActivity
+}
+
+// streamActivity is one tracked stream; activity.mu guards it.
+type streamActivity struct {
+	stream               string
+	published, delivered uint64
+	lastID               uint64
+	lastActive           time.Time
+	// sec is the Unix second of the newest bucket; pub[s%activitySeconds]
+	// and del[s%activitySeconds] hold the events of second s, for s in
+	// (sec-activitySeconds, sec].
+	sec      int64
+	pub, del [activitySeconds]uint64
+}
+
+func newActivity(now func() time.Time, idleTTL time.Duration, maxStreams int) *activity {
+	return &activity{
+		now:        now,
+		idleTTL:    idleTTL,
+		maxStreams: max(maxStreams, 1),
+		since:      now(),
+		streams:    make(map[string]*streamActivity),
+	}
+}
+
+// record counts frame f, handed to handed subscribers of this node.
+func (a *activity) record(f *Frame, handed int) {
+	now := a.now()
+	events := uint64(len(f.Events))
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	e := a.entry(f.Stream)
+	e.advance(now.Unix())
+	i := bucket(e.sec)
+	e.pub[i] += events
+	e.del[i] += events * uint64(handed)
+	e.published += events
+	e.delivered += events * uint64(handed)
+	if len(f.Events) > 0 {
+		e.lastID = f.LastID()
+	}
+	e.lastActive = now
+}
+
+// watch notes a new subscription to stream, so a stream that has
+// subscribers but no publish yet is listed too.
+func (a *activity) watch(stream string) {
+	now := a.now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.entry(stream).lastActive = now
+}
+
+// entry returns stream's entry, making it (the only allocation) when it is
+// new; a.mu is held.
+func (a *activity) entry(stream string) *streamActivity {
+	if e := a.streams[stream]; e != nil {
+		return e
+	}
+	if len(a.streams) >= a.maxStreams {
+		a.dropLeastActive(max(a.maxStreams/10, 1))
+	}
+	// A copy: the frame's string may share memory with a larger buffer
+	// (a store's decoded feed message) that the entry would keep alive.
+	e := &streamActivity{stream: strings.Clone(stream)}
+	a.streams[e.stream] = e
+	return e
+}
+
+// dropLeastActive forgets the n least recently active streams; a.mu is
+// held. It runs once per n new streams at the bound, so its sort is cheap
+// per stream.
+func (a *activity) dropLeastActive(n int) {
+	all := make([]*streamActivity, 0, len(a.streams))
+	for _, e := range a.streams {
+		all = append(all, e)
+	}
+	slices.SortFunc(all, func(x, y *streamActivity) int { return x.lastActive.Compare(y.lastActive) })
+	for _, e := range all[:min(n, len(all))] {
+		delete(a.streams, e.stream)
+	}
+}
+
+func bucket(sec int64) int {
+	return int(((sec % activitySeconds) + activitySeconds) % activitySeconds)
+}
+
+// advance moves the newest bucket to second sec, emptying the buckets of
+// the seconds in between. A clock that steps back counts in the newest.
+func (e *streamActivity) advance(sec int64) {
+	if sec <= e.sec {
+		return
+	}
+	if sec-e.sec >= activitySeconds {
+		clear(e.pub[:])
+		clear(e.del[:])
+	} else {
+		for s := e.sec + 1; s <= sec; s++ {
+			e.pub[bucket(s)], e.del[bucket(s)] = 0, 0
+		}
+	}
+	e.sec = sec
+}
+
+// inWindow counts the events of the window that ends with second now: the
+// buckets of seconds (now-activitySeconds, now].
+func (e *streamActivity) inWindow(now int64) (pub, del uint64) {
+	// Both spans are activitySeconds long: they meet in
+	// (max-activitySeconds, min].
+	for s := max(e.sec, now) - activitySeconds + 1; s <= min(e.sec, now); s++ {
+		pub += e.pub[bucket(s)]
+		del += e.del[bucket(s)]
+	}
+	return pub, del
+}
+
+// perSecond is a window's count as a rate.
+func perSecond(n uint64) float64 { return float64(n) / activitySeconds }
+
+// snapshot reports the tracked streams, at most limit of them (the
+// busiest), with their subscriber counts from subscribers; it first
+// forgets the streams idle past the TTL that have no subscribers.
+func (a *activity) snapshot(limit int, subscribers func(string) int) ActivityReport {
+	now := a.now()
+	// The node's rates are summed as counts, so they are exact; streams
+	// forgotten below were idle for longer than the window and add 0.
+	var pubSum, delSum uint64
+	a.mu.Lock()
+	all := make([]StreamActivity, 0, len(a.streams))
+	for _, e := range a.streams {
+		pub, del := e.inWindow(now.Unix())
+		pubSum += pub
+		delSum += del
+		all = append(all, StreamActivity{
+			Stream: e.stream, Published: e.published, Delivered: e.delivered,
+			PublishRate: perSecond(pub), DeliveryRate: perSecond(del), LastID: e.lastID, LastActive: e.lastActive,
+		})
+	}
+	a.mu.Unlock()
+
+	// Subscriber counts are asked without a.mu: the Hub's locks are never
+	// taken under it.
+	all = slices.DeleteFunc(all, func(s StreamActivity) bool {
+		return now.Sub(s.LastActive) > a.idleTTL && subscribers(s.Stream) == 0 && a.forget(s.Stream, s.LastActive)
+	})
+
+	r := ActivityReport{Since: a.since, Tracked: len(all), PublishRate: perSecond(pubSum), DeliveryRate: perSecond(delSum)}
+	slices.SortFunc(all, func(x, y StreamActivity) int {
+		if c := cmp.Compare(y.PublishRate, x.PublishRate); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(y.DeliveryRate, x.DeliveryRate); c != 0 {
+			return c
+		}
+		if c := y.LastActive.Compare(x.LastActive); c != 0 {
+			return c
+		}
+		return strings.Compare(x.Stream, y.Stream)
+	})
+	r.Streams = all[:min(max(limit, 0), len(all))]
+	for i := range r.Streams {
+		r.Streams[i].Subscribers = subscribers(r.Streams[i].Stream)
+	}
+	return r
+}
+
+// forget drops stream's entry unless it was active after lastActive (a
+// frame or a subscription since the snapshot read it), and reports
+// whether it did.
+func (a *activity) forget(stream string, lastActive time.Time) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	e := a.streams[stream]
+	if e == nil || !e.lastActive.Equal(lastActive) {
+		return e == nil
+	}
+	delete(a.streams, stream)
+	return true
+}

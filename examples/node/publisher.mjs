@@ -8,6 +8,8 @@
 // Environment:
 //   BROKER_URL    the broker (default http://localhost:8080)
 //   BROKER_TOKEN  a JWT with the publish right, when the broker has auth on
+//                 (with the subscribe right too, a close whose answer was
+//                 lost can still print the id of stop)
 //   STREAM        the stream to publish into (or the first argument);
 //                 empty: the broker creates one named answer-<random>
 //   DELAY_MS      pause between tokens (default 80)
@@ -105,9 +107,12 @@ class Broker {
     } catch (err) {
       // Close has no idempotency key: when an attempt closed the stream but
       // its answer was lost, the retry hears 409. The stream is closed then,
-      // and its last event is our stop.
+      // and its last event is the stop; reading it needs the subscribe right
+      // too, else the 409 stands.
       if (!(err instanceof BrokerError) || err.code !== "stream_closed") throw err;
-      return (await this.request("GET", `/v1/streams/${encodeURIComponent(stream)}`)).last_id;
+      const info = await this.request("GET", `/v1/streams/${encodeURIComponent(stream)}`).catch(() => null);
+      if (!info?.closed || !info.last_id) throw err;
+      return info.last_id;
     }
   }
 }

@@ -8,6 +8,8 @@ Standard library only (Python 3.8+). Run against a broker:
 Environment:
     BROKER_URL    the broker (default http://localhost:8080)
     BROKER_TOKEN  a JWT with the publish right, when the broker has auth on
+                  (with the subscribe right too, a close whose answer was
+                  lost can still print the id of stop)
     STREAM        the stream to publish into (or the first argument);
                   empty: the broker creates one named answer-<random>
     DELAY_MS      pause between tokens (default 80)
@@ -107,10 +109,16 @@ class Broker:
         except BrokerError as err:
             # Close has no idempotency key: when an attempt closed the
             # stream but its answer was lost, the retry hears 409. The
-            # stream is closed then, and its last event is our stop.
+            # stream is closed then, and its last event is the stop; reading
+            # it needs the subscribe right too, else the 409 stands.
             if err.code != "stream_closed":
                 raise
-            info = self.request("GET", f"/v1/streams/{quote(stream)}")
+            try:
+                info = self.request("GET", f"/v1/streams/{quote(stream)}")
+            except BrokerError:
+                raise err from None
+            if not info["closed"] or not info["last_id"]:
+                raise
             return info["last_id"]
 
 

@@ -5,8 +5,10 @@
 //
 // Every flag defaults to an environment variable, as in the Python and Node
 // examples: BROKER_URL (default http://localhost:8080), BROKER_TOKEN (a JWT
-// with the publish right, when the broker has auth on), STREAM (empty: the
-// broker creates one named answer-<random>) and DELAY_MS (default 80).
+// with the publish right, when the broker has auth on; with the subscribe
+// right too, a close whose answer was lost can still print the id of stop),
+// STREAM (empty: the broker creates one named answer-<random>) and DELAY_MS
+// (default 80).
 //
 // It prints one line per step, so a person or a test can follow it:
 //
@@ -106,7 +108,8 @@ func closeStream(ctx context.Context, c *client.Client, stream string) (string, 
 	}
 	// Close has no idempotency key: when an attempt closed the stream but
 	// its answer was lost, the retry hears 409. The stream is closed then,
-	// and its last event is our stop.
+	// and its last event is the stop; reading it needs the subscribe right
+	// too, else the 409 stands.
 	if !errors.Is(err, client.ErrStreamClosed) {
 		return "", err
 	}

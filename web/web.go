@@ -8,3 +8,8 @@ import _ "embed"
 //
 //go:embed demo.html
 var DemoPage []byte
+
+// AdminPage is the operator's page served at "/admin".
+//
+//go:embed admin.html
+var AdminPage []byte

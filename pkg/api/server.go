@@ -152,6 +152,7 @@ func (s *Server) routes() http.Handler {
 		r.Post("/v1/demo/chat", s.demoChat)
 	})
 	r.Get("/", s.demoPage)
+	s.mountAdmin(r)
 	if s.opts.Pprof {
 		s.mountPprof(r)
 	}

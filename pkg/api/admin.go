@@ -1,0 +1,259 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/sse-broker/broker/pkg/auth"
+	"github.com/sse-broker/broker/pkg/broker"
+	"github.com/sse-broker/broker/pkg/sse"
+	"github.com/sse-broker/broker/web"
+)
+
+// Bounds of the operator's page.
+const (
+	// adminMaxStreams bounds the streams one snapshot lists, each with one
+	// store Info call (a round trip on a shared store).
+	adminMaxStreams = 100
+	// adminInfoTimeout bounds all the Info calls of one snapshot together:
+	// a store that does not answer costs the page one wait, not one each.
+	adminInfoTimeout = 2 * time.Second
+	// adminLiveInterval is how often /admin/api/live sends a snapshot.
+	adminLiveInterval = time.Second
+	// adminPagePolicy lets the page run its own inline script and style
+	// and talk to this origin only; no framing, no referrer (the page's
+	// URL may carry an access token).
+	adminPagePolicy = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; " +
+		"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+
+// mountAdmin serves the operator's page, read-only:
+//
+//	GET /admin              the page (web/admin.html)
+//	GET /admin/api/streams  a JSON snapshot: the node, and its busiest streams
+//	GET /admin/api/live     the same snapshot as an SSE event every second
+//
+// With auth off, anyone who can reach the listener may read it, like
+// /metrics. With auth on, every route needs a valid token (Bearer header,
+// access_token query parameter or cookie; else 401) whose subscribe
+// patterns include exactly "*", the right to read every stream (else
+// 403): the page shows every stream's name, rates and last id, and watches
+// any of them.
+func (s *Server) mountAdmin(r chi.Router) {
+	r.Group(func(r chi.Router) {
+		r.Use(s.authenticate, s.requireSubscribeAll)
+		r.Get("/admin", s.adminPage)
+		r.Get("/admin/", s.adminPage)
+		r.Get("/admin/api/streams", s.adminStreams)
+		r.Get("/admin/api/live", s.adminLive)
+	})
+}
+
+// requireSubscribeAll answers 403 to a token (already verified by
+// authenticate) that may not subscribe to every stream. Only the pattern
+// "*" itself grants that: patterns such as "a*" plus "b*" would need a
+// proof of coverage, and an operator's token is made for the purpose.
+func (s *Server) requireSubscribeAll(next http.Handler) http.Handler {
+	if s.opts.Auth == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		claims, ok := auth.FromContext(r.Context())
+		if !ok {
+			// Unreachable behind authenticate; refuse rather than allow.
+			s.writeError(w, r, fmt.Errorf("%w: the request was not authenticated", errUnauthorized))
+			return
+		}
+		if !slices.Contains(claims.Subscribe, "*") {
+			s.writeError(w, r, fmt.Errorf(`%w: the operator's page needs a token whose subscribe patterns include "*"`, errForbidden))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) adminPage(w http.ResponseWriter, _ *http.Request) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Security-Policy", adminPagePolicy)
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Content-Type-Options", "nosniff")
+	_, _ = w.Write(web.AdminPage)
+}
+
+// adminSnapshot is the JSON of /admin/api/streams and of each event of
+// /admin/api/live.
+type adminSnapshot struct {
+	Node    adminNode     `json:"node"`
+	Streams []adminStream `json:"streams"`
+}
+
+// adminNode describes this node. Rates are events per second over the
+// last rate_window_seconds: publish_rate counts every stored event of the
+// tracked streams (on any node, for a shared store), delivery_rate events
+// handed to this node's subscribers.
+type adminNode struct {
+	Time              string  `json:"time"`
+	StartedAt         string  `json:"started_at"`
+	UptimeSeconds     int64   `json:"uptime_seconds"`
+	Draining          bool    `json:"draining"`
+	Subscribers       int     `json:"subscribers"`
+	Streams           int     `json:"streams"`
+	ActiveStreams     int     `json:"active_streams"`
+	PublishRate       float64 `json:"publish_rate"`
+	DeliveryRate      float64 `json:"delivery_rate"`
+	RateWindowSeconds int     `json:"rate_window_seconds"`
+	EventsPublished   uint64  `json:"events_published"`
+	SlowDisconnects   uint64  `json:"slow_disconnects"`
+	StoreErrors       uint64  `json:"store_errors"`
+}
+
+// adminStream is one stream. Subscribers, rates and counts are this node's
+// view (see broker.StreamActivity); retained, first_id, closed and exists
+// are the store's, and retained and first_id are null when the store did
+// not answer.
+type adminStream struct {
+	Stream       string  `json:"stream"`
+	Subscribers  int     `json:"subscribers"`
+	PublishRate  float64 `json:"publish_rate"`
+	DeliveryRate float64 `json:"delivery_rate"`
+	Published    uint64  `json:"published"`
+	Delivered    uint64  `json:"delivered"`
+	LastID       *string `json:"last_id"`
+	Retained     *int    `json:"retained"`
+	FirstID      *string `json:"first_id"`
+	Closed       bool    `json:"closed"`
+	Exists       bool    `json:"exists"`
+	LastActive   string  `json:"last_active"`
+}
+
+func (s *Server) adminStreams(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, s.adminSnapshot(r.Context()))
+}
+
+// adminSnapshot joins the hub's activity with the store's truth about the
+// busiest streams.
+func (s *Server) adminSnapshot(ctx context.Context) adminSnapshot {
+	now := time.Now()
+	stats := s.broker.Stats()
+	act := s.broker.Activity(adminMaxStreams)
+	snap := adminSnapshot{
+		Node: adminNode{
+			Time:              formatTime(now),
+			StartedAt:         formatTime(act.Since),
+			UptimeSeconds:     int64(now.Sub(act.Since) / time.Second),
+			Draining:          s.isDraining.Load(),
+			Subscribers:       stats.Subscribers,
+			Streams:           stats.Streams,
+			ActiveStreams:     act.Tracked,
+			PublishRate:       act.PublishRate,
+			DeliveryRate:      act.DeliveryRate,
+			RateWindowSeconds: int(broker.ActivityWindow / time.Second),
+			EventsPublished:   stats.EventsPublished,
+			SlowDisconnects:   stats.SlowDisconnects,
+			StoreErrors:       stats.StoreErrors,
+		},
+		Streams: make([]adminStream, 0, len(act.Streams)),
+	}
+	ctx, cancel := context.WithTimeout(ctx, adminInfoTimeout)
+	defer cancel()
+	storeAnswers := true
+	for _, a := range act.Streams {
+		st := adminStream{
+			Stream: a.Stream, Subscribers: a.Subscribers,
+			PublishRate: a.PublishRate, DeliveryRate: a.DeliveryRate,
+			Published: a.Published, Delivered: a.Delivered,
+			LastID: optionalID(a.LastID), Exists: true, LastActive: formatTime(a.LastActive),
+		}
+		if storeAnswers {
+			in, err := s.broker.Info(ctx, a.Stream)
+			switch {
+			case errors.Is(err, broker.ErrStreamNotFound):
+				// Subscribers waiting for a first publish, or deleted.
+				none := 0
+				st.Exists, st.Retained = false, &none
+			case err != nil:
+				// One failure is enough: the others would wait too.
+				storeAnswers = false
+			default:
+				retained := in.Retained
+				st.Retained, st.FirstID, st.Closed = &retained, optionalID(in.FirstID), in.Closed
+				st.LastID = optionalID(max(in.LastID, a.LastID))
+			}
+		}
+		snap.Streams = append(snap.Streams, st)
+	}
+	return snap
+}
+
+// adminLive sends the snapshot as an event named "snapshot" at once and
+// then every adminLiveInterval, with heartbeat comments, until the client
+// goes, the token expires or the broker drains. Its events have no id:
+// a reconnecting page wants the current snapshot, not a replay.
+func (s *Server) adminLive(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	send := func(b []byte) error {
+		// Best effort, as for subscribers: a writer without deadlines
+		// still works.
+		_ = rc.SetWriteDeadline(time.Now().Add(subscriberWriteTimeout))
+		if _, err := w.Write(b); err != nil {
+			return err
+		}
+		return rc.Flush()
+	}
+	snapshot := func(dst []byte) []byte {
+		data, err := json.Marshal(s.adminSnapshot(r.Context()))
+		if err != nil { // plain structs: cannot happen
+			return sse.AppendComment(dst, "snapshot could not be encoded")
+		}
+		return sse.AppendUnnumberedEvent(dst, "snapshot", string(data))
+	}
+
+	buf := snapshot(sse.AppendRetry(nil, s.opts.Retry.Milliseconds()))
+	if send(buf) != nil {
+		return
+	}
+	tick := time.NewTicker(adminLiveInterval)
+	defer tick.Stop()
+	var beat <-chan time.Time
+	if s.opts.Heartbeat > 0 {
+		t := time.NewTicker(s.opts.Heartbeat)
+		defer t.Stop()
+		beat = t.C
+	}
+	expired := s.tokenExpiry(r)
+	for {
+		var out []byte
+		select {
+		case <-r.Context().Done():
+			return
+		case <-s.draining:
+			return
+		case <-expired:
+			return
+		case <-beat:
+			out = heartbeatComment // shared: never appended to
+		case <-tick.C:
+			buf = snapshot(buf[:0])
+			out = buf
+		}
+		if send(out) != nil {
+			return
+		}
+	}
+}

@@ -21,17 +21,18 @@ type proxied struct {
 
 // lossyProxy forwards requests to the broker, but for two of them it lets
 // the broker do the work and then cuts the connection before the answer:
-// the first attempt of the publisher's dropAt-th publish, and its first
-// close. It is how a publisher meets a lost answer: it cannot tell whether
+// the first attempt of the publisher's dropAt-th publish (a retry with the
+// same Idempotency-Key is not a new publish), and its first close. It is how a publisher meets a lost answer: it cannot tell whether
 // the request was done, so a retry must be safe.
 type lossyProxy struct {
 	URL    string
 	dropAt int
 
-	mu       sync.Mutex
-	posts    []proxied
-	keys     map[string]bool
-	closeCut bool
+	mu        sync.Mutex
+	posts     []proxied
+	keys      map[string]bool // Idempotency-Keys seen
+	publishes int             // publishes seen, retries with a known key not counted
+	closeCut  bool
 }
 
 func startLossyProxy(t *testing.T, upstream string, dropAt int) *lossyProxy {
@@ -80,9 +81,14 @@ func (p *lossyProxy) serve(t *testing.T, transport http.RoundTripper, upstream s
 		p.mu.Lock()
 		switch {
 		case strings.HasSuffix(r.URL.Path, "/messages"):
-			if key != "" && !p.keys[key] {
+			// A request without a key counts as a new publish each time:
+			// its retry is indistinguishable from the next token.
+			if key == "" || !p.keys[key] {
+				p.publishes++
+				drop = p.publishes == p.dropAt
+			}
+			if key != "" {
 				p.keys[key] = true
-				drop = len(p.keys) == p.dropAt
 			}
 		case strings.HasSuffix(r.URL.Path, "/close"):
 			drop = !p.closeCut

@@ -12,6 +12,8 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+command -v node >/dev/null 2>&1 || need+=(nodejs)
 if ((${#need[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -22,7 +24,7 @@ fi
 
 # Tests needing a real Chromium, redis-server or nginx must not skip here:
 # a missing one is a failure.
-export SSEB_REQUIRE_BROWSER=1 SSEB_REQUIRE_REDIS=1 SSEB_REQUIRE_NGINX=1
+export SSEB_REQUIRE_BROWSER=1 SSEB_REQUIRE_REDIS=1 SSEB_REQUIRE_NGINX=1 SSEB_REQUIRE_EXAMPLES=1
 export PATH="$PATH:/usr/sbin"
 
 echo "== compose files (parsed by docker-compose)"

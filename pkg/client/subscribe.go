@@ -160,6 +160,10 @@ func (s *subscription) connect(ctx context.Context, yield func(Event, error) boo
 			}
 			return spread(s.retry), idleOr(err), false
 		}
+		if ctx.Err() != nil {
+			// Events already buffered must not outlive the caller's context.
+			return 0, ctx.Err(), false
+		}
 		out := Event{Kind: KindEvent, ID: ev.ID, Name: ev.Type, Data: ev.Data}
 		if ev.Type == "gap" { // reserved: only the broker sends it, without an id
 			out.Kind, out.ID, out.Gap = KindGap, "", s.parseGap(ev.Data)

@@ -1,0 +1,177 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sse-broker/broker/internal/testbroker"
+	"github.com/sse-broker/broker/pkg/client"
+)
+
+// TestPublishExactlyOnceWhenTheAnswerIsLost: the proxy relays the first
+// publish to the broker, which stores it, and drops the connection before
+// the answer reaches the client. The client retries with the same key: it
+// gets the ids, and the events are in the stream once.
+func TestPublishExactlyOnceWhenTheAnswerIsLost(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	p := startProxy(t, b.URL, func(conn int) plan { return plan{dropAnswer: conn == 1} })
+	c := client.New(p.URL, client.WithHTTPClient(&http.Client{Transport: &http.Transport{}}))
+	ctx := testCtx(t)
+
+	res, err := c.Publish(ctx, "once",
+		client.Message{Event: "token", Data: "a"}, client.Message{Data: "b"}, client.Message{Data: "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.drops.Load() != 1 || p.conns.Load() != 2 {
+		t.Fatalf("the proxy dropped %d answers over %d connections; want 1 over 2", p.drops.Load(), p.conns.Load())
+	}
+	if len(res.IDs) != 3 || !res.Replayed {
+		t.Fatalf("publish answer: %+v; want 3 ids, replayed", res)
+	}
+	h, err := client.New(b.URL).History(ctx, "once", client.HistoryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h.Events) != 3 {
+		t.Fatalf("history holds %d events, want 3: %+v", len(h.Events), h.Events)
+	}
+	for i, e := range h.Events {
+		if e.ID != res.IDs[i] || e.Data != []string{"a", "b", "c"}[i] {
+			t.Fatalf("history event %d: %+v; ids %v", i, e, res.IDs)
+		}
+	}
+}
+
+// faultFront is an HTTP front of the broker that answers the first
+// `fail` requests with status itself and passes the others on; it records
+// the Idempotency-Key of every request.
+type faultFront struct {
+	URL  string
+	mu   sync.Mutex
+	keys []string
+}
+
+func startFaultFront(t *testing.T, brokerURL string, fail int, status int, retryAfter string) *faultFront {
+	t.Helper()
+	u, err := url.Parse(brokerURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	f := &faultFront{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		f.keys = append(f.keys, r.Header.Get("Idempotency-Key"))
+		n := len(f.keys)
+		f.mu.Unlock()
+		if n <= fail {
+			if retryAfter != "" {
+				w.Header().Set("Retry-After", retryAfter)
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(status)
+			_, _ = w.Write([]byte(`{"error":"store_unavailable","message":"the store does not answer"}`))
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	f.URL = srv.URL
+	return f
+}
+
+func (f *faultFront) seen() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.keys...)
+}
+
+func TestPublishRetries503WithTheSameKey(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	f := startFaultFront(t, b.URL, 2, http.StatusServiceUnavailable, "")
+	c := client.New(f.URL)
+	ctx := testCtx(t)
+
+	res, err := c.Publish(ctx, "retried", client.Message{Data: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := f.seen()
+	if len(keys) != 3 || keys[0] == "" || keys[1] != keys[0] || keys[2] != keys[0] {
+		t.Fatalf("keys of the attempts: %q; want 3 equal, non-empty", keys)
+	}
+	if len(res.IDs) != 1 || res.Replayed {
+		t.Fatalf("answer: %+v", res)
+	}
+	// A second call has a key of its own.
+	if _, err := c.Publish(ctx, "retried", client.Message{Data: "y"}); err != nil {
+		t.Fatal(err)
+	}
+	if keys = f.seen(); len(keys) != 4 || keys[3] == keys[0] || keys[3] == "" {
+		t.Fatalf("the second call reused the key: %q", keys)
+	}
+	h, err := c.History(ctx, "retried", client.HistoryOptions{})
+	if err != nil || len(h.Events) != 2 {
+		t.Fatalf("history: %+v, %v", h, err)
+	}
+}
+
+func TestPublishGivesUpAfterTheAttempts(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	f := startFaultFront(t, b.URL, 1000, http.StatusServiceUnavailable, "")
+	c := client.New(f.URL, client.WithPublishAttempts(3))
+	_, err := c.Publish(testCtx(t), "down", client.Message{Data: "x"})
+	wantAPIError(t, "publish while the store is down", err, http.StatusServiceUnavailable, "store_unavailable", client.ErrStoreUnavailable)
+	if n := len(f.seen()); n != 3 {
+		t.Fatalf("%d attempts, want 3", n)
+	}
+}
+
+func TestPublishHonoursRetryAfterAndContext(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	f := startFaultFront(t, b.URL, 1000, http.StatusServiceUnavailable, "30")
+	c := client.New(f.URL)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := c.Publish(ctx, "slow", client.Message{Data: "x"})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("want the context's error, got %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("publish took %v after its context ended", d)
+	}
+	if n := len(f.seen()); n != 1 {
+		t.Fatalf("%d attempts within a 30s Retry-After, want 1", n)
+	}
+}
+
+func TestPublishNeverRetries4xx(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	for _, status := range []int{http.StatusBadRequest, http.StatusTooManyRequests, http.StatusConflict} {
+		f := startFaultFront(t, b.URL, 1000, status, "1")
+		_, err := client.New(f.URL).Publish(testCtx(t), "s", client.Message{Data: "x"})
+		var ae *client.APIError
+		if !errors.As(err, &ae) || ae.Status != status {
+			t.Fatalf("status %d: got %v", status, err)
+		}
+		if n := len(f.seen()); n != 1 {
+			t.Fatalf("status %d: %d attempts, want 1", status, n)
+		}
+	}
+	// And through the real broker: a reserved name is refused once.
+	f := startFaultFront(t, b.URL, 0, 0, "")
+	_, err := client.New(f.URL).Publish(testCtx(t), "s", client.Message{Event: "stop"})
+	wantAPIError(t, "publish stop", err, http.StatusBadRequest, "invalid_event", nil)
+	if n := len(f.seen()); n != 1 {
+		t.Fatalf("%d attempts of a 400, want 1", n)
+	}
+}

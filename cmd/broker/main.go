@@ -42,11 +42,15 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
 }
 
-// run is main without the process: it returns the exit code.
+// run is main without the process: it returns the exit code. Only
+// `broker publish` reads standard input, and it reads the process's.
 func run(args, environ []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "healthcheck" {
-		return healthcheck(args[1:], stderr)
-	}
+	return dispatch(args, cli{environ: environ, stdin: os.Stdin, stdout: stdout, stderr: stderr})
+}
+
+// serveCmd is `broker serve` and `broker [flags]`: load the configuration
+// from args and environ, then serve until SIGINT or SIGTERM.
+func serveCmd(args, environ []string, stdout, stderr io.Writer) int {
 	cfg, warnings, err := config.Load(args, environ)
 	if errors.Is(err, flag.ErrHelp) {
 		config.Usage(stdout, "broker")

@@ -305,6 +305,14 @@ func table(t *testing.T) []exchange {
 			},
 			header: http.Header{"Idempotency-Key": {"k-1"}}, body: "once", status: 201, want: map[string]string{"Idempotent-Replayed": "true"},
 		},
+		{
+			name: "publish replayed after close", method: "POST", path: "/v1/streams/{s}/messages",
+			prepare: func(t *testing.T, b *testbroker.Broker) string {
+				mustDo(t, b, "POST", "/v1/streams/"+defaultStream+"/messages", http.Header{"Idempotency-Key": {"k-1"}}, "once", http.StatusCreated)
+				return closeStream(t, b)
+			},
+			header: http.Header{"Idempotency-Key": {"k-1"}}, body: "once", status: 201, want: map[string]string{"Idempotent-Replayed": "true"},
+		},
 		{name: "publish: bad stream id", method: "POST", path: "/v1/streams/bad!id/messages", body: "x", status: 400, code: "invalid_stream_id", docRejects: true},
 		{name: "publish: reserved event", method: "POST", path: "/v1/streams/{s}/messages", header: jsonHeader, body: `{"event":"stop","data":"x"}`, status: 400, code: "invalid_event", docRejects: true},
 		{name: "publish: event name with LF", method: "POST", path: "/v1/streams/{s}/messages", header: jsonHeader, body: `{"event":"a\nb"}`, status: 400, code: "invalid_event", docRejects: true},

@@ -1,0 +1,184 @@
+package browser
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/sse-broker/broker/internal/testbroker"
+)
+
+// holdSubscriber keeps a subscription to stream open until the test ends,
+// so the operator's page has a subscriber to count. header may carry a
+// token.
+func holdSubscriber(t *testing.T, base, stream string, header http.Header) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/streams/"+stream+"/events", nil)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		cancel()
+		t.Fatalf("subscribe to %s: %v", stream, err)
+	}
+	t.Cleanup(func() { cancel(); res.Body.Close() })
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("subscribe to %s: status %d", stream, res.StatusCode)
+	}
+}
+
+// rowShowsJS is true once the streams table has a row for stream with the
+// given subscriber count and last id.
+func rowShowsJS(stream string, subscribers int, lastID string) string {
+	s, _ := json.Marshal(stream)
+	id, _ := json.Marshal(lastID)
+	return fmt.Sprintf(`(() => {
+		const tr = Array.from(document.querySelectorAll("#streams tr")).find(tr => tr.dataset.stream === %s);
+		return !!tr && tr.querySelector(".subscribers").textContent === "%d" && tr.querySelector(".last-id").textContent === %s;
+	})()`, s, subscribers, id)
+}
+
+// clickRow clicks the row of stream in the streams table.
+func clickRow(t *testing.T, ctx context.Context, stream string) {
+	t.Helper()
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(fmt.Sprintf(`#streams tr[data-stream=%q] td.stream`, stream)))); err != nil {
+		t.Fatalf("clicking the row of %s: %v", stream, err)
+	}
+}
+
+// watchedEvent is one row of the page's list of a watched stream's events.
+type watchedEvent struct {
+	ID    string `json:"id"`
+	Event string `json:"event"`
+	Data  string `json:"data"`
+}
+
+const watchedEventsJS = `Array.from(document.querySelectorAll("#events li"), li => ({
+	id: li.querySelector(".id").textContent,
+	event: li.querySelector(".name").textContent,
+	data: li.querySelector(".data").textContent,
+}))`
+
+// The page lists the node's streams live, with subscriber counts and last
+// ids, and a click on a stream shows its events as they arrive, whatever
+// their names, as text.
+func TestAdminPageListsAndWatchesStreams(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{Retry: retry})
+	ctx := newBrowser(t, 60*time.Second)
+
+	const stream = "admin-chat"
+	holdSubscriber(t, b.URL, stream, nil)
+	holdSubscriber(t, b.URL, stream, nil)
+	if err := chromedp.Do(ctx, chromedp.Navigate(b.URL+"/admin")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, 5*time.Second, "the first snapshot", `window.admin.snapshots > 0`)
+
+	publish(t, b.URL, "admin-other", "o")
+	publish(t, b.URL, stream, "before 1")
+	last := publish(t, b.URL, stream, "before 2")
+	waitFor(t, ctx, 5*time.Second, "the row of "+stream+" with 2 subscribers and last id "+last, rowShowsJS(stream, 2, last))
+	if got := eval[string](t, ctx, `document.querySelector('#node [data-key="subscribers"] dd').textContent`); got != "2" {
+		t.Fatalf("the node shows %q subscribers, want 2", got)
+	}
+
+	clickRow(t, ctx, stream)
+	waitFor(t, ctx, 5*time.Second, "the watch to be live", fmt.Sprintf(`window.admin.watching === %q && window.admin.watchState === "live"`, stream))
+
+	// Three events: a named one, one with two lines, one that would be
+	// markup if the page used innerHTML.
+	const markup = `<img src=x onerror="window.pwned=1">`
+	status, body := post(t, b.URL, "/v1/streams/"+stream+"/messages", "application/json",
+		`[{"event":"token","data":"one"},{"data":"two\nlines"},{"data":`+string(mustMarshal(t, markup))+`}]`)
+	if status != http.StatusCreated {
+		t.Fatalf("publish: %d %s", status, body)
+	}
+	var ans struct {
+		IDs []string `json:"ids"`
+	}
+	if err := json.Unmarshal(body, &ans); err != nil || len(ans.IDs) != 3 {
+		t.Fatalf("publish answer %s: %v", body, err)
+	}
+	want := []watchedEvent{
+		{ans.IDs[0], "token", "one"},
+		{ans.IDs[1], "message", "two\nlines"},
+		{ans.IDs[2], "message", markup},
+	}
+	waitFor(t, ctx, 5*time.Second, "three events in the list", `document.querySelectorAll("#events li").length >= 3`)
+	time.Sleep(100 * time.Millisecond) // an extra or repeated event would show now
+	if got := eval[[]watchedEvent](t, ctx, watchedEventsJS); !slices.Equal(got, want) {
+		t.Fatalf("the page lists %+v, want %+v (in order, nothing from before the click)", got, want)
+	}
+	if pwned := eval[bool](t, ctx, `window.pwned === 1 || document.querySelector("#events img") !== null`); pwned {
+		t.Fatal("event data was put in the page as HTML")
+	}
+
+	// The page's own subscription counts too, and the closed stream shows
+	// as closed with its stop event in the list, then the watch ends.
+	waitFor(t, ctx, 5*time.Second, "3 subscribers (the page watching)", rowShowsJS(stream, 3, ans.IDs[2]))
+	stop := closeStream(t, b.URL, stream)
+	waitFor(t, ctx, 5*time.Second, "the stop event", fmt.Sprintf(`window.admin.events.length === 4 && window.admin.events[3].event === "stop" && window.admin.events[3].id === %q`, stop))
+	waitFor(t, ctx, 5*time.Second, "the watch to end", `window.admin.watchState === "ended"`)
+	waitFor(t, ctx, 5*time.Second, "the row to show closed", fmt.Sprintf(
+		`(() => { const tr = document.querySelector('#streams tr[data-stream=%q]'); return !!tr && tr.querySelector(".closed").textContent === "closed"; })()`, stream))
+}
+
+// With auth on, the page opened with ?access_token= passes the token on
+// to its own requests (and takes it out of the address bar).
+func TestAdminPageWithToken(t *testing.T) {
+	b, _, publisher := startAuthBroker(t)
+	operator := browserToken(t, nil, []string{"*"}, time.Now().Add(time.Hour))
+	ctx := newBrowser(t, 60*time.Second)
+
+	const stream = "admin-secured"
+	holdSubscriber(t, b.URL, stream, http.Header{"Authorization": {"Bearer " + operator}})
+	last := publishAs(t, b.URL, publisher, stream, "first")
+	if err := chromedp.Do(ctx, chromedp.Navigate(b.URL+"/admin?access_token="+operator)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, 5*time.Second, "the row of "+stream, rowShowsJS(stream, 1, last))
+	if search := eval[string](t, ctx, `location.search`); strings.Contains(search, "access_token") {
+		t.Fatalf("the token is still in the address bar: %q", search)
+	}
+
+	clickRow(t, ctx, stream)
+	waitFor(t, ctx, 5*time.Second, "the watch to be live", `window.admin.watchState === "live"`)
+	id := publishAs(t, b.URL, publisher, stream, "second")
+	waitFor(t, ctx, 5*time.Second, "the event in the list", `document.querySelectorAll("#events li").length === 1`)
+	if got := eval[[]watchedEvent](t, ctx, watchedEventsJS); len(got) != 1 || got[0] != (watchedEvent{id, "message", "second"}) {
+		t.Fatalf("the page lists %+v, want the one event %s", got, id)
+	}
+
+	// A token without the right to read every stream gets no page.
+	reader := browserToken(t, nil, []string{stream}, time.Now().Add(time.Hour))
+	res, err := http.Get(b.URL + "/admin?access_token=" + reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusForbidden {
+		t.Fatalf("/admin with a token for one stream: %d, want 403", res.StatusCode)
+	}
+}
+
+func mustMarshal(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -25,24 +25,30 @@
 //     yielded as its own kind of value, KindGap, with the parsed GapInfo;
 //   - it ends with no error after yielding the stop event of a closed
 //     stream, and at once on 204 (resuming at or after stop);
-//   - 400, 401, 403 and 404 are final: the *APIError is yielded and the
-//     loop ends; so does the context's end (ctx.Err() is yielded).
+//   - 4xx answers other than 408 and 429 (400, 401, 403, 404, ...) are
+//     final: the *APIError is yielded and the loop ends; so does the
+//     context's end (ctx.Err() is yielded);
+//   - with SubscribeOptions.IdleTimeout it also drops and resumes a
+//     connection that went silent (no event, no heartbeat) without closing.
 //
-// Subscribe starts no goroutine: the connection is read on the caller's
-// goroutine and is closed when the loop ends, the caller breaks out of it,
-// or ctx ends.
+// Subscribe starts no goroutine of its own (with IdleTimeout, only a timer
+// whose function cancels the connection): the connection is read on the
+// caller's goroutine and is closed when the loop ends, the caller breaks
+// out of it, or ctx ends.
 //
 // # Why not the r3labs/sse client
 //
 // The SSE parsing is the repository's own WHATWG decoder (pkg/sse), not
-// github.com/r3labs/sse/v2, because the r3labs client lacks what a
-// resuming subscriber needs: its Client parses retry: but never uses it
-// (it reconnects on its own exponential backoff), treats every non-200
-// answer, 204 included, as an error to retry, and reads each connection in
-// a goroutine that blocks forever on its unbuffered channel once the
-// consumer has left. Its EventStreamReader returns the bytes left at the
-// end of the stream as one last event, so a connection cut in the middle
-// of an event yields a truncated event (with its id, when the id line had
-// arrived) and the resume would skip the rest of it; the WHATWG algorithm,
-// which pkg/sse follows, discards an unterminated event.
+// github.com/r3labs/sse/v2 (v2.10.0), because the r3labs client lacks
+// what a resuming subscriber needs. Its Client parses retry: but never
+// uses it: it reconnects on its own exponential backoff. It treats every
+// answer but 200, 204 included, as an error to retry, so a stream that is
+// over is retried for the backoff's whole lifetime. It reads each
+// connection in a goroutine of its own, which, after Unsubscribe, blocks
+// forever sending its last error on a channel nobody reads. And its
+// EventStreamReader returns the bytes left at the end of the stream as one
+// last event: a connection cut in the middle of an event yields a
+// truncated event (with its id, when the id line had arrived), and the
+// resume would then skip the rest of it. The WHATWG algorithm, which
+// pkg/sse follows, discards an unterminated event, so a cut costs nothing.
 package client

@@ -575,3 +575,49 @@ func TestInterspersedFlags(t *testing.T) {
 		}
 	}
 }
+
+// tail resumes after the broker goes away: the broker is killed with -9
+// and started again on the same address and file while the tail runs; the
+// tail prints every event once and ends at the close.
+func TestTailResumesAfterDrop(t *testing.T) {
+	cfg := writeConfig(t, "store: bolt:"+filepath.Join(t.TempDir(), "b.db")+"\nsse:\n  retry: 100ms\n")
+	p := brokerproc.Start(t, "--config", cfg)
+	env := []string{"BROKER_URL=" + p.URL}
+	tail, out, tailErr := startBinary(t, env, "tail", "r")
+	mustRun(t, env, nil, "publish", "r", "before")
+	if got := nextLine(t, out); got != "before" {
+		t.Fatalf("tail printed %q", got)
+	}
+	p.Kill()
+	p = brokerproc.Start(t, "--config", cfg, "--listen", p.Addr)
+	mustRun(t, env, strings.NewReader("after 1\nafter 2\n"), "publish", "r", "--close")
+	for _, want := range []string{"after 1", "after 2"} {
+		if got := nextLine(t, out); got != want {
+			t.Fatalf("tail printed %q, want %q\nstderr: %s", got, want, tailErr)
+		}
+	}
+	if code := waitExit(t, tail); code != 0 {
+		t.Fatalf("tail exited %d: %s", code, tailErr)
+	}
+	// stderr is not a terminal: no reconnect notices in a pipe.
+	if tailErr.Len() != 0 {
+		t.Fatalf("tail wrote to a non-terminal stderr: %q", tailErr)
+	}
+}
+
+// Ctrl-C ends a tail with exit code 0: it is the usual way to stop
+// following a stream.
+func TestTailInterrupt(t *testing.T) {
+	p := brokerproc.Start(t)
+	tail, out, tailErr := startBinary(t, []string{"BROKER_URL=" + p.URL}, "tail", "i")
+	mustRun(t, []string{"BROKER_URL=" + p.URL}, nil, "publish", "i", "x")
+	if got := nextLine(t, out); got != "x" {
+		t.Fatalf("tail printed %q", got)
+	}
+	if err := tail.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	if code := waitExit(t, tail); code != 0 {
+		t.Fatalf("tail exited %d after SIGINT: %s", code, tailErr)
+	}
+}

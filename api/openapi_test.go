@@ -758,53 +758,78 @@ func (s spec) checkCoverage(t *testing.T, cov coverage) {
 // ---------------------------------------------------------------------------
 // The validator checks what it is given.
 
-// TestOpenAPICatchesWrongAnswers hands the validator answers that break the
-// document, each slightly, so a green table means the answers were
-// checked, not waved through.
+// TestOpenAPICatchesWrongAnswers hands the validator hand-made answers:
+// correct ones, which must pass, and each one slightly broken, which must
+// fail. So a green table means the real answers were checked, not waved
+// through.
 func TestOpenAPICatchesWrongAnswers(t *testing.T) {
 	s := loadSpec(t)
+	// base holds every header some answer needs; a case removes one by
+	// setting it to "".
+	base := http.Header{"Content-Type": {"application/json"}, "X-Request-Id": {"d0abcdefghijklmnopqr"}}
 	sse := http.Header{"Content-Type": {"text/event-stream"}, "Cache-Control": {"no-cache"}, "X-Accel-Buffering": {"no"}}
+	limited := http.Header{"Retry-After": {"1"}}
+	unauthorized := http.Header{"Www-Authenticate": {`Bearer realm="sse-broker"`}}
+	const info = `{"stream":"s","first_id":%s,"last_id":null,"retained":0,"subscribers":0,"closed":false,"created_at":"%s"}`
 	cases := []struct {
 		name         string
+		ok           bool
 		method, path string
 		status       int
 		header       http.Header
 		body         string
 	}{
-		{"publish 201 without ids", "POST", "/v1/streams/s/messages", 201, nil, `{"stream":"s"}`},
-		{"publish 201 with a numeric id", "POST", "/v1/streams/s/messages", 201, nil, `{"stream":"s","ids":[5]}`},
-		{"publish 201 with an extra member", "POST", "/v1/streams/s/messages", 201, nil, `{"stream":"s","ids":["5"],"replayed":true}`},
-		{"publish 400 with a code of another status", "POST", "/v1/streams/s/messages", 400, nil, `{"error":"not_found","message":"m"}`},
-		{"publish answering an undeclared status", "POST", "/v1/streams/s/messages", 418, nil, `{"error":"internal","message":"m"}`},
-		{"publish 201 as text", "POST", "/v1/streams/s/messages", 201, http.Header{"Content-Type": {"text/plain"}}, `ok`},
-		{"close 200 with two ids", "POST", "/v1/streams/s/close", 200, nil, `{"stream":"s","ids":["1","2"]}`},
-		{"info 200 with a time without milliseconds", "GET", "/v1/streams/s", 200, nil,
-			`{"stream":"s","first_id":null,"last_id":null,"retained":0,"subscribers":0,"closed":false,"created_at":"2025-01-02T03:04:05Z"}`},
-		{"info 200 with a numeric first_id", "GET", "/v1/streams/s", 200, nil,
-			`{"stream":"s","first_id":1,"last_id":null,"retained":0,"subscribers":0,"closed":false,"created_at":"2025-01-02T03:04:05.000Z"}`},
-		{"history 200 without gap", "GET", "/v1/streams/s/messages", 200, nil, `{"stream":"s","events":[]}`},
-		{"429 without Retry-After", "POST", "/v1/streams/s/messages", 429, http.Header{"Retry-After": nil}, `{"error":"rate_limited","message":"m"}`},
-		{"401 without WWW-Authenticate", "GET", "/v1/streams/s", 401, http.Header{"Www-Authenticate": nil}, `{"error":"unauthorized","message":"m"}`},
-		{"answer without X-Request-Id", "GET", "/healthz", 200, http.Header{"X-Request-Id": nil}, `{"status":"ok"}`},
-		{"event stream without X-Accel-Buffering", "GET", "/v1/streams/s/events", 200, with(sse, "X-Accel-Buffering", ""), "retry: 3000\n\n"},
-		{"event stream as JSON", "GET", "/v1/streams/s/events", 200, with(sse, "Content-Type", "application/json"), `{}`},
-	}
-	// A correct answer passes, so the failures below are the changes'.
-	good := http.Header{"Content-Type": {"application/json"}, "X-Request-Id": {"d0abcdefghijklmnopqr"}, "Retry-After": {"1"}, "Www-Authenticate": {`Bearer realm="sse-broker"`}}
-	if err := s.validateAnswer(t, "POST", "/v1/streams/s/messages", 201, good, `{"stream":"s","ids":["5"]}`); err != nil {
-		t.Fatalf("a correct answer fails: %v", err)
+		{"publish 201", true, "POST", "/v1/streams/s/messages", 201, nil, `{"stream":"s","ids":["5","6"]}`},
+		{"publish 201 without ids", false, "POST", "/v1/streams/s/messages", 201, nil, `{"stream":"s"}`},
+		{"publish 201 with a numeric id", false, "POST", "/v1/streams/s/messages", 201, nil, `{"stream":"s","ids":[5]}`},
+		{"publish 201 with an id of 21 digits", false, "POST", "/v1/streams/s/messages", 201, nil, `{"stream":"s","ids":["123456789012345678901"]}`},
+		{"publish 201 with an extra member", false, "POST", "/v1/streams/s/messages", 201, nil, `{"stream":"s","ids":["5"],"replayed":true}`},
+		{"publish 201 as text", false, "POST", "/v1/streams/s/messages", 201, http.Header{"Content-Type": {"text/plain"}}, `ok`},
+		{"publish answering an undeclared status", false, "POST", "/v1/streams/s/messages", 418, nil, `{"error":"internal","message":"m"}`},
+
+		{"publish 400", true, "POST", "/v1/streams/s/messages", 400, nil, `{"error":"invalid_event","message":"m"}`},
+		{"publish 400 with a code of another status", false, "POST", "/v1/streams/s/messages", 400, nil, `{"error":"not_found","message":"m"}`},
+		{"publish 400 without a message", false, "POST", "/v1/streams/s/messages", 400, nil, `{"error":"invalid_event"}`},
+
+		{"close 200", true, "POST", "/v1/streams/s/close", 200, nil, `{"stream":"s","ids":["1"]}`},
+		{"close 200 with two ids", false, "POST", "/v1/streams/s/close", 200, nil, `{"stream":"s","ids":["1","2"]}`},
+
+		{"info 200", true, "GET", "/v1/streams/s", 200, nil, fmt.Sprintf(info, `"1"`, "2025-01-02T03:04:05.678Z")},
+		{"info 200 with a time without milliseconds", false, "GET", "/v1/streams/s", 200, nil, fmt.Sprintf(info, `"1"`, "2025-01-02T03:04:05Z")},
+		{"info 200 with a time that is not a time", false, "GET", "/v1/streams/s", 200, nil, fmt.Sprintf(info, `"1"`, "yesterday")},
+		{"info 200 with a numeric first_id", false, "GET", "/v1/streams/s", 200, nil, fmt.Sprintf(info, `1`, "2025-01-02T03:04:05.678Z")},
+
+		{"history 200", true, "GET", "/v1/streams/s/messages", 200, nil, `{"stream":"s","events":[{"id":"1","event":"message","data":"","time":"2025-01-02T03:04:05.678Z"}],"gap":false}`},
+		{"history 200 without gap", false, "GET", "/v1/streams/s/messages", 200, nil, `{"stream":"s","events":[]}`},
+		{"history 200 with data as JSON", false, "GET", "/v1/streams/s/messages", 200, nil, `{"stream":"s","events":[{"id":"1","event":"message","data":{},"time":"2025-01-02T03:04:05.678Z"}],"gap":false}`},
+
+		{"429", true, "POST", "/v1/streams/s/messages", 429, limited, `{"error":"rate_limited","message":"m"}`},
+		{"429 without Retry-After", false, "POST", "/v1/streams/s/messages", 429, nil, `{"error":"rate_limited","message":"m"}`},
+		{"401", true, "GET", "/v1/streams/s", 401, unauthorized, `{"error":"unauthorized","message":"m"}`},
+		{"401 without WWW-Authenticate", false, "GET", "/v1/streams/s", 401, nil, `{"error":"unauthorized","message":"m"}`},
+
+		{"healthz 200", true, "GET", "/healthz", 200, nil, `{"status":"ok"}`},
+		{"healthz 200 without X-Request-Id", false, "GET", "/healthz", 200, http.Header{"X-Request-Id": {""}}, `{"status":"ok"}`},
+
+		{"event stream", true, "GET", "/v1/streams/s/events", 200, sse, "retry: 3000\n\n"},
+		{"event stream without X-Accel-Buffering", false, "GET", "/v1/streams/s/events", 200, with(sse, "X-Accel-Buffering", ""), "retry: 3000\n\n"},
+		{"event stream as JSON", false, "GET", "/v1/streams/s/events", 200, with(sse, "Content-Type", "application/json"), `{}`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			h := good.Clone()
+			h := base.Clone()
 			for k, v := range c.header {
-				if len(v) == 0 || v[0] == "" {
+				if v[0] == "" {
 					h.Del(k)
 				} else {
 					h[k] = v
 				}
 			}
-			if err := s.validateAnswer(t, c.method, c.path, c.status, h, c.body); err == nil {
+			err := s.validateAnswer(t, c.method, c.path, c.status, h, c.body)
+			switch {
+			case c.ok && err != nil:
+				t.Fatalf("ValidateResponse refuses a correct answer: %v", err)
+			case !c.ok && err == nil:
 				t.Fatalf("ValidateResponse accepts %d %v %s", c.status, h, c.body)
 			}
 		})

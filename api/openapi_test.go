@@ -220,6 +220,7 @@ func mustDo(t *testing.T, b *testbroker.Broker, method, path string, header http
 	}
 }
 
+// publishTo publishes two events to stream, with header (a token, say).
 func publishTo(stream string, header http.Header) func(*testing.T, *testbroker.Broker) string {
 	return func(t *testing.T, b *testbroker.Broker) string {
 		mustDo(t, b, "POST", "/v1/streams/"+stream+"/messages", header, "first", http.StatusCreated)
@@ -228,6 +229,7 @@ func publishTo(stream string, header http.Header) func(*testing.T, *testbroker.B
 	}
 }
 
+// closeStream closes the row's default stream.
 func closeStream(t *testing.T, b *testbroker.Broker) string {
 	mustDo(t, b, "POST", "/v1/streams/"+defaultStream+"/close", nil, "", http.StatusOK)
 	return ""

@@ -354,3 +354,86 @@ func TestSubscribeIdleTimeout(t *testing.T) {
 		t.Fatalf("freezes %d, reconnect reasons %v; want the idle timeout first", p.freezes.Load(), whys)
 	}
 }
+
+// TestSubscribeAcrossADelete: deleting the stream ends the response
+// without stop; the client waits the server's retry: (50ms, spread) and
+// resumes; the new stream of the same name did not issue the resume
+// point, so the next value is a gap, then the new events.
+func TestSubscribeAcrossADelete(t *testing.T) {
+	b := testbroker.Start(t, fastRetry)
+	c := client.New(b.URL)
+	ctx := testCtx(t)
+	old, err := c.Publish(ctx, "reborn", client.Message{Data: "old"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var mu sync.Mutex
+	var whys []error
+	var waits []time.Duration
+	values := make(chan client.Event)
+	go func() {
+		defer close(values)
+		for ev, err := range c.Subscribe(ctx, "reborn", client.SubscribeOptions{OnReconnect: func(err error, wait time.Duration) {
+			mu.Lock()
+			whys, waits = append(whys, err), append(waits, wait)
+			mu.Unlock()
+		}}) {
+			if err != nil {
+				t.Errorf("subscribe: %v", err)
+				return
+			}
+			select {
+			case values <- ev:
+			case <-ctx.Done(): // the test failed and left
+				return
+			}
+		}
+	}()
+	if ev := <-values; ev.ID != old.IDs[0] {
+		t.Fatalf("first value %+v", ev)
+	}
+	if err := c.Delete(ctx, "reborn"); err != nil {
+		t.Fatal(err)
+	}
+	// The client reconnects (and waits for the stream to exist again).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := len(whys)
+		mu.Unlock()
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no reconnect after the delete")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Whether the publish comes before the client is back or after, the
+	// result is the same: a gap, then the new event.
+	fresh, err := c.Publish(ctx, "reborn", client.Message{Data: "new"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gap := <-values
+	if gap.Kind != client.KindGap || gap.Gap.After != old.IDs[0] {
+		t.Fatalf("after the delete: %+v; want a gap after %s", gap, old.IDs[0])
+	}
+	if ev := <-values; ev.Kind != client.KindEvent || ev.ID != fresh.IDs[0] || ev.Data != "new" {
+		t.Fatalf("after the gap: %+v", ev)
+	}
+	if _, err := c.Close(ctx, "reborn"); err != nil {
+		t.Fatal(err)
+	}
+	for range values { // stop, then the loop ends
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !errors.Is(whys[0], client.ErrEndedWithoutStop) {
+		t.Fatalf("reconnect reason %v", whys[0])
+	}
+	if waits[0] < 25*time.Millisecond || waits[0] >= 75*time.Millisecond {
+		t.Fatalf("waited %v for retry: 50ms; want [25ms, 75ms)", waits[0])
+	}
+}

@@ -247,6 +247,9 @@ func TestPublishManyLines(t *testing.T) {
 	}
 	res := mustRun(t, nil, strings.NewReader(in.String()), "publish", "many", "--url", p.URL, "--close")
 	ids(t, res.stdout, n)
+	if res.stderr != "" { // no progress line in a pipe
+		t.Fatalf("publish wrote to a non-terminal stderr: %q", res.stderr)
+	}
 	tail := mustRun(t, nil, nil, "tail", "many", "--url", p.URL)
 	if tail.stdout != in.String() {
 		t.Fatalf("tail printed %d bytes, want the %d published", len(tail.stdout), in.Len())

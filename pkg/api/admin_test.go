@@ -186,19 +186,28 @@ func adminLive(t *testing.T, b *testbroker.Broker, h http.Header) (*http.Respons
 	return res, sse.NewDecoder(res.Body)
 }
 
+// liveEvent is one event of the live stream, with what the decoder had
+// seen by then.
 type liveEvent struct {
-	ev  sse.Event
-	err error
+	ev       sse.Event
+	err      error
+	retry    int64 // -1: none
+	comments int
 }
 
-// liveEvents reads dec's events onto a channel until it fails.
+// liveEvents reads dec's events onto a channel until it fails. Only its
+// goroutine touches dec.
 func liveEvents(dec *sse.Decoder) <-chan liveEvent {
 	ch := make(chan liveEvent, 16)
 	go func() {
 		defer close(ch)
 		for {
 			ev, err := dec.Next()
-			ch <- liveEvent{ev, err}
+			retry, ok := dec.Retry()
+			if !ok {
+				retry = -1
+			}
+			ch <- liveEvent{ev, err, retry, dec.Comments()}
 			if err != nil {
 				return
 			}
@@ -207,7 +216,7 @@ func liveEvents(dec *sse.Decoder) <-chan liveEvent {
 	return ch
 }
 
-func nextSnapshot(t *testing.T, ch <-chan liveEvent, within time.Duration) adminSnap {
+func nextSnapshot(t *testing.T, ch <-chan liveEvent, within time.Duration) (adminSnap, liveEvent) {
 	t.Helper()
 	select {
 	case e, ok := <-ch:
@@ -219,11 +228,11 @@ func nextSnapshot(t *testing.T, ch <-chan liveEvent, within time.Duration) admin
 		}
 		var snap adminSnap
 		mustJSON(t, e.ev.Data, &snap)
-		return snap
+		return snap, e
 	case <-time.After(within):
 		t.Fatalf("no snapshot within %v", within)
 	}
-	return adminSnap{}
+	return adminSnap{}, liveEvent{}
 }
 
 // The live stream sends a snapshot at once and then every second, with
@@ -238,18 +247,18 @@ func TestAdminLive(t *testing.T) {
 		t.Fatalf("live: %d %s", res.StatusCode, res.Header.Get("Content-Type"))
 	}
 	ch := liveEvents(dec)
-	snap := nextSnapshot(t, ch, 2*time.Second)
+	snap, e := nextSnapshot(t, ch, 2*time.Second)
 	if s := snap.find(t, "live-a"); str(s.LastID) != first {
 		t.Fatalf("live-a last id %s, want %s", str(s.LastID), first)
 	}
-	if retry, ok := dec.Retry(); !ok || retry != 1500 {
-		t.Fatalf("retry %d (%v), want 1500", retry, ok)
+	if e.retry != 1500 {
+		t.Fatalf("retry %d, want 1500", e.retry)
 	}
 
 	// A publish shows in a following snapshot, about a second later.
 	second := publish(t, b, "live-b", "y")
 	for {
-		snap = nextSnapshot(t, ch, 2*time.Second)
+		snap, e = nextSnapshot(t, ch, 2*time.Second)
 		if len(snap.Streams) == 2 {
 			break
 		}
@@ -260,7 +269,7 @@ func TestAdminLive(t *testing.T) {
 	if s := snap.find(t, "live-b"); str(s.LastID) != second {
 		t.Fatalf("live-b last id %s, want %s", str(s.LastID), second)
 	}
-	if dec.Comments() == 0 {
+	if e.comments == 0 {
 		t.Fatal("no heartbeat comment in over a second at a 100 ms heartbeat")
 	}
 

@@ -184,9 +184,10 @@ type exchange struct {
 	header       http.Header
 	body         string
 
-	status int
-	code   string            // the "error" of a non-2xx answer
-	want   map[string]string // headers the answer must carry
+	status   int
+	code     string            // the "error" of a non-2xx answer
+	want     map[string]string // headers the answer must carry
+	contains string            // text the answer's body must hold
 
 	// docRejects: the request breaks the document too. Most 400s are
 	// requests the schemas can tell apart; the few they cannot (invalid
@@ -377,9 +378,9 @@ func table(t *testing.T) []exchange {
 		{name: "subscribe: store down", storeDown: true, method: "GET", path: "/v1/streams/{s}/events", status: 503, code: "store_unavailable"},
 
 		// GET /v1/streams/{stream}
-		{name: "info", prepare: publishTo(defaultStream, nil), method: "GET", path: "/v1/streams/{s}", status: 200},
+		{name: "info", prepare: publishTo(defaultStream, nil), method: "GET", path: "/v1/streams/{s}", status: 200, contains: `"retained":2`},
 		{
-			name: "info of an empty stream (null ids)", method: "GET", path: "/v1/streams/{s}", status: 200,
+			name: "info of an empty stream (null ids)", method: "GET", path: "/v1/streams/{s}", status: 200, contains: `"first_id":null`,
 			prepare: func(t *testing.T, b *testbroker.Broker) string {
 				status, _, body := b.Do(t, "POST", "/v1/streams", nil, "")
 				var created struct{ Stream string }
@@ -394,7 +395,7 @@ func table(t *testing.T) []exchange {
 		{name: "info: store down", storeDown: true, method: "GET", path: "/v1/streams/{s}", status: 503, code: "store_unavailable"},
 
 		// GET /v1/streams/{stream}/messages
-		{name: "history", prepare: publishTo(defaultStream, nil), method: "GET", path: "/v1/streams/{s}/messages?after=0&limit=1", status: 200},
+		{name: "history", prepare: publishTo(defaultStream, nil), method: "GET", path: "/v1/streams/{s}/messages?after=0&limit=1", status: 200, contains: `"data":"first"`},
 		{name: "history, limit above 1000", prepare: closeStream, method: "GET", path: "/v1/streams/{s}/messages?limit=5000", status: 200},
 		{name: "history: after with a leading zero", method: "GET", path: "/v1/streams/{s}/messages?after=01", status: 400, code: "invalid_last_event_id", docRejects: true},
 		{name: "history: limit 0", method: "GET", path: "/v1/streams/{s}/messages?limit=0", status: 400, code: "invalid_request", docRejects: true},
@@ -436,6 +437,17 @@ func table(t *testing.T) []exchange {
 		{name: "demo page", method: "GET", path: "/", status: 200},
 		{name: "demo page: demo off", opts: testbroker.Options{NoDemo: true}, method: "GET", path: "/", status: 404, code: "not_found"},
 
+		// The operator's page.
+		{name: "admin page", method: "GET", path: "/admin", status: 200},
+		{name: "admin page, trailing slash", method: "GET", path: "/admin/", status: 200},
+		{name: "admin snapshot", prepare: publishTo(defaultStream, nil), method: "GET", path: "/admin/api/streams", status: 200, contains: `"stream":"s"`},
+		{
+			name: "admin snapshot, a subscriber waiting for a new stream", method: "GET", path: "/admin/api/streams", status: 200, contains: `"exists":false`,
+			prepare: func(t *testing.T, b *testbroker.Broker) string { openSubscription(t, b); return "" },
+		},
+		{name: "admin live", method: "GET", path: "/admin/api/live", status: 200},
+		{name: "auth: admin snapshot, subscribe-all token", opts: authOn, method: "GET", path: "/admin/api/streams", header: bearer(admin), status: 200},
+
 		// Requests of no operation.
 		{name: "unknown path", method: "GET", path: "/v1/nothing-here", status: 404, code: "not_found", undeclared: "NotFound"},
 		{name: "wrong method on a stream", method: "PUT", path: "/v1/streams/{s}", body: "x", status: 405, code: "method_not_allowed", undeclared: "MethodNotAllowed"},
@@ -448,8 +460,9 @@ func table(t *testing.T) []exchange {
 		{name: "auth: bad token", opts: authOn, method: "GET", path: "/v1/streams/{s}", header: bearer("not-a-jwt"), status: 401, code: "unauthorized"},
 	}
 
-	// Every /v1 operation: no token is 401, a token without the right 403.
-	v1 := []struct {
+	// Every operation behind auth: no token is 401, a token without the
+	// right 403.
+	authed := []struct {
 		method, path string
 		header       http.Header
 		body         string
@@ -462,8 +475,12 @@ func table(t *testing.T) []exchange {
 		{"GET", "/v1/streams/{s}/messages", nil, ""},
 		{"DELETE", "/v1/streams/{s}", nil, ""},
 		{"POST", "/v1/demo/chat", jsonHeader, `{"stream":"s","message":"hi"}`},
+		{"GET", "/admin", nil, ""},
+		{"GET", "/admin/", nil, ""},
+		{"GET", "/admin/api/streams", nil, ""},
+		{"GET", "/admin/api/live", nil, ""},
 	}
-	for _, c := range v1 {
+	for _, c := range authed {
 		rows = append(rows,
 			exchange{name: "auth: no token: " + c.method + " " + c.path, opts: authOn,
 				method: c.method, path: c.path, header: c.header, body: c.body, status: 401, code: "unauthorized"},
@@ -568,6 +585,9 @@ func (s spec) check(t *testing.T, x exchange, cov *coverage) {
 			t.Fatalf("error %q (%v), want %q; body %s", e.Error, err, x.code, body)
 		}
 		cov.codes[x.code] = true
+	}
+	if !strings.Contains(string(body), x.contains) {
+		t.Errorf("body %s does not hold %q", body, x.contains)
 	}
 	for k, v := range x.want {
 		if got := header.Get(k); got != v {

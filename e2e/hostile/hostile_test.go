@@ -123,6 +123,12 @@ func TestHostileClients(t *testing.T) {
 		return err == nil && m["sseb_subscribers"] == 1
 	})
 	warmUp(t, p.URL)
+	// A parked subscription (see pkg/api/parked.go) whose client hung up
+	// is let go at its next heartbeat (2s here), not at once.
+	waitFor(t, 30*time.Second, "the warm-up subscriber to be let go", func() bool {
+		m, err := ops.scrape()
+		return err == nil && m["sseb_subscribers"] == 1
+	})
 	time.Sleep(time.Second)
 	base := ops.mustScrape(t)
 	t.Logf("baseline: RSS %s, heap in use %s, %d goroutines, %d subscribers",
@@ -1156,8 +1162,6 @@ func warmUp(t *testing.T, base string) {
 	}
 	cancel()
 	res.Body.Close()
-	// Let the broker notice the subscriber left.
-	time.Sleep(500 * time.Millisecond)
 }
 
 // ---- /metrics and helpers ----

@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -69,4 +70,16 @@ func newMetrics(b *broker.Broker) *metrics {
 
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{Registry: m.registry})
+}
+
+// observeDelivery counts events written to one subscriber, the oldest of
+// them published at published (zero: not a live event, no latency).
+func (m *metrics) observeDelivery(events int, published time.Time) {
+	if events == 0 {
+		return
+	}
+	m.delivered.Add(float64(events))
+	if !published.IsZero() {
+		m.deliveryLatency.Observe(time.Since(published).Seconds())
+	}
 }

@@ -77,6 +77,9 @@ type Server struct {
 	demo demoRunner
 
 	heartbeats heartbeatClock
+	// parked holds the subscriptions whose connections were taken over
+	// from net/http (see parkedSubscription).
+	parked parkRegistry
 
 	// publishLimit and subscribeLimit are nil when their rate is 0.
 	publishLimit, subscribeLimit *limiter
@@ -112,7 +115,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.drainOnce.Do(func() {
 		s.isDraining.Store(true)
 		close(s.draining)
+		s.parked.wakeAll()
 	})
+	if err := s.parked.wait(ctx); err != nil {
+		return err
+	}
 	return s.demo.shutdown(ctx)
 }
 
@@ -197,6 +204,13 @@ func withRequestContext(log *zerolog.Logger, w http.ResponseWriter, r *http.Requ
 // accessLog writes the one line per request. It logs the path, never the
 // query: query parameters can carry access tokens.
 func accessLog(r *http.Request, status, size int, d time.Duration) {
+	if status == 0 {
+		// Nothing went through the ResponseWriter: net/http sent an empty
+		// 200, or a subscription took the connection over after writing its
+		// own 200 head (then the line comes when the handler hands over, and
+		// the subscription logs its end).
+		status = http.StatusOK
+	}
 	hlog.FromRequest(r).Info().
 		Str("method", r.Method).
 		Str("path", r.URL.Path).

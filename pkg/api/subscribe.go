@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"net"
 	"net/http"
 	"time"
 
@@ -25,16 +26,17 @@ func resumePoint(r *http.Request) (uint64, error) {
 }
 
 // subscribe is the SSE endpoint. Its whole life: answer the headers and
-// the retry block at once, write the gap report and the backlog, then wait
-// for the subscriber's queue to be ready and write everything queued with
-// one flush, until the stream stops, the subscriber falls behind, the
-// client goes away or the broker shuts down.
+// the retry block at once, write the gap report and the backlog, then
+// deliver everything queued with one write per wake-up, until the stream
+// stops, the subscriber falls behind, the client goes away or the broker
+// shuts down.
 //
-// The handler parks in wait for as long as the client stays, on top of
-// net/http's, chi's and the middlewares' frames. Everything else (setup,
-// backlog, logging) runs in functions that have returned by then, so the
-// parked stack stays under a quarter of 16 KiB and the runtime can shrink
-// it at GC: that is most of an idle subscription's memory.
+// On plain HTTP/1.x the connection is taken over and parked (see
+// parkedSubscription): no goroutine waits for it. Otherwise (HTTP/2, TLS)
+// the handler waits in wait, on top of net/http's, chi's and the
+// middlewares' frames. Everything else (setup, backlog, logging) runs in
+// functions that have returned by then, so the parked stack stays under a
+// quarter of 16 KiB and the runtime can shrink it at GC.
 func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 	sub, sw := s.startSubscription(w, r)
 	if sub == nil {
@@ -54,7 +56,8 @@ func (s *Server) endSubscription(sub *broker.Subscription) {
 // startSubscription answers everything up to the live part: errors, 204,
 // or the headers, retry block, gap report and backlog. It returns a nil
 // Subscription when the handler has nothing more to do (a closed stream's
-// backlog ends with its stop event); otherwise endSubscription must follow.
+// backlog ends with its stop event, or the subscription was parked);
+// otherwise endSubscription must follow.
 //
 //go:noinline
 func (s *Server) startSubscription(w http.ResponseWriter, r *http.Request) (*broker.Subscription, *sseWriter) {
@@ -76,18 +79,25 @@ func (s *Server) startSubscription(w http.ResponseWriter, r *http.Request) (*bro
 		s.writeError(w, r, err)
 		return nil, nil
 	}
+	if sub.NoContent {
+		// The stream is over for this client: 204 makes EventSource stop.
+		sub.Close()
+		w.WriteHeader(http.StatusNoContent)
+		return nil, nil
+	}
+	if canPark(r) {
+		if conn, err := hijack(w); err == nil {
+			s.startParked(r, w.Header(), conn, sub)
+			return nil, nil
+		}
+	}
+
 	live := false
 	defer func() {
 		if !live {
 			sub.Close()
 		}
 	}()
-	if sub.NoContent {
-		// The stream is over for this client: 204 makes EventSource stop.
-		w.WriteHeader(http.StatusNoContent)
-		return nil, nil
-	}
-
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -96,7 +106,7 @@ func (s *Server) startSubscription(w http.ResponseWriter, r *http.Request) (*bro
 
 	sw := &sseWriter{w: w, rc: http.NewResponseController(w), metrics: s.metrics}
 	sw.write = sw.writeWire
-	err = s.writeBacklog(sw, sub)
+	err = s.writeBacklog(sw.writeWire, sub)
 	if err == nil {
 		err = sw.flush()
 	}
@@ -104,7 +114,7 @@ func (s *Server) startSubscription(w http.ResponseWriter, r *http.Request) (*bro
 		return nil, nil
 	}
 	if sub.Gap {
-		subscriptionLog(r, sub).Info().Str("first_id", broker.FormatID(sub.FirstID)).Msg("subscriber resumed across a gap")
+		logGap(r, sub)
 	}
 	if !sub.Live() {
 		return nil, nil // closed stream: the backlog ended with stop
@@ -115,17 +125,55 @@ func (s *Server) startSubscription(w http.ResponseWriter, r *http.Request) (*bro
 	return sub, sw
 }
 
+// startParked writes the head, retry block, gap report and backlog on a
+// hijacked connection, then parks the subscription if it goes on. h holds
+// the headers set so far (request id, CORS).
+func (s *Server) startParked(r *http.Request, h http.Header, conn net.Conn, sub *broker.Subscription) {
+	p := s.newParkedSubscription(r, conn, sub)
+	// Undone by p.end, whichever way the subscription ends.
+	s.heartbeats.join()
+	s.parked.add(p)
+
+	_ = conn.SetWriteDeadline(time.Now().Add(subscriberWriteTimeout))
+	_, err := conn.Write(writeHead(make([]byte, 0, 256), h))
+	if err == nil {
+		p.buf = chunkPool.Get().(*[]byte)
+		err = s.writeBacklog(p.write, sub)
+		if err == nil {
+			err = p.flushChunk()
+		}
+		p.releaseBuffer()
+	}
+	switch {
+	case err != nil:
+		p.end(broker.EndNone, err, "")
+		return
+	case sub.Gap:
+		logGap(r, sub)
+	}
+	if !sub.Live() {
+		p.end(broker.EndStopped, nil, "") // closed stream: the backlog ended with stop
+		return
+	}
+	sub.Backlog = nil
+	s.park(r, p)
+}
+
+func logGap(r *http.Request, sub *broker.Subscription) {
+	subscriptionLog(r, sub).Info().Str("first_id", broker.FormatID(sub.FirstID)).Msg("subscriber resumed across a gap")
+}
+
 // writeBacklog writes the retry block, the gap report and the backlog.
-func (s *Server) writeBacklog(sw *sseWriter, sub *broker.Subscription) error {
+func (s *Server) writeBacklog(write broker.WriteFunc, sub *broker.Subscription) error {
 	buf := sse.AppendRetry(make([]byte, 0, 128), s.opts.Retry.Milliseconds())
 	if sub.Gap {
 		buf = appendGap(buf, sub.After, sub.FirstID)
 	}
-	if err := sw.writeWire(buf, 0, time.Time{}); err != nil {
+	if err := write(buf, 0, time.Time{}); err != nil {
 		return err
 	}
 	for _, e := range sub.Backlog {
-		if err := sw.writeWire(e.Wire, 1, time.Time{}); err != nil {
+		if err := write(e.Wire, 1, time.Time{}); err != nil {
 			return err
 		}
 	}
@@ -171,7 +219,11 @@ func subscriptionLog(r *http.Request, sub *broker.Subscription) *zerolog.Logger 
 //
 //go:noinline
 func logSubscriptionEnd(r *http.Request, sub *broker.Subscription, reason broker.EndReason, err error) {
-	log := subscriptionLog(r, sub)
+	logEnd(subscriptionLog(r, sub), reason, err)
+}
+
+// logEnd logs why a subscription ends.
+func logEnd(log *zerolog.Logger, reason broker.EndReason, err error) {
 	switch {
 	case err != nil:
 		log.Debug().Err(err).Msg("subscriber write failed")
@@ -218,12 +270,7 @@ func (sw *sseWriter) writeWire(wire []byte, events int, published time.Time) err
 	if _, err := sw.w.Write(wire); err != nil {
 		return err
 	}
-	if events > 0 {
-		sw.metrics.delivered.Add(float64(events))
-		if !published.IsZero() {
-			sw.metrics.deliveryLatency.Observe(time.Since(published).Seconds())
-		}
-	}
+	sw.metrics.observeDelivery(events, published)
 	return nil
 }
 

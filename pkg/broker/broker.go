@@ -250,6 +250,17 @@ func (s *Subscription) Ready() <-chan struct{} {
 	return s.sub.ready
 }
 
+// OnReady makes the subscription call wake, from then on, whenever Drain
+// has something to do, instead of signalling Ready: a transport that keeps
+// no goroutine per idle subscriber schedules its consumer from wake. wake
+// runs under the hub's locks, so it must only schedule work, never do it
+// or block. If Ready was already signalled, wake is called at once.
+func (s *Subscription) OnReady(wake func()) {
+	if s.sub != nil {
+		s.sub.onReady(wake)
+	}
+}
+
 // WriteFunc writes the wire bytes of events (count of them, the oldest
 // published at published).
 type WriteFunc func(wire []byte, events int, published time.Time) error

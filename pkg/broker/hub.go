@@ -275,6 +275,9 @@ type Subscriber struct {
 	index int
 
 	ready chan struct{} // capacity 1: "something changed"
+	// wake, when set (see Subscription.OnReady), replaces ready: it is
+	// called instead of signalling the channel. Guarded by mu.
+	wake func()
 
 	mu     sync.Mutex
 	queue  []*Frame
@@ -315,9 +318,26 @@ func (s *Subscriber) end(r EndReason) {
 	}
 }
 
+// notify tells the consumer that something changed; s.mu is held.
 func (s *Subscriber) notify() {
+	if s.wake != nil {
+		s.wake()
+		return
+	}
 	select {
 	case s.ready <- struct{}{}:
+	default:
+	}
+}
+
+// onReady installs wake (see Subscription.OnReady).
+func (s *Subscriber) onReady(wake func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.wake = wake
+	select {
+	case <-s.ready:
+		wake() // a signal was already pending on the channel
 	default:
 	}
 }

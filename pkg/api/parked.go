@@ -1,0 +1,381 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/sse-broker/broker/pkg/auth"
+	"github.com/sse-broker/broker/pkg/broker"
+)
+
+// A parked subscription holds no goroutine and no buffer while it waits.
+//
+// An SSE connection is idle almost all its life. Left to net/http, an idle
+// one costs its goroutine's stack (8 KiB once a request has run on it),
+// the connection's 4 KiB read and 4 KiB write buffers and the response's
+// 2 KiB one: about 30 KB of RSS per subscriber, the same as a naive
+// server's. So on plain HTTP/1.x the subscribe handler takes the
+// connection over from net/http (Hijack), writes the response head and the
+// backlog itself, registers a wake function with its subscription and
+// returns. What stays is the socket, the subscription and this struct.
+//
+// When the hub has frames for it, or a heartbeat is due, or the broker
+// drains or the token expires, wake starts one goroutine that writes
+// everything queued in one chunk and exits. That goroutine comes from the
+// runtime's free list and its buffer from a pool, so a delivery allocates
+// nothing in steady state.
+//
+// What is lost against a goroutine blocked in net/http: net/http notices a
+// client that hangs up at once, because it keeps reading the connection. A
+// parked subscription notices on its next write, and when it has nothing
+// to write it looks (a non-blocking peek, no goroutine) at each heartbeat:
+// a vanished client is let go within one heartbeat interval.
+//
+// HTTP/2 and TLS connections cannot be taken over this way and stay on the
+// goroutine path (wait).
+type parkedSubscription struct {
+	srv  *Server
+	conn net.Conn
+	// raw is the socket for the liveness peek; nil when conn has none.
+	raw syscall.RawConn
+	sub *broker.Subscription
+	log zerolog.Logger
+
+	// state schedules deliveries: one goroutine at a time, and a wake
+	// that arrives while it runs makes it go round once more.
+	state atomic.Int32
+	// expired is set by the token's expiry timer (nil without auth).
+	expired atomic.Bool
+	expiry  *time.Timer
+
+	// buf is the chunk being written; it comes from chunkPool for one
+	// delivery and goes back after it.
+	buf *[]byte
+	// run and write are method values made once, so that scheduling and
+	// draining do not allocate.
+	run   func()
+	write broker.WriteFunc
+}
+
+const (
+	parkIdle    int32 = iota // no delivery goroutine
+	parkRunning              // a delivery goroutine runs
+	parkRerun                // ... and must go round once more
+)
+
+// chunkHeaderRoom is kept at the start of a chunk buffer for the chunk's
+// size line: up to 8 hex digits and CRLF.
+const chunkHeaderRoom = 10
+
+// maxPooledChunk bounds the buffers kept in chunkPool; a bigger delivery
+// (a long backlog, large events) writes in several chunks of about this size.
+const maxPooledChunk = 64 << 10
+
+var chunkPool = sync.Pool{New: func() any {
+	b := make([]byte, chunkHeaderRoom, 4<<10)
+	return &b
+}}
+
+// parkRegistry is the set of this Server's parked subscriptions, for
+// Shutdown: net/http forgets connections it handed over.
+type parkRegistry struct {
+	mu  sync.Mutex
+	set map[*parkedSubscription]struct{}
+}
+
+func (pr *parkRegistry) add(p *parkedSubscription) {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	if pr.set == nil {
+		pr.set = make(map[*parkedSubscription]struct{})
+	}
+	pr.set[p] = struct{}{}
+}
+
+func (pr *parkRegistry) remove(p *parkedSubscription) {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	delete(pr.set, p)
+}
+
+// wait returns once every parked subscription has ended, or ctx has. It
+// polls: it runs once, at shutdown, and a WaitGroup could not take the
+// subscriptions that still park while it waits.
+func (pr *parkRegistry) wait(ctx context.Context) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		pr.mu.Lock()
+		n := len(pr.set)
+		pr.mu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %d parked subscriptions to end: %w", n, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// wakeAll wakes every parked subscription (they then see the drain).
+func (pr *parkRegistry) wakeAll() {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	for p := range pr.set {
+		p.wake()
+	}
+}
+
+// canPark reports whether r's connection can be taken over: plain
+// HTTP/1.x. (A TLS connection could be, but its writes would then block a
+// delivery goroutine the way a socket write does not, and HTTP/2 streams
+// share their connection.)
+func canPark(r *http.Request) bool {
+	return r.ProtoMajor == 1 && r.TLS == nil
+}
+
+// hijack takes w's connection over from net/http. It fails, having
+// written nothing, when w cannot be hijacked (then the goroutine path
+// serves the subscription).
+func hijack(w http.ResponseWriter) (net.Conn, error) {
+	conn, rw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return nil, err
+	}
+	// A GET has no body and an EventSource sends nothing more, so what net/http
+	// read ahead (rw.Reader) is dropped along with its buffers.
+	_ = rw
+	return conn, nil
+}
+
+// newParkedSubscription wraps a hijacked connection.
+func (s *Server) newParkedSubscription(r *http.Request, conn net.Conn, sub *broker.Subscription) *parkedSubscription {
+	p := &parkedSubscription{srv: s, conn: conn, sub: sub, log: *subscriptionLog(r, sub)}
+	if sc, ok := conn.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			p.raw = raw
+		}
+	}
+	p.run = p.deliverLoop
+	p.write = p.appendWire
+	// Running until park hands over: the goroutine setting it up is its
+	// delivery goroutine so far, and wakes meanwhile only ask for a rerun.
+	p.state.Store(parkRunning)
+	return p
+}
+
+// writeHead writes the status line and headers of a chunked 200 answer:
+// w's headers (request id, CORS) and the event-stream ones. The response
+// ends by closing the connection.
+func writeHead(dst []byte, h http.Header) []byte {
+	dst = append(dst, "HTTP/1.1 200 OK\r\n"...)
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	h.Set("Transfer-Encoding", "chunked")
+	h.Set("Connection", "close")
+	h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
+	for k, vs := range h {
+		for _, v := range vs {
+			dst = append(dst, k...)
+			dst = append(dst, ": "...)
+			dst = append(dst, v...)
+			dst = append(dst, "\r\n"...)
+		}
+	}
+	return append(dst, "\r\n"...)
+}
+
+// park starts the parked life of a subscription whose head and backlog
+// are written: from now on the hub's wake schedules its deliveries.
+func (s *Server) park(r *http.Request, p *parkedSubscription) {
+	p.sub.OnReady(p.wake)
+	if end, ok := s.sessionEnd(r); ok {
+		p.expiry = time.AfterFunc(time.Until(end), func() {
+			p.expired.Store(true)
+			p.wake()
+		})
+	}
+	if s.isDraining.Load() {
+		p.wake() // Shutdown's wakeAll may have run before parked.add
+	}
+	// Hand over. A wake that came during the set-up (frames, Shutdown)
+	// left a rerun: deliver it now.
+	if !p.state.CompareAndSwap(parkRunning, parkIdle) {
+		p.state.Store(parkRunning)
+		go p.run()
+	}
+}
+
+// sessionEnd is when r's token stops being valid, if it does.
+func (s *Server) sessionEnd(r *http.Request) (time.Time, bool) {
+	if s.opts.Auth == nil {
+		return time.Time{}, false
+	}
+	claims, ok := auth.FromContext(r.Context())
+	if !ok {
+		return time.Time{}, false
+	}
+	end := claims.SessionEnd(time.Now())
+	return end, !end.IsZero()
+}
+
+// wake schedules a delivery. It never blocks: it runs under the hub's
+// locks.
+func (p *parkedSubscription) wake() {
+	for {
+		switch st := p.state.Load(); st {
+		case parkIdle:
+			if p.state.CompareAndSwap(parkIdle, parkRunning) {
+				go p.run()
+				return
+			}
+		case parkRunning:
+			if p.state.CompareAndSwap(parkRunning, parkRerun) {
+				return
+			}
+		default: // parkRerun: already asked
+			return
+		}
+	}
+}
+
+// deliverLoop is one delivery goroutine's life: deliver until no wake
+// came in meanwhile, or end the subscription.
+func (p *parkedSubscription) deliverLoop() {
+	for {
+		if !p.deliver() {
+			return // ended: state stays running, so wake starts nothing more
+		}
+		if p.state.CompareAndSwap(parkRunning, parkIdle) {
+			return
+		}
+		p.state.Store(parkRunning) // a wake came during the delivery
+	}
+}
+
+// deliver writes what is queued (or a heartbeat) in one chunk. It returns
+// false once the subscription has ended.
+func (p *parkedSubscription) deliver() bool {
+	switch {
+	case p.srv.isDraining.Load():
+		p.end(broker.EndNone, nil, "subscription ended: broker draining")
+		return false
+	case p.expired.Load():
+		p.end(broker.EndNone, nil, "subscription ended: token expired")
+		return false
+	}
+	p.buf = chunkPool.Get().(*[]byte)
+	defer p.releaseBuffer()
+	reason, err := p.sub.Drain(p.write)
+	if err == nil && p.sub.HeartbeatDue() && len(*p.buf) == chunkHeaderRoom {
+		if p.peerGone() {
+			p.end(broker.EndNone, errPeerGone, "")
+			return false
+		}
+		*p.buf = append(*p.buf, heartbeatComment...)
+	}
+	if err == nil {
+		err = p.flushChunk()
+	}
+	if err != nil || reason != broker.EndNone {
+		p.end(reason, err, "")
+		return false
+	}
+	return true
+}
+
+func (p *parkedSubscription) releaseBuffer() {
+	if cap(*p.buf) <= maxPooledChunk {
+		*p.buf = (*p.buf)[:chunkHeaderRoom]
+		chunkPool.Put(p.buf)
+	}
+	p.buf = nil
+}
+
+// appendWire is the subscription's broker.WriteFunc: it adds wire to the
+// chunk, writing the chunk out first when it has grown large.
+func (p *parkedSubscription) appendWire(wire []byte, events int, published time.Time) error {
+	if len(*p.buf) > chunkHeaderRoom && len(*p.buf)+len(wire) > maxPooledChunk {
+		if err := p.flushChunk(); err != nil {
+			return err
+		}
+	}
+	*p.buf = append(*p.buf, wire...)
+	p.srv.metrics.observeDelivery(events, published)
+	return nil
+}
+
+// flushChunk writes the buffered bytes as one HTTP/1.1 chunk.
+func (p *parkedSubscription) flushChunk() error {
+	b := *p.buf
+	n := len(b) - chunkHeaderRoom
+	if n == 0 {
+		return nil
+	}
+	// The size line goes right before the data, in the room kept for it.
+	var size [chunkHeaderRoom]byte
+	line := append(strconv.AppendUint(size[:0], uint64(n), 16), '\r', '\n')
+	start := chunkHeaderRoom - len(line)
+	copy(b[start:], line)
+	b = append(b, '\r', '\n')
+	_ = p.conn.SetWriteDeadline(time.Now().Add(subscriberWriteTimeout))
+	_, err := p.conn.Write(b[start:])
+	*p.buf = b[:chunkHeaderRoom]
+	return err
+}
+
+// lastChunk ends a chunked body.
+var lastChunk = []byte("0\r\n\r\n")
+
+// errPeerGone: the liveness peek found the client's side closed.
+var errPeerGone = errors.New("client closed the connection")
+
+// end ends the subscription: the last chunk when the end is the broker's
+// (the client then sees a complete response and reconnects or, after
+// stop, is done), the connection closed, and its place on the node freed.
+func (p *parkedSubscription) end(reason broker.EndReason, err error, msg string) {
+	if err == nil {
+		_ = p.conn.SetWriteDeadline(time.Now().Add(subscriberWriteTimeout))
+		_, err = p.conn.Write(lastChunk)
+	}
+	_ = p.conn.Close()
+	if p.expiry != nil {
+		p.expiry.Stop()
+	}
+	p.sub.Close()
+	p.srv.heartbeats.leave()
+	p.srv.parked.remove(p)
+	switch {
+	case msg != "":
+		p.log.Debug().Msg(msg)
+	default:
+		logEnd(&p.log, reason, err)
+	}
+}
+
+// peerGone reports, without blocking, whether the client has closed its
+// side of the connection (a read would return end of file or an error).
+func (p *parkedSubscription) peerGone() bool {
+	if p.raw == nil {
+		return false
+	}
+	gone := false
+	_ = p.raw.Read(func(fd uintptr) bool {
+		gone = peekClosed(fd)
+		return true // never wait for readability
+	})
+	return gone
+}

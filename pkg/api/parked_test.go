@@ -1,0 +1,172 @@
+package api_test
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sse-broker/broker/internal/testbroker"
+	"github.com/sse-broker/broker/pkg/sse"
+)
+
+// rawSubscriber is an HTTP/1.1 subscription over a bare TCP connection:
+// it starts no goroutine on the client side, so a test can count the
+// server's.
+type rawSubscriber struct {
+	conn net.Conn
+	res  *http.Response
+	dec  *sse.Decoder
+}
+
+func rawSubscribe(t testing.TB, b *testbroker.Broker, path string) *rawSubscriber {
+	t.Helper()
+	u, err := url.Parse(b.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if _, err := io.WriteString(conn, "GET "+path+" HTTP/1.1\r\nHost: "+u.Host+"\r\nAccept: text/event-stream\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d", path, res.StatusCode)
+	}
+	return &rawSubscriber{conn: conn, res: res, dec: sse.NewDecoder(res.Body)}
+}
+
+func (s *rawSubscriber) next(t testing.TB) sse.Event {
+	t.Helper()
+	_ = s.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	ev, err := s.dec.Next()
+	if err != nil {
+		t.Fatalf("reading an event: %v", err)
+	}
+	return ev
+}
+
+// waitFor polls cond until it holds or 10 s pass.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Live HTTP/1.1 subscriptions keep no goroutine while they wait, and
+// every one still gets every event, in one well-formed chunked response
+// with the contract's headers.
+func TestParkedSubscriptionsHoldNoGoroutine(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	const n = 60
+	publish(t, b, "parked", "before") // in every subscriber's backlog
+	before := runtime.NumGoroutine()
+	subs := make([]*rawSubscriber, n)
+	for i := range subs {
+		subs[i] = rawSubscribe(t, b, "/v1/streams/parked/events")
+	}
+	waitFor(t, "subscribers to register", func() bool { return b.Broker.Stats().Subscribers == n })
+	time.Sleep(50 * time.Millisecond) // let the handlers' goroutines finish
+	if grew := runtime.NumGoroutine() - before; grew > n/4 {
+		t.Fatalf("%d live subscriptions added %d goroutines", n, grew)
+	}
+	for _, s := range subs {
+		h := s.res.Header
+		if h.Get("Content-Type") != "text/event-stream" || h.Get("Cache-Control") != "no-cache" ||
+			h.Get("X-Accel-Buffering") != "no" || h.Get("X-Request-Id") == "" || len(s.res.TransferEncoding) != 1 {
+			t.Fatalf("headers %v, transfer encoding %v", h, s.res.TransferEncoding)
+		}
+		if ev := s.next(t); ev.Data != "before" {
+			t.Fatalf("backlog: %+v", ev)
+		}
+		if retry, ok := s.dec.Retry(); !ok || retry != 3000 {
+			t.Fatalf("retry %d, %v", retry, ok)
+		}
+	}
+	ids := []string{publish(t, b, "parked", "one"), publish(t, b, "parked", "two")}
+	status, _, body := b.Do(t, "POST", "/v1/streams/parked/close", http.Header{"Content-Type": {"application/json"}}, `{"data":"bye"}`)
+	var closed struct{ IDs []string }
+	mustJSON(t, body, &closed)
+	if status != http.StatusOK || len(closed.IDs) != 1 {
+		t.Fatalf("close: %d %s", status, body)
+	}
+	closeID := closed.IDs[0]
+	for _, s := range subs {
+		for i, want := range []string{"one", "two"} {
+			if ev := s.next(t); ev.Data != want || ev.ID != ids[i] {
+				t.Fatalf("got %+v, want %s with id %s", ev, want, ids[i])
+			}
+		}
+		if ev := s.next(t); ev.Type != "stop" || ev.ID != closeID {
+			t.Fatalf("got %+v, want stop", ev)
+		}
+		// The broker ended the response: the chunked body is complete.
+		if _, err := s.dec.Next(); err != io.EOF {
+			t.Fatalf("after stop: %v, want a clean end of the body", err)
+		}
+	}
+	waitFor(t, "subscriptions to end", func() bool { return b.Broker.Stats().Subscribers == 0 })
+}
+
+// A client that hangs up while nothing is published is let go at the
+// next heartbeat, not kept until the next event.
+func TestParkedSubscriptionNoticesClientGone(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{Heartbeat: 100 * time.Millisecond})
+	s := rawSubscribe(t, b, "/v1/streams/gone/events")
+	keep := rawSubscribe(t, b, "/v1/streams/gone/events")
+	waitFor(t, "two subscribers", func() bool { return b.Broker.Stats().Subscribers == 2 })
+	s.conn.Close()
+	waitFor(t, "the closed client to be let go", func() bool { return b.Broker.Stats().Subscribers == 1 })
+	// The one still reading got heartbeats, and stays.
+	raw, err := io.ReadAll(io.LimitReader(keep.res.Body, int64(len("retry: 3000\n\n: heartbeat\n\n"))))
+	if err != nil || !strings.Contains(string(raw), ": heartbeat") {
+		t.Fatalf("read %q, %v", raw, err)
+	}
+	if got := b.Broker.Stats().Subscribers; got != 1 {
+		t.Fatalf("%d subscribers, want 1", got)
+	}
+}
+
+// Shutdown ends parked subscriptions with a complete response and waits
+// for them.
+func TestParkedSubscriptionsEndOnShutdown(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	subs := []*rawSubscriber{
+		rawSubscribe(t, b, "/v1/streams/drain/events"),
+		rawSubscribe(t, b, "/v1/streams/drain/events"),
+	}
+	waitFor(t, "subscribers", func() bool { return b.Broker.Stats().Subscribers == 2 })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := b.API.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.Broker.Stats().Subscribers; got != 0 {
+		t.Fatalf("%d subscribers after Shutdown", got)
+	}
+	for _, s := range subs {
+		_ = s.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadAll(s.res.Body); err != nil {
+			t.Fatalf("body after Shutdown: %v, want a clean end", err)
+		}
+	}
+}

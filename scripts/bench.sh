@@ -11,6 +11,13 @@
 # Environment: RUNS (3), DURATION (5s; empty: the scenario's), TARGETS
 # ("broker baseline"), BROKER_PORT (18080), BASELINE_PORT (18081),
 # SERVER_CPU (0), TOOL_CPU (1).
+#
+# In the fanout scenario the broker runs with BROKER_HISTORY_MAX_EVENTS=1000000
+# (its environment only): a flat-out publisher outruns some subscribers, the
+# broker cuts them off, and ssebench resumes them with Last-Event-ID (as
+# EventSource does); history must hold every event of the run for that resume
+# to be exact, or the skipped events show up as gaps and loss. The baseline
+# needs nothing: r3labs' AutoReplay keeps its whole log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -64,7 +71,9 @@ for run in $(seq "$RUNS"); do
 		case $target in
 		broker)
 			port=$BROKER_PORT
-			"${pin_server[@]}" "$bin/broker" --listen "127.0.0.1:$port" --demo=false --log-level warn >"$bin/server.log" 2>&1 &
+			broker_env=()
+			if [ "$scenario" = fanout ]; then broker_env=(BROKER_HISTORY_MAX_EVENTS=1000000); fi
+			env "${broker_env[@]}" "${pin_server[@]}" "$bin/broker" --listen "127.0.0.1:$port" --demo=false --log-level warn >"$bin/server.log" 2>&1 &
 			;;
 		baseline)
 			port=$BASELINE_PORT

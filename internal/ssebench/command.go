@@ -3,6 +3,13 @@
 // throughput, publish→delivery latency, loss and duplicates per subscriber,
 // connect errors, and the server's RSS and CPU from its /metrics.
 //
+// Subscribers behave like EventSource: when the server ends a response
+// before the run is over (the broker cuts a subscriber whose queue is full),
+// the subscriber reconnects with Last-Event-ID and catches up from history,
+// so "lost" counts only what a real client would miss. -resume=false shows
+// the old behaviour (a cut subscriber stays cut and everything after the cut
+// counts as lost).
+//
 // It is a package, not only a command, so that two binaries run the same
 // code: cmd/ssebench (built by scripts/bench.sh) and `broker bench`.
 //
@@ -67,10 +74,17 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		sources  = fs.String("sources", "", "comma-separated local addresses to dial subscribers from (e.g. 127.0.0.1,127.0.0.2)")
 		slow     = fs.Int("slow", -1, "subscribers that stop reading (default: 1 in scenario slow)")
 		settle   = fs.Duration("settle", -1, "wait after connecting before reading RSS (default: the scenario's)")
-		drain    = fs.Duration("drain", 2*time.Second, "how long delivery may stall after the last publish before counting")
-		jsonOut  = fs.String("json", "", "append one JSON line per run to this file")
-		svgOut   = fs.String("svg", "", "write the chart here (default: next to -json)")
-		tag      = fs.String("tag", "", "free label stored in the JSON line (groups runs for summarize)")
+		drain    = fs.Duration("drain", 2*time.Second, "how long delivery may stall after the last publish (while no subscriber waits to resume) before counting")
+		drainMax = fs.Duration("drain-timeout", 30*time.Second,
+			"longest wait after the last publish for every subscriber to catch up; delivered/s counts from the first publish until all caught up or the wait gave up (drain_end)")
+		resume = fs.Bool("resume", true,
+			"reconnect a subscriber whose response the server ended, with Last-Event-ID, as EventSource does (false: it stays ended and the rest counts as lost). "+
+				"latency_us includes events received after a resume (replayed from history, then live): that is the latency a cut-off client sees; delivered_after_resume counts them")
+		resumeWait = fs.Duration("resume-wait", 100*time.Millisecond,
+			"pause before a resume; negative: the server's retry: value (3 s by default, which would mostly measure the pause)")
+		jsonOut = fs.String("json", "", "append one JSON line per run to this file")
+		svgOut  = fs.String("svg", "", "write the chart here (default: next to -json)")
+		tag     = fs.String("tag", "", "free label stored in the JSON line (groups runs for summarize)")
 	)
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -89,7 +103,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg := Config{
 		URL: *u, Target: *target, Scenario: *scenario, Subscribers: p.subscribers, Streams: p.streams,
 		Rate: p.rate, Duration: p.duration, Count: *count, Payload: p.payload, Concurrency: *conc,
-		Slow: p.slow, Settle: p.settle, Drain: *drain, Tag: *tag,
+		Slow: p.slow, Settle: p.settle, Drain: *drain, DrainTimeout: *drainMax, NoResume: !*resume, ResumeWait: *resumeWait, Tag: *tag,
 	}
 	if set["subscribers"] {
 		cfg.Subscribers = *subs
@@ -170,6 +184,13 @@ func printResult(w io.Writer, r *Result) {
 		r.Published, r.PublishPerSec, r.PublishErrors, r.Delivered, r.DeliveredPerSec, r.Expected)
 	fmt.Fprintf(w, "  lost %d (%d subscribers), duplicated %d, dropped %d, slow cut off %d\n",
 		r.Lost, r.SubscribersLosing, r.Duplicated, r.Dropped, r.SlowCutOff)
+	if r.Resume {
+		fmt.Fprintf(w, "  resume: %d reconnects (%d ended cleanly, %d read errors; %d failed attempts) by %d subscribers, %d gaps, %d refused, %d answered 204; %d delivered after a resume\n",
+			r.Reconnects, r.ReconnectsEOF, r.ReconnectsError, r.ReconnectFailures, r.SubscribersResumed, r.Gaps, r.ResumeRefused, r.Resume204, r.DeliveredAfterResume)
+	} else {
+		fmt.Fprintln(w, "  resume: off")
+	}
+	fmt.Fprintf(w, "  drain: %s after %.1fs\n", r.DrainEnd, r.DrainSeconds)
 	l := r.LatencyUS
 	fmt.Fprintf(w, "  latency µs p50 %.0f p90 %.0f p99 %.0f p99.9 %.0f max %.0f\n", l.P50, l.P90, l.P99, l.P999, l.Max)
 	if r.MetricsError != "" {

@@ -36,6 +36,16 @@ type Config struct {
 	Drain       time.Duration // how long delivery may stall after the last publish
 	Tag         string
 	Progress    io.Writer // live progress line (nil: quiet)
+
+	// DrainTimeout bounds the whole wait after the last publish for every
+	// subscriber to catch up (0: 30 s).
+	DrainTimeout time.Duration
+	// NoResume turns resuming off: a subscriber whose response the server
+	// ends stays ended (the tool's behaviour before resume existed).
+	NoResume bool
+	// ResumeWait is the pause before a resume; negative: the server's
+	// "retry:" (see resumeWait for why that is not the default).
+	ResumeWait time.Duration
 }
 
 // Result is what one run measured; it is the JSON line of the run.
@@ -57,13 +67,13 @@ type Result struct {
 	PublishErrors     uint64    `json:"publish_errors"`
 	PublishPerSec     float64   `json:"publish_per_s"`
 	Delivered         uint64    `json:"delivered"`
-	DeliveredPerSec   float64   `json:"delivered_per_s"`
+	DeliveredPerSec   float64   `json:"delivered_per_s"` // delivered / duration_s: from the first publish until every subscriber caught up (drain_end), catching up after resumes included
 	Expected          uint64    `json:"expected"`
 	Lost              uint64    `json:"lost"`
 	Duplicated        uint64    `json:"duplicated"`
 	Unexpected        uint64    `json:"unexpected"`
 	SubscribersLosing int       `json:"subscribers_losing"`
-	Dropped           int       `json:"dropped"` // fast subscribers whose response ended early
+	Dropped           int       `json:"dropped"` // reading subscribers whose response ended early and stayed ended (resume off, or refused)
 	SlowCutOff        int       `json:"slow_cut_off"`
 	LatencyUS         Latency   `json:"latency_us"`
 	RSSBefore         float64   `json:"rss_before"`
@@ -77,6 +87,43 @@ type Result struct {
 	PublishedPerSec   []float64 `json:"published_per_second"`
 	FileLimit         uint64    `json:"file_limit"`
 	MetricsError      string    `json:"metrics_error,omitempty"`
+
+	// Resume is true when subscribers reconnect with Last-Event-ID after
+	// the server ended their response (the default; -resume=false: off).
+	Resume bool `json:"resume"`
+	// Reconnects counts responses that ended before the run did and that
+	// the subscriber then resumed (reconnected with Last-Event-ID):
+	// ReconnectsEOF those the server ended cleanly, ReconnectsError those
+	// ended by a read error (reset, truncated chunk).
+	Reconnects      uint64 `json:"reconnects"`
+	ReconnectsEOF   uint64 `json:"reconnects_eof"`
+	ReconnectsError uint64 `json:"reconnects_error"`
+	// ReconnectFailures counts resume attempts that did not connect
+	// (network error) and were tried again after the same pause.
+	ReconnectFailures uint64 `json:"reconnect_failures"`
+	// ResumeRefused counts resumes answered with a status other than 200
+	// or 204; that subscriber stops (and counts in dropped).
+	ResumeRefused uint64 `json:"resume_refused"`
+	// Resume204 counts resumes answered 204 (stream closed); that
+	// subscriber stops, as EventSource does.
+	Resume204 uint64 `json:"resume_204"`
+	// SubscribersResumed counts subscribers that reconnected at least once.
+	SubscribersResumed int `json:"subscribers_resumed"`
+	// Gaps counts "gap" events received (the server no longer had events
+	// after the resume point); the ids they skipped count in lost.
+	Gaps uint64 `json:"gaps"`
+	// DeliveredAfterResume counts the events of delivered that arrived on a
+	// resumed connection (replayed from history, then live). latency_us
+	// includes them: their latency is what a client that was cut off sees.
+	DeliveredAfterResume uint64 `json:"delivered_after_resume"`
+	// DrainSeconds is the time from the end of publishing to the end of
+	// the drain; DrainEnd says why it ended: "caught_up" (every reading
+	// subscriber had every acknowledged event, or the last acknowledged
+	// id, or had stopped), "stalled" (nothing arrived for -drain while no
+	// subscriber was waiting to resume), "timeout" (-drain-timeout) or
+	// "canceled".
+	DrainSeconds float64 `json:"drain_s"`
+	DrainEnd     string  `json:"drain_end"`
 }
 
 // Latency holds publish→delivery percentiles in microseconds.
@@ -109,43 +156,17 @@ type stream struct {
 	name      string
 	seq       atomic.Uint64 // next payload sequence number
 	published atomic.Uint64 // events the server acknowledged
+	lastID    atomic.Uint64 // highest id the server acknowledged (broker)
 }
 
-// subscriber tracks what one connection received. Its fields are written
-// only by its reader goroutine and read after done is closed.
-type subscriber struct {
-	st       *stream
-	slow     bool
-	body     io.ReadCloser
-	done     chan struct{}
-	ended    error // why the reader stopped
-	distinct atomic.Uint64
-	dup      uint64
-	byID     bool
-	lastID   uint64
-	seen     []uint64 // bitset over payload sequence numbers (byID false)
-}
-
-func (s *subscriber) track(id uint64, seq uint64) {
-	if s.byID {
-		if id > s.lastID {
-			s.lastID = id
-			s.distinct.Add(1)
-		} else {
-			s.dup++
+// acknowledged raises the stream's last acknowledged id to id.
+func (st *stream) acknowledged(id uint64) {
+	for {
+		cur := st.lastID.Load()
+		if id <= cur || st.lastID.CompareAndSwap(cur, id) {
+			return
 		}
-		return
 	}
-	w := seq / 64
-	for uint64(len(s.seen)) <= w {
-		s.seen = append(s.seen, 0)
-	}
-	if s.seen[w]&(1<<(seq%64)) != 0 {
-		s.dup++
-		return
-	}
-	s.seen[w] |= 1 << (seq % 64)
-	s.distinct.Add(1)
 }
 
 type runner struct {
@@ -159,6 +180,15 @@ type runner struct {
 	published atomic.Uint64
 	clients   []*http.Client
 	pubClient *http.Client
+
+	// Resume counters (rare events: shared atomics are cheap enough).
+	reconnectsEOF     atomic.Uint64
+	reconnectsErr     atomic.Uint64
+	reconnectFailures atomic.Uint64
+	resumeRefused     atomic.Uint64
+	resume204         atomic.Uint64
+	gaps              atomic.Uint64
+	resuming          atomic.Int64 // subscribers now between a cut and their new response
 }
 
 func transportFrom(source string, conns int) *http.Transport {
@@ -205,9 +235,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Drain <= 0 {
 		cfg.Drain = 2 * time.Second
 	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = 30 * time.Second
+	}
 	res := &Result{
 		Time: time.Now().UTC().Format(time.RFC3339), Tag: cfg.Tag, Target: cfg.Target, Scenario: cfg.Scenario,
 		URL: cfg.URL, Subscribers: cfg.Subscribers, Streams: cfg.Streams, Rate: cfg.Rate, Payload: cfg.Payload,
+		Resume: !cfg.NoResume,
 	}
 	res.FileLimit, _ = raiseFileLimit()
 	r := &runner{cfg: cfg}
@@ -243,7 +277,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	defer func() {
 		cancelSubs()
 		for _, s := range r.subs {
-			s.body.Close()
+			s.closeBody()
 		}
 	}()
 	if cfg.Settle > 0 {
@@ -267,8 +301,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}()
 	r.publish(ctx)
 	pubElapsed := time.Since(pubStart)
-	r.drain(ctx)
+	res.DrainEnd = r.drain(ctx)
+	// delivered/s counts from the first publish until every subscriber
+	// caught up (or the drain gave up): catching up from history after a
+	// resume is part of delivering, not free time after the run.
 	elapsed := time.Since(pubStart)
+	res.DrainSeconds = (elapsed - pubElapsed).Seconds()
 	close(progDone)
 	progWG.Wait()
 	rss2, cpu2 := metrics()
@@ -291,7 +329,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	cancelSubs()
 	for _, s := range r.subs {
-		s.body.Close()
+		s.closeBody()
 	}
 	for i, s := range r.subs {
 		if s.slow {
@@ -306,10 +344,19 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		res.Expected += want[i]
 		res.Duplicated += s.dup
-		if s.ended != nil && !errors.Is(s.ended, context.Canceled) && !isClosedErr(s.ended) {
+		res.DeliveredAfterResume += s.afterResume
+		if s.resumes > 0 {
+			res.SubscribersResumed++
+		}
+		if s.ended != nil && !errors.Is(s.ended, context.Canceled) && !isClosedErr(s.ended) && !errors.Is(s.ended, errStreamClosed) {
 			res.Dropped++
 		}
 	}
+	res.ReconnectsEOF, res.ReconnectsError = r.reconnectsEOF.Load(), r.reconnectsErr.Load()
+	res.Reconnects = res.ReconnectsEOF + res.ReconnectsError
+	res.ReconnectFailures = r.reconnectFailures.Load()
+	res.ResumeRefused, res.Resume204 = r.resumeRefused.Load(), r.resume204.Load()
+	res.Gaps = r.gaps.Load()
 	res.Published = r.published.Load()
 	res.PublishErrors = r.pubErrs.Load()
 	res.Delivered = r.delivered.Load()
@@ -348,15 +395,8 @@ func (r *runner) connect(ctx context.Context) (ok, failed int) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.subscribeURL(st), nil)
-			if err != nil {
-				mu.Lock()
-				failed++
-				mu.Unlock()
-				return
-			}
-			req.Header.Set("Accept", "text/event-stream")
-			resp, err := client.Do(req)
+			s := &subscriber{st: st, client: client, done: make(chan struct{}), byID: r.cfg.Target == "broker"}
+			resp, err := r.open(ctx, s, "")
 			if err == nil && resp.StatusCode != http.StatusOK {
 				resp.Body.Close()
 				err = fmt.Errorf("status %d", resp.StatusCode)
@@ -368,61 +408,16 @@ func (r *runner) connect(ctx context.Context) (ok, failed int) {
 				return
 			}
 			ok++
-			s := &subscriber{st: st, body: resp.Body, done: make(chan struct{}), byID: r.cfg.Target == "broker"}
+			s.body = resp.Body
 			s.slow = r.cfg.Slow > 0 && len(r.subs) < r.cfg.Slow
 			r.subs = append(r.subs, s)
 			if !s.slow {
-				go r.read(s)
+				go r.read(ctx, s)
 			}
 		}()
 	}
 	wg.Wait()
 	return ok, failed
-}
-
-// read counts the events of one subscriber with a cheap line scanner: it
-// looks only at "id:" and the first "data:" line of each event.
-func (r *runner) read(s *subscriber) {
-	defer close(s.done)
-	size := 4096
-	if r.cfg.Payload+512 > size {
-		size = r.cfg.Payload + 512
-	}
-	br := bufio.NewReaderSize(s.body, size)
-	var (
-		id       uint64
-		seq      uint64
-		sent     int64
-		haveData bool
-	)
-	for {
-		line, err := br.ReadSlice('\n')
-		for errors.Is(err, bufio.ErrBufferFull) { // an overlong line: skip it
-			_, err = br.ReadSlice('\n')
-			line = nil
-		}
-		if err != nil {
-			s.ended = err
-			return
-		}
-		line = bytes.TrimRight(line, "\r\n")
-		switch {
-		case len(line) == 0:
-			if haveData && !r.stopped.Load() {
-				r.hist.Record(time.Duration(time.Now().UnixNano() - sent))
-				r.delivered.Add(1)
-				s.track(id, seq)
-			}
-			haveData = false
-		case bytes.HasPrefix(line, []byte("id:")):
-			v := bytes.TrimPrefix(line[3:], []byte(" "))
-			id, _ = strconv.ParseUint(string(v), 10, 64)
-		case bytes.HasPrefix(line, []byte("data:")) && !haveData:
-			var ok bool
-			seq, sent, ok = parsePayload(bytes.TrimPrefix(line[5:], []byte(" ")))
-			haveData = ok
-		}
-	}
 }
 
 // makePayload writes "<seq> <unix nanos> " and pads to size with 'x'.
@@ -557,44 +552,64 @@ func (r *runner) publishOne(ctx context.Context, st *stream, data []byte) (uint6
 	if err := json.Unmarshal(body, &ans); err != nil {
 		return 0, fmt.Errorf("publish: answer: %w", err)
 	}
+	for _, v := range ans.IDs {
+		if id, err := strconv.ParseUint(v, 10, 64); err == nil {
+			st.acknowledged(id)
+		}
+	}
 	return uint64(len(ans.IDs)), nil
 }
 
-// drain waits until every reading subscriber has every acknowledged event,
-// or until no event arrived for Drain.
-func (r *runner) drain(ctx context.Context) {
+// drain waits until every reading subscriber has caught up: it has every
+// acknowledged event of its stream, or (broker) the last acknowledged id,
+// or it has stopped for good. It gives up when no event arrived for Drain
+// while no subscriber was waiting to resume (a server that lost events),
+// or after DrainTimeout in all. It returns why it ended (Result.DrainEnd).
+func (r *runner) drain(ctx context.Context) string {
+	start := time.Now()
 	last := r.delivered.Load()
-	lastChange := time.Now()
+	lastChange := start
 	for {
-		complete := true
-		for _, s := range r.subs {
-			if s.slow {
-				continue
-			}
-			select {
-			case <-s.done:
-				continue // this reader has ended; it will get nothing more
-			default:
-			}
-			if s.distinct.Load() < s.st.published.Load() {
-				complete = false
-				break
-			}
+		if r.caughtUp() {
+			return "caught_up"
 		}
-		if complete {
-			return
+		now := time.Now()
+		if d := r.delivered.Load(); d != last || r.resuming.Load() > 0 {
+			last, lastChange = d, now
+		} else if now.Sub(lastChange) > r.cfg.Drain {
+			return "stalled"
 		}
-		if d := r.delivered.Load(); d != last {
-			last, lastChange = d, time.Now()
-		} else if time.Since(lastChange) > r.cfg.Drain {
-			return
+		if now.Sub(start) > r.cfg.DrainTimeout {
+			return "timeout"
 		}
 		select {
 		case <-ctx.Done():
-			return
+			return "canceled"
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
+}
+
+func (r *runner) caughtUp() bool {
+	for _, s := range r.subs {
+		if s.slow {
+			continue
+		}
+		select {
+		case <-s.done:
+			continue // this reader has ended; it will get nothing more
+		default:
+		}
+		if s.distinct.Load() >= s.st.published.Load() {
+			continue
+		}
+		// With a gap some ids never come; reaching the last one is caught up.
+		if last := s.st.lastID.Load(); s.byID && last > 0 && s.lastID.Load() >= last {
+			continue
+		}
+		return false
+	}
+	return true
 }
 
 // slowWasCut reads what the server left for a subscriber that never read:
@@ -634,9 +649,9 @@ func (r *runner) progress(start time.Time, done <-chan struct{}, res *Result) {
 		res.PerSecond = append(res.PerSecond, float64(d-lastD))
 		res.PublishedPerSec = append(res.PublishedPerSec, float64(p-lastP))
 		if r.cfg.Progress != nil {
-			fmt.Fprintf(r.cfg.Progress, "\r\033[K%4.0fs %s/%s subs %d pub %d (%d/s) err %d delivered %d (%d/s) p99 %s",
+			fmt.Fprintf(r.cfg.Progress, "\r\033[K%4.0fs %s/%s subs %d pub %d (%d/s) err %d delivered %d (%d/s) reconnects %d p99 %s",
 				time.Since(start).Seconds(), r.cfg.Target, r.cfg.Scenario, len(r.subs), p, p-lastP, r.pubErrs.Load(),
-				d, d-lastD, r.hist.Quantile(0.99).Round(time.Microsecond))
+				d, d-lastD, r.reconnectsEOF.Load()+r.reconnectsErr.Load(), r.hist.Quantile(0.99).Round(time.Microsecond))
 		}
 		lastD, lastP = d, p
 	}

@@ -54,6 +54,7 @@ var figures = []figure{
 	{"publish_per_s", func(r Result) float64 { return r.PublishPerSec }},
 	{"lost", func(r Result) float64 { return float64(r.Lost) }},
 	{"duplicated", func(r Result) float64 { return float64(r.Duplicated) }},
+	{"reconnects", func(r Result) float64 { return float64(r.Reconnects) }},
 	{"connect_errors", func(r Result) float64 { return float64(r.ConnectErrors) }},
 	{"slow_cut_off", func(r Result) float64 { return float64(r.SlowCutOff) }},
 	{"p50_us", func(r Result) float64 { return r.LatencyUS.P50 }},

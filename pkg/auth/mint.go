@@ -2,10 +2,6 @@ package auth
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -125,29 +121,12 @@ func parsePrivateKey(alg string, data []byte) (crypto.Signer, error) {
 		}
 		break
 	}
-	switch k := key.(type) {
-	case *rsa.PrivateKey:
-		if alg != RS256 {
-			return nil, fmt.Errorf("the key is an RSA key, which does not fit %s", alg)
-		}
-		if k.N.BitLen() < minRSABits {
-			return nil, fmt.Errorf("the RSA key has %d bits; RS256 needs at least %d", k.N.BitLen(), minRSABits)
-		}
-		return k, nil
-	case *ecdsa.PrivateKey:
-		if alg != ES256 {
-			return nil, fmt.Errorf("the key is an ECDSA key, which does not fit %s", alg)
-		}
-		if k.Curve != elliptic.P256() {
-			return nil, fmt.Errorf("the ECDSA key is on %s; ES256 needs P-256", k.Curve.Params().Name)
-		}
-		return k, nil
-	case ed25519.PrivateKey:
-		if alg != EdDSA {
-			return nil, fmt.Errorf("the key is an Ed25519 key, which does not fit %s", alg)
-		}
-		return k, nil
-	default:
+	signer, ok := key.(crypto.Signer)
+	if !ok {
 		return nil, fmt.Errorf("the key is a %T, which does not fit %s", key, alg)
 	}
+	if err := keyFits(alg, signer.Public()); err != nil {
+		return nil, err
+	}
+	return signer, nil
 }

@@ -172,29 +172,36 @@ func parsePublicKey(alg string, data []byte) (any, error) {
 		}
 		break
 	}
+	if err := keyFits(alg, key); err != nil {
+		return nil, err
+	}
+	return key, nil
+}
+
+// keyFits checks that the public key (of a verifier, or of a signer's
+// private key) fits alg: its type, and the size or curve alg asks for.
+func keyFits(alg string, key any) error {
 	switch k := key.(type) {
 	case *rsa.PublicKey:
 		if alg != RS256 {
-			return nil, fmt.Errorf("the key is an RSA key, which does not fit %s", alg)
+			return fmt.Errorf("the key is an RSA key, which does not fit %s", alg)
 		}
 		if k.N.BitLen() < minRSABits {
-			return nil, fmt.Errorf("the RSA key has %d bits; RS256 needs at least %d", k.N.BitLen(), minRSABits)
+			return fmt.Errorf("the RSA key has %d bits; RS256 needs at least %d", k.N.BitLen(), minRSABits)
 		}
-		return k, nil
 	case *ecdsa.PublicKey:
 		if alg != ES256 {
-			return nil, fmt.Errorf("the key is an ECDSA key, which does not fit %s", alg)
+			return fmt.Errorf("the key is an ECDSA key, which does not fit %s", alg)
 		}
 		if k.Curve != elliptic.P256() {
-			return nil, fmt.Errorf("the ECDSA key is on %s; ES256 needs P-256", k.Curve.Params().Name)
+			return fmt.Errorf("the ECDSA key is on %s; ES256 needs P-256", k.Curve.Params().Name)
 		}
-		return k, nil
 	case ed25519.PublicKey:
 		if alg != EdDSA {
-			return nil, fmt.Errorf("the key is an Ed25519 key, which does not fit %s", alg)
+			return fmt.Errorf("the key is an Ed25519 key, which does not fit %s", alg)
 		}
-		return k, nil
 	default:
-		return nil, fmt.Errorf("the key is a %T, which does not fit %s", key, alg)
+		return fmt.Errorf("the key is a %T, which does not fit %s", key, alg)
 	}
+	return nil
 }

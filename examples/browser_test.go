@@ -1,19 +1,17 @@
 package examples_test
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
-)
 
-const chromiumPath = "/usr/bin/chromium"
+	"github.com/sse-broker/broker/internal/browsertest"
+)
 
 // The page is served by its own file server: another port is another
 // origin, as when a site embeds the snippet and the broker runs elsewhere.
@@ -74,16 +72,16 @@ func TestBrowserSubscribes(t *testing.T) {
 	const stream = "browser-1"
 	// The page gets the narrowest token: subscribe, this stream only.
 	pageToken := mintToken(t, nil, []string{stream})
-	ctx := newBrowser(t, 60*time.Second)
+	ctx := browsertest.New(t, 60*time.Second)
 
 	if err := chromedp.Do(ctx, chromedp.Navigate(pageURL(page.URL, b.URL, stream, pageToken, nil))); err != nil {
 		t.Fatal(err)
 	}
-	if origin := eval[string](t, ctx, `location.origin`); origin == b.URL || origin != page.URL {
+	if origin := browsertest.Eval[string](t, ctx, `location.origin`); origin == b.URL || origin != page.URL {
 		t.Fatalf("page origin %q; want %q, another origin than the broker's %q", origin, page.URL, b.URL)
 	}
 	// OPEN: connected with the token, across origins, before any event.
-	waitFor(t, ctx, 10*time.Second, "the EventSource to open", `window.subscriber.source.readyState === 1`)
+	browsertest.WaitFor(t, ctx, 10*time.Second, "the EventSource to open", `window.subscriber.source.readyState === 1`)
 
 	rp := startPublisher(t, publishers[0], map[string]string{
 		"BROKER_URL":   b.URL,
@@ -98,7 +96,7 @@ func TestBrowserSubscribes(t *testing.T) {
 	)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		st = eval[pageState](t, ctx, pageStateJS)
+		st = browsertest.Eval[pageState](t, ctx, pageStateJS)
 		if n := len(st.Answer); len(lengths) == 0 || lengths[len(lengths)-1] != n {
 			lengths = append(lengths, n)
 		}
@@ -146,7 +144,7 @@ func TestBrowserGapWarning(t *testing.T) {
 	b := startBroker(t, brokerConfig{corsOrigins: []string{page.URL}, maxEvents: maxEvents})
 	const stream = "browser-gap"
 	token := mintToken(t, []string{stream}, []string{stream})
-	ctx := newBrowser(t, 60*time.Second)
+	ctx := browsertest.New(t, 60*time.Second)
 
 	run := startPublisher(t, publishers[0], map[string]string{
 		"BROKER_URL": b.URL, "BROKER_TOKEN": token, "STREAM": stream, "DELAY_MS": "0",
@@ -166,8 +164,8 @@ func TestBrowserGapWarning(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Navigate(pageURL(page.URL, b.URL, stream, token, url.Values{"last": {resume}}))); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, ctx, 10*time.Second, "stop", `window.subscriber.done === true`)
-	st := eval[pageState](t, ctx, pageStateJS)
+	browsertest.WaitFor(t, ctx, 10*time.Second, "stop", `window.subscriber.done === true`)
+	st := browsertest.Eval[pageState](t, ctx, pageStateJS)
 	if !st.WarnShown || st.Gaps != 1 || !strings.Contains(st.Warning, "lost") || !strings.Contains(st.Warning, resume) || !strings.Contains(st.Warning, kept[0].ID) {
 		t.Errorf("after a gap the page shows warning %q (shown %v, gaps %d); want one that says tokens were lost after %s and history starts at %s",
 			st.Warning, st.WarnShown, st.Gaps, resume, kept[0].ID)
@@ -177,80 +175,5 @@ func TestBrowserGapWarning(t *testing.T) {
 	}
 	if st.ReadyState != 2 {
 		t.Errorf("EventSource readyState %d after stop, want 2 (CLOSED)", st.ReadyState)
-	}
-}
-
-// newBrowser starts a headless Chromium with a fresh profile and returns a
-// tab context bounded by timeout (the pattern of e2e/browser). Missing
-// Chromium fails the test under SSEB_REQUIRE_BROWSER, else skips it.
-func newBrowser(t *testing.T, timeout time.Duration) context.Context {
-	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("SSEB_REQUIRE_BROWSER") != "" {
-			t.Fatalf("SSEB_REQUIRE_BROWSER is set but the browser %s is missing: %v", chromiumPath, err)
-		}
-		t.Skipf("headless Chromium not found at %s (%v); install it, or set SSEB_REQUIRE_BROWSER=1 to make this a failure", chromiumPath, err)
-	}
-	profile := t.TempDir()
-	// Every flag is set here explicitly: chromedp's DefaultExecAllocatorOptions
-	// add more flags than these.
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("user-data-dir", profile),
-	}
-	ctx, cancelTimeout := context.WithTimeout(context.Background(), timeout)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	tabCtx, cancelTab := chromedp.NewContext(allocCtx)
-	t.Cleanup(func() {
-		cancelTab()
-		cancelAlloc() // waits for the browser process to exit
-		cancelTimeout()
-		// Chromium helpers can write in the profile for a moment after the
-		// browser exits; remove it with retries before t.TempDir's cleanup.
-		deadline := time.Now().Add(3 * time.Second)
-		for {
-			err := os.RemoveAll(profile)
-			if err == nil || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	})
-	// Start the browser now, so that its start-up is not counted in the
-	// waits of the test.
-	if err := chromedp.Do(tabCtx, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("starting %s: %v", chromiumPath, err)
-	}
-	return tabCtx
-}
-
-// eval evaluates expr in the page and decodes its result into T.
-func eval[T any](t *testing.T, ctx context.Context, expr string) T {
-	t.Helper()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
-	if err != nil {
-		t.Fatalf("evaluate %s: %v", expr, err)
-	}
-	return v
-}
-
-// waitFor evaluates the boolean expr every 30 ms until it is true or the
-// timeout ends.
-func waitFor(t *testing.T, ctx context.Context, timeout time.Duration, what, expr string) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !eval[bool](t, ctx, expr) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s (%s)", timeout, what, expr)
-		}
-		time.Sleep(30 * time.Millisecond)
 	}
 }

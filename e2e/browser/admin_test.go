@@ -12,6 +12,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/sse-broker/broker/internal/browsertest"
 	"github.com/sse-broker/broker/internal/testbroker"
 )
 
@@ -77,7 +78,7 @@ const watchedEventsJS = `Array.from(document.querySelectorAll("#events li"), li 
 // their names, as text.
 func TestAdminPageListsAndWatchesStreams(t *testing.T) {
 	b := testbroker.Start(t, testbroker.Options{Retry: retry})
-	ctx := newBrowser(t, 60*time.Second)
+	ctx := browsertest.New(t, 60*time.Second)
 
 	const stream = "admin-chat"
 	holdSubscriber(t, b.URL, stream, nil)
@@ -85,18 +86,18 @@ func TestAdminPageListsAndWatchesStreams(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Navigate(b.URL+"/admin")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, ctx, 5*time.Second, "the first snapshot", `window.admin.snapshots > 0`)
+	browsertest.WaitFor(t, ctx, 5*time.Second, "the first snapshot", `window.admin.snapshots > 0`)
 
 	publish(t, b.URL, "admin-other", "o")
 	publish(t, b.URL, stream, "before 1")
 	last := publish(t, b.URL, stream, "before 2")
-	waitFor(t, ctx, 5*time.Second, "the row of "+stream+" with 2 subscribers and last id "+last, rowShowsJS(stream, 2, last))
-	if got := eval[string](t, ctx, `document.querySelector('#node [data-key="subscribers"] dd').textContent`); got != "2" {
+	browsertest.WaitFor(t, ctx, 5*time.Second, "the row of "+stream+" with 2 subscribers and last id "+last, rowShowsJS(stream, 2, last))
+	if got := browsertest.Eval[string](t, ctx, `document.querySelector('#node [data-key="subscribers"] dd').textContent`); got != "2" {
 		t.Fatalf("the node shows %q subscribers, want 2", got)
 	}
 
 	clickRow(t, ctx, stream)
-	waitFor(t, ctx, 5*time.Second, "the watch to be live", fmt.Sprintf(`window.admin.watching === %q && window.admin.watchState === "live"`, stream))
+	browsertest.WaitFor(t, ctx, 5*time.Second, "the watch to be live", fmt.Sprintf(`window.admin.watching === %q && window.admin.watchState === "live"`, stream))
 
 	// Three events: a named one, one with two lines, one that would be
 	// markup if the page used innerHTML.
@@ -117,22 +118,22 @@ func TestAdminPageListsAndWatchesStreams(t *testing.T) {
 		{ans.IDs[1], "message", "two\nlines"},
 		{ans.IDs[2], "message", markup},
 	}
-	waitFor(t, ctx, 5*time.Second, "three events in the list", `document.querySelectorAll("#events li").length >= 3`)
+	browsertest.WaitFor(t, ctx, 5*time.Second, "three events in the list", `document.querySelectorAll("#events li").length >= 3`)
 	time.Sleep(100 * time.Millisecond) // an extra or repeated event would show now
-	if got := eval[[]watchedEvent](t, ctx, watchedEventsJS); !slices.Equal(got, want) {
+	if got := browsertest.Eval[[]watchedEvent](t, ctx, watchedEventsJS); !slices.Equal(got, want) {
 		t.Fatalf("the page lists %+v, want %+v (in order, nothing from before the click)", got, want)
 	}
-	if pwned := eval[bool](t, ctx, `window.pwned === 1 || document.querySelector("#events img") !== null`); pwned {
+	if pwned := browsertest.Eval[bool](t, ctx, `window.pwned === 1 || document.querySelector("#events img") !== null`); pwned {
 		t.Fatal("event data was put in the page as HTML")
 	}
 
 	// The page's own subscription counts too, and the closed stream shows
 	// as closed with its stop event in the list, then the watch ends.
-	waitFor(t, ctx, 5*time.Second, "3 subscribers (the page watching)", rowShowsJS(stream, 3, ans.IDs[2]))
+	browsertest.WaitFor(t, ctx, 5*time.Second, "3 subscribers (the page watching)", rowShowsJS(stream, 3, ans.IDs[2]))
 	stop := closeStream(t, b.URL, stream)
-	waitFor(t, ctx, 5*time.Second, "the stop event", fmt.Sprintf(`window.admin.events.length === 4 && window.admin.events[3].event === "stop" && window.admin.events[3].id === %q`, stop))
-	waitFor(t, ctx, 5*time.Second, "the watch to end", `window.admin.watchState === "ended"`)
-	waitFor(t, ctx, 5*time.Second, "the row to show closed", fmt.Sprintf(
+	browsertest.WaitFor(t, ctx, 5*time.Second, "the stop event", fmt.Sprintf(`window.admin.events.length === 4 && window.admin.events[3].event === "stop" && window.admin.events[3].id === %q`, stop))
+	browsertest.WaitFor(t, ctx, 5*time.Second, "the watch to end", `window.admin.watchState === "ended"`)
+	browsertest.WaitFor(t, ctx, 5*time.Second, "the row to show closed", fmt.Sprintf(
 		`(() => { const tr = document.querySelector('#streams tr[data-stream=%q]'); return !!tr && tr.querySelector(".closed").textContent === "closed"; })()`, stream))
 }
 
@@ -141,7 +142,7 @@ func TestAdminPageListsAndWatchesStreams(t *testing.T) {
 func TestAdminPageWithToken(t *testing.T) {
 	b, _, publisher := startAuthBroker(t)
 	operator := browserToken(t, nil, []string{"*"}, time.Now().Add(time.Hour))
-	ctx := newBrowser(t, 60*time.Second)
+	ctx := browsertest.New(t, 60*time.Second)
 
 	const stream = "admin-secured"
 	holdSubscriber(t, b.URL, stream, http.Header{"Authorization": {"Bearer " + operator}})
@@ -149,16 +150,16 @@ func TestAdminPageWithToken(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Navigate(b.URL+"/admin?access_token="+operator)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, ctx, 5*time.Second, "the row of "+stream, rowShowsJS(stream, 1, last))
-	if search := eval[string](t, ctx, `location.search`); strings.Contains(search, "access_token") {
+	browsertest.WaitFor(t, ctx, 5*time.Second, "the row of "+stream, rowShowsJS(stream, 1, last))
+	if search := browsertest.Eval[string](t, ctx, `location.search`); strings.Contains(search, "access_token") {
 		t.Fatalf("the token is still in the address bar: %q", search)
 	}
 
 	clickRow(t, ctx, stream)
-	waitFor(t, ctx, 5*time.Second, "the watch to be live", `window.admin.watchState === "live"`)
+	browsertest.WaitFor(t, ctx, 5*time.Second, "the watch to be live", `window.admin.watchState === "live"`)
 	id := publishAs(t, b.URL, publisher, stream, "second")
-	waitFor(t, ctx, 5*time.Second, "the event in the list", `document.querySelectorAll("#events li").length === 1`)
-	if got := eval[[]watchedEvent](t, ctx, watchedEventsJS); len(got) != 1 || got[0] != (watchedEvent{id, "message", "second"}) {
+	browsertest.WaitFor(t, ctx, 5*time.Second, "the event in the list", `document.querySelectorAll("#events li").length === 1`)
+	if got := browsertest.Eval[[]watchedEvent](t, ctx, watchedEventsJS); len(got) != 1 || got[0] != (watchedEvent{id, "message", "second"}) {
 		t.Fatalf("the page lists %+v, want the one event %s", got, id)
 	}
 

@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/sse-broker/broker/internal/browsertest"
 	"github.com/sse-broker/broker/internal/testbroker"
 	"github.com/sse-broker/broker/pkg/auth"
 )
@@ -89,9 +90,9 @@ func setCookieJS(token string) string {
 // expectReceived waits until the page has n events and checks them.
 func expectReceived(t *testing.T, ctx context.Context, ids, data []string) record {
 	t.Helper()
-	waitFor(t, ctx, 5*time.Second, fmt.Sprintf("%d events", len(ids)), fmt.Sprintf(`window.rec.ids.length >= %d`, len(ids)))
+	browsertest.WaitFor(t, ctx, 5*time.Second, fmt.Sprintf("%d events", len(ids)), fmt.Sprintf(`window.rec.ids.length >= %d`, len(ids)))
 	time.Sleep(50 * time.Millisecond) // a duplicate would show up now
-	rec := eval[record](t, ctx, `window.rec`)
+	rec := browsertest.Eval[record](t, ctx, `window.rec`)
 	if !slices.Equal(rec.IDs, ids) || !slices.Equal(rec.Data, data) {
 		t.Fatalf("page received ids %v data %q, want %v %q", rec.IDs, rec.Data, ids, data)
 	}
@@ -102,15 +103,15 @@ func expectReceived(t *testing.T, ctx context.Context, ids, data []string) recor
 // the access_token query parameter.
 func TestEventSourceTokenInQuery(t *testing.T) {
 	b, p, admin := startAuthBroker(t)
-	ctx := newBrowser(t, 40*time.Second)
+	ctx := browsertest.New(t, 40*time.Second)
 	const stream = "browser-auth-query"
 	sub := browserToken(t, nil, []string{"browser-auth-*"}, time.Now().Add(time.Hour))
 
 	if err := chromedp.Do(ctx, chromedp.Navigate(p.URL+"/")); err != nil {
 		t.Fatal(err)
 	}
-	eval[bool](t, ctx, recorderJS("/v1/streams/"+stream+"/events?access_token="+sub))
-	waitFor(t, ctx, 5*time.Second, "EventSource OPEN", `window.es.readyState === 1`)
+	browsertest.Eval[bool](t, ctx, recorderJS("/v1/streams/"+stream+"/events?access_token="+sub))
+	browsertest.WaitFor(t, ctx, 5*time.Second, "EventSource OPEN", `window.es.readyState === 1`)
 	var ids, data []string
 	for i := 1; i <= 3; i++ {
 		d := fmt.Sprintf("query %d", i)
@@ -127,16 +128,16 @@ func TestEventSourceTokenInQuery(t *testing.T) {
 // EventSource sends it, with no token in the URL.
 func TestEventSourceTokenInCookie(t *testing.T) {
 	b, p, admin := startAuthBroker(t)
-	ctx := newBrowser(t, 40*time.Second)
+	ctx := browsertest.New(t, 40*time.Second)
 	const stream = "browser-auth-cookie"
 	sub := browserToken(t, nil, []string{stream}, time.Now().Add(time.Hour))
 
 	if err := chromedp.Do(ctx, chromedp.Navigate(p.URL+"/")); err != nil {
 		t.Fatal(err)
 	}
-	eval[bool](t, ctx, setCookieJS(sub))
-	eval[bool](t, ctx, recorderJS("/v1/streams/"+stream+"/events"))
-	waitFor(t, ctx, 5*time.Second, "EventSource OPEN", `window.es.readyState === 1`)
+	browsertest.Eval[bool](t, ctx, setCookieJS(sub))
+	browsertest.Eval[bool](t, ctx, recorderJS("/v1/streams/"+stream+"/events"))
+	browsertest.WaitFor(t, ctx, 5*time.Second, "EventSource OPEN", `window.es.readyState === 1`)
 	var ids, data []string
 	for i := 1; i <= 3; i++ {
 		d := fmt.Sprintf("cookie %d", i)
@@ -153,7 +154,7 @@ func TestEventSourceTokenInCookie(t *testing.T) {
 // reconnect.
 func TestEventSourceRefusedWithoutRight(t *testing.T) {
 	_, p, _ := startAuthBroker(t)
-	ctx := newBrowser(t, 40*time.Second)
+	ctx := browsertest.New(t, 40*time.Second)
 	if err := chromedp.Do(ctx, chromedp.Navigate(p.URL+"/")); err != nil {
 		t.Fatal(err)
 	}
@@ -165,14 +166,14 @@ func TestEventSourceRefusedWithoutRight(t *testing.T) {
 		{"token for another stream", "browser-auth-other", "?access_token=" + other},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			eval[bool](t, ctx, recorderJS("/v1/streams/"+tt.stream+"/events"+tt.query))
-			waitFor(t, ctx, 5*time.Second, "EventSource CLOSED", `window.es.readyState === 2`)
+			browsertest.Eval[bool](t, ctx, recorderJS("/v1/streams/"+tt.stream+"/events"+tt.query))
+			browsertest.WaitFor(t, ctx, 5*time.Second, "EventSource CLOSED", `window.es.readyState === 2`)
 			time.Sleep(3 * retry) // a wrong reconnect would show itself now
-			rec := eval[record](t, ctx, `window.rec`)
+			rec := browsertest.Eval[record](t, ctx, `window.rec`)
 			if rec.Opens != 0 || rec.Errors != 1 || len(rec.IDs) != 0 {
 				t.Fatalf("EventSource opened %d times, %d errors, %d events; want 0, 1, 0", rec.Opens, rec.Errors, len(rec.IDs))
 			}
-			if rs := eval[int](t, ctx, `window.es.readyState`); rs != 2 {
+			if rs := browsertest.Eval[int](t, ctx, `window.es.readyState`); rs != 2 {
 				t.Fatalf("readyState %d, want 2 (CLOSED)", rs)
 			}
 			if n := len(p.eventsRequests(tt.stream)); n != 1 {
@@ -208,26 +209,26 @@ func TestEventSourceCookieRefreshedAtExpiry(t *testing.T) {
 	}))
 	t.Cleanup(func() { spy.CloseClientConnections(); spy.Close() })
 	p := startProxy(t, spy.URL)
-	ctx := newBrowser(t, 40*time.Second)
+	ctx := browsertest.New(t, 40*time.Second)
 	const stream = "browser-auth-refresh"
 	if err := chromedp.Do(ctx, chromedp.Navigate(p.URL+"/")); err != nil {
 		t.Fatal(err)
 	}
 	short := browserToken(t, nil, []string{stream}, time.Now().Add(2*time.Second))
-	eval[bool](t, ctx, setCookieJS(short))
-	eval[bool](t, ctx, recorderJS("/v1/streams/"+stream+"/events"))
-	waitFor(t, ctx, 5*time.Second, "EventSource OPEN", `window.es.readyState === 1`)
+	browsertest.Eval[bool](t, ctx, setCookieJS(short))
+	browsertest.Eval[bool](t, ctx, recorderJS("/v1/streams/"+stream+"/events"))
+	browsertest.WaitFor(t, ctx, 5*time.Second, "EventSource OPEN", `window.es.readyState === 1`)
 	id1 := publishAs(t, b.URL, admin, stream, "before expiry")
 	expectReceived(t, ctx, []string{id1}, []string{"before expiry"})
 
 	// The page refreshes its token; the open connection still runs on the
 	// old one until it expires.
 	fresh := browserToken(t, nil, []string{stream}, time.Now().Add(time.Hour))
-	eval[bool](t, ctx, setCookieJS(fresh))
+	browsertest.Eval[bool](t, ctx, setCookieJS(fresh))
 	start := time.Now()
 	waitUntil(t, 10*time.Second, "the reconnect after the token expired", func() bool { return len(p.eventsRequests(stream)) >= 2 })
 	t.Logf("reconnected %v after the cookie was refreshed", time.Since(start).Round(time.Millisecond))
-	waitFor(t, ctx, 5*time.Second, "EventSource OPEN again", `window.es.readyState === 1 && window.rec.opens === 2`)
+	browsertest.WaitFor(t, ctx, 5*time.Second, "EventSource OPEN again", `window.es.readyState === 1 && window.rec.opens === 2`)
 
 	id2 := publishAs(t, b.URL, admin, stream, "after expiry")
 	rec := expectReceived(t, ctx, []string{id1, id2}, []string{"before expiry", "after expiry"})

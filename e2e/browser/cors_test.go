@@ -12,6 +12,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/sse-broker/broker/internal/browsertest"
 	"github.com/sse-broker/broker/internal/testbroker"
 )
 
@@ -119,24 +120,24 @@ type probe struct {
 
 func TestCORSFromAnotherOrigin(t *testing.T) {
 	page := pageServer(t)
-	ctx := newBrowser(t, 60*time.Second)
+	ctx := browsertest.New(t, 60*time.Second)
 	if err := chromedp.Do(ctx, chromedp.Navigate(page.URL+"/")); err != nil {
 		t.Fatal(err)
 	}
-	if origin := eval[string](t, ctx, `location.origin`); origin != page.URL {
+	if origin := browsertest.Eval[string](t, ctx, `location.origin`); origin != page.URL {
 		t.Fatalf("page origin %q, want %q", origin, page.URL)
 	}
 
 	t.Run("allowed origin", func(t *testing.T) {
 		broker, log := corsBroker(t, []string{page.URL})
 		const stream = "cors-allowed"
-		eval[bool](t, ctx, openProbeJS(broker+"/v1/streams/"+stream+"/events", true))
-		waitFor(t, ctx, 5*time.Second, "EventSource OPEN", `window.probeES.readyState === 1 && window.probe.opens === 1`)
+		browsertest.Eval[bool](t, ctx, openProbeJS(broker+"/v1/streams/"+stream+"/events", true))
+		browsertest.WaitFor(t, ctx, 5*time.Second, "EventSource OPEN", `window.probeES.readyState === 1 && window.probe.opens === 1`)
 
-		eval[bool](t, ctx, fetchProbeJS(broker+"/v1/streams/"+stream+"/messages", "from the page", "include"))
-		waitFor(t, ctx, 5*time.Second, "the fetch to settle", `window.probe.fetch !== null`)
-		waitFor(t, ctx, 5*time.Second, "the event on the EventSource", `window.probe.data.length >= 1`)
-		p := eval[probe](t, ctx, `window.probe`)
+		browsertest.Eval[bool](t, ctx, fetchProbeJS(broker+"/v1/streams/"+stream+"/messages", "from the page", "include"))
+		browsertest.WaitFor(t, ctx, 5*time.Second, "the fetch to settle", `window.probe.fetch !== null`)
+		browsertest.WaitFor(t, ctx, 5*time.Second, "the event on the EventSource", `window.probe.data.length >= 1`)
+		p := browsertest.Eval[probe](t, ctx, `window.probe`)
 		if p.Fetch.Error != "" || p.Fetch.Status != http.StatusCreated || len(p.Fetch.IDs) != 1 {
 			t.Fatalf("fetch from an allowed origin: %+v, want 201 with one id", *p.Fetch)
 		}
@@ -149,19 +150,19 @@ func TestCORSFromAnotherOrigin(t *testing.T) {
 		if n := log.count("OPTIONS /v1/streams/" + stream + "/messages"); n != 1 {
 			t.Errorf("%d preflights for the JSON POST, want 1", n)
 		}
-		eval[bool](t, ctx, `(() => { window.probeES.close(); return true; })()`)
+		browsertest.Eval[bool](t, ctx, `(() => { window.probeES.close(); return true; })()`)
 	})
 
 	t.Run("origin not allowed", func(t *testing.T) {
 		broker, log := corsBroker(t, []string{"https://app.example"})
 		const stream = "cors-refused"
-		eval[bool](t, ctx, openProbeJS(broker+"/v1/streams/"+stream+"/events", true))
+		browsertest.Eval[bool](t, ctx, openProbeJS(broker+"/v1/streams/"+stream+"/events", true))
 		// A CORS failure fails the EventSource for good: CLOSED, no retry.
-		waitFor(t, ctx, 5*time.Second, "EventSource CLOSED", `window.probeES.readyState === 2 && window.probe.errors >= 1`)
+		browsertest.WaitFor(t, ctx, 5*time.Second, "EventSource CLOSED", `window.probeES.readyState === 2 && window.probe.errors >= 1`)
 
-		eval[bool](t, ctx, fetchProbeJS(broker+"/v1/streams/"+stream+"/messages", "must not arrive", "include"))
-		waitFor(t, ctx, 5*time.Second, "the fetch to settle", `window.probe.fetch !== null`)
-		p := eval[probe](t, ctx, `window.probe`)
+		browsertest.Eval[bool](t, ctx, fetchProbeJS(broker+"/v1/streams/"+stream+"/messages", "must not arrive", "include"))
+		browsertest.WaitFor(t, ctx, 5*time.Second, "the fetch to settle", `window.probe.fetch !== null`)
+		p := browsertest.Eval[probe](t, ctx, `window.probe`)
 		if p.Fetch.Error != "TypeError" {
 			t.Fatalf("fetch from a foreign origin: %+v, want a rejection with TypeError", *p.Fetch)
 		}
@@ -182,23 +183,23 @@ func TestCORSFromAnotherOrigin(t *testing.T) {
 	t.Run("wildcard without credentials", func(t *testing.T) {
 		broker, _ := corsBroker(t, []string{"*"})
 		const stream = "cors-wildcard"
-		eval[bool](t, ctx, openProbeJS(broker+"/v1/streams/"+stream+"/events", true))
-		waitFor(t, ctx, 5*time.Second, "credentialed EventSource CLOSED", `window.probeES.readyState === 2 && window.probe.errors >= 1`)
+		browsertest.Eval[bool](t, ctx, openProbeJS(broker+"/v1/streams/"+stream+"/events", true))
+		browsertest.WaitFor(t, ctx, 5*time.Second, "credentialed EventSource CLOSED", `window.probeES.readyState === 2 && window.probe.errors >= 1`)
 
-		eval[bool](t, ctx, openProbeJS(broker+"/v1/streams/"+stream+"/events", false))
-		waitFor(t, ctx, 5*time.Second, "EventSource OPEN", `window.probeES.readyState === 1 && window.probe.opens === 1`)
-		eval[bool](t, ctx, fetchProbeJS(broker+"/v1/streams/"+stream+"/messages", "credentials refused", "include"))
-		waitFor(t, ctx, 5*time.Second, "the fetch to settle", `window.probe.fetch !== null`)
-		if p := eval[probe](t, ctx, `window.probe`); p.Fetch.Error != "TypeError" {
+		browsertest.Eval[bool](t, ctx, openProbeJS(broker+"/v1/streams/"+stream+"/events", false))
+		browsertest.WaitFor(t, ctx, 5*time.Second, "EventSource OPEN", `window.probeES.readyState === 1 && window.probe.opens === 1`)
+		browsertest.Eval[bool](t, ctx, fetchProbeJS(broker+"/v1/streams/"+stream+"/messages", "credentials refused", "include"))
+		browsertest.WaitFor(t, ctx, 5*time.Second, "the fetch to settle", `window.probe.fetch !== null`)
+		if p := browsertest.Eval[probe](t, ctx, `window.probe`); p.Fetch.Error != "TypeError" {
 			t.Fatalf("credentialed fetch with *: %+v, want TypeError", *p.Fetch)
 		}
-		eval[bool](t, ctx, fetchProbeJS(broker+"/v1/streams/"+stream+"/messages", "anonymous", "omit"))
-		waitFor(t, ctx, 5*time.Second, "the fetch to settle", `window.probe.fetch !== null`)
-		waitFor(t, ctx, 5*time.Second, "the event", `window.probe.data.length >= 1`)
-		p := eval[probe](t, ctx, `window.probe`)
+		browsertest.Eval[bool](t, ctx, fetchProbeJS(broker+"/v1/streams/"+stream+"/messages", "anonymous", "omit"))
+		browsertest.WaitFor(t, ctx, 5*time.Second, "the fetch to settle", `window.probe.fetch !== null`)
+		browsertest.WaitFor(t, ctx, 5*time.Second, "the event", `window.probe.data.length >= 1`)
+		p := browsertest.Eval[probe](t, ctx, `window.probe`)
 		if p.Fetch.Status != http.StatusCreated || !slices.Equal(p.Data, []string{"anonymous"}) {
 			t.Fatalf("anonymous fetch with *: %+v, data %q", *p.Fetch, p.Data)
 		}
-		eval[bool](t, ctx, `(() => { window.probeES.close(); return true; })()`)
+		browsertest.Eval[bool](t, ctx, `(() => { window.probeES.close(); return true; })()`)
 	})
 }

@@ -14,7 +14,6 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -23,10 +22,9 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/sse-broker/broker/internal/browsertest"
 	"github.com/sse-broker/broker/internal/testbroker"
 )
-
-const chromiumPath = "/usr/bin/chromium"
 
 // retry is the broker's SSE retry in these tests, so that reconnects (and the
 // absence of reconnects) show quickly.
@@ -138,85 +136,7 @@ func (p *proxy) cut(stream string) int {
 }
 
 // ---------------------------------------------------------------------------
-// Browser
-
-// newBrowser starts a headless Chromium with a fresh profile and returns a
-// tab context bounded by timeout. The browser is closed when the test ends.
-func newBrowser(t *testing.T, timeout time.Duration) context.Context {
-	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("SSEB_REQUIRE_BROWSER") != "" {
-			t.Fatalf("SSEB_REQUIRE_BROWSER is set but the browser %s is missing: %v", chromiumPath, err)
-		}
-		t.Skipf("headless Chromium not found at %s (%v); install it, or set SSEB_REQUIRE_BROWSER=1 to make this a failure", chromiumPath, err)
-	}
-	profile := t.TempDir()
-	// Every flag is set here explicitly: chromedp's DefaultExecAllocatorOptions
-	// (and its Headless/DisableGPU helpers) add more flags than these.
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("user-data-dir", profile),
-	}
-	ctx, cancelTimeout := context.WithTimeout(context.Background(), timeout)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	tabCtx, cancelTab := chromedp.NewContext(allocCtx)
-	t.Cleanup(func() {
-		cancelTab()
-		cancelAlloc() // waits for the browser process to exit
-		cancelTimeout()
-		// Chromium helpers can write in the profile for a moment after the
-		// browser exits; remove it here, with retries, before t.TempDir's own
-		// cleanup does.
-		deadline := time.Now().Add(3 * time.Second)
-		for {
-			err := os.RemoveAll(profile)
-			if err == nil || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	})
-	// Start the browser now, so that its start-up is not counted in the
-	// waits of the test.
-	if err := chromedp.Do(tabCtx, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("starting %s: %v", chromiumPath, err)
-	}
-	return tabCtx
-}
-
-// eval evaluates expr in the page and decodes its result into T.
-func eval[T any](t *testing.T, ctx context.Context, expr string) T {
-	t.Helper()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
-	if err != nil {
-		t.Fatalf("evaluate %s: %v", expr, err)
-	}
-	return v
-}
-
-// waitFor evaluates the boolean expr every 30 ms until it is true or the
-// timeout ends.
-func waitFor(t *testing.T, ctx context.Context, timeout time.Duration, what, expr string) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		if eval[bool](t, ctx, expr) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s (%s)", timeout, what, expr)
-		}
-		time.Sleep(30 * time.Millisecond)
-	}
-}
+// Waiting on the Go side (the page side is browsertest.WaitFor)
 
 // waitUntil polls cond in Go every 20 ms until it is true or the timeout ends.
 func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
@@ -311,7 +231,7 @@ type bubbleSample struct {
 func TestDemoStreamsAnswer(t *testing.T) {
 	b := testbroker.Start(t, testbroker.Options{DemoTokenDelay: 40 * time.Millisecond, Retry: retry})
 	p := startProxy(t, b.URL)
-	ctx := newBrowser(t, 40*time.Second)
+	ctx := browsertest.New(t, 40*time.Second)
 
 	if err := chromedp.Do(ctx, chromedp.Navigate(p.URL+"/")); err != nil {
 		t.Fatal(err)
@@ -329,7 +249,7 @@ func TestDemoStreamsAnswer(t *testing.T) {
 	var samples []bubbleSample
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		s := eval[bubbleSample](t, ctx, sampleJS)
+		s := browsertest.Eval[bubbleSample](t, ctx, sampleJS)
 		samples = append(samples, s)
 		if s.State == "done" || s.State == "error" {
 			break
@@ -365,7 +285,7 @@ func TestDemoStreamsAnswer(t *testing.T) {
 	}
 	t.Logf("distinct lengths while streaming: %v; final %d", distinct, last.Len)
 
-	text := eval[string](t, ctx, `(() => { const a = document.querySelectorAll(".msg.assistant"); return a[a.length-1].textContent; })()`)
+	text := browsertest.Eval[string](t, ctx, `(() => { const a = document.querySelectorAll(".msg.assistant"); return a[a.length-1].textContent; })()`)
 	if !strings.Contains(text, "You asked") || !strings.Contains(text, question) {
 		t.Fatalf("answer %q does not echo the question %q", text, question)
 	}
@@ -377,7 +297,7 @@ func TestDemoStreamsAnswer(t *testing.T) {
 		Events     int    `json:"events"`
 	}
 	const stateJS = `({done: window.demo.done, stream: window.demo.stream, readyState: window.demo.source ? window.demo.source.readyState : -1, events: window.demo.events})`
-	st := eval[demoState](t, ctx, stateJS)
+	st := browsertest.Eval[demoState](t, ctx, stateJS)
 	if !st.Done || st.ReadyState != 2 || st.Stream == "" {
 		t.Fatalf("window.demo after the answer: %+v, want done, readyState 2 (CLOSED) and a stream", st)
 	}
@@ -388,7 +308,7 @@ func TestDemoStreamsAnswer(t *testing.T) {
 	if got := p.eventsRequests(st.Stream); len(got) != 1 {
 		t.Fatalf("the events URL of stream %s was requested %d times, want 1 (no reconnect after stop): %+v", st.Stream, len(got), got)
 	}
-	if st2 := eval[demoState](t, ctx, stateJS); st2.ReadyState != 2 || st2.Events != st.Events {
+	if st2 := browsertest.Eval[demoState](t, ctx, stateJS); st2.ReadyState != 2 || st2.Events != st.Events {
 		t.Fatalf("window.demo changed after the answer ended: %+v, was %+v", st2, st)
 	}
 }
@@ -396,7 +316,7 @@ func TestDemoStreamsAnswer(t *testing.T) {
 func TestDemoSecondQuestionNewConversation(t *testing.T) {
 	b := testbroker.Start(t, testbroker.Options{DemoTokenDelay: 10 * time.Millisecond, Retry: retry})
 	p := startProxy(t, b.URL)
-	ctx := newBrowser(t, 40*time.Second)
+	ctx := browsertest.New(t, 40*time.Second)
 
 	if err := chromedp.Do(ctx, chromedp.Navigate(p.URL+"/")); err != nil {
 		t.Fatal(err)
@@ -404,16 +324,16 @@ func TestDemoSecondQuestionNewConversation(t *testing.T) {
 	const q1, q2 = "first question", "second question"
 
 	ask(t, ctx, q1)
-	waitFor(t, ctx, 15*time.Second, "the first answer", `window.demo.conversations === 1 && window.demo.done === true`)
-	stream1 := eval[string](t, ctx, `window.demo.stream`)
-	answer1 := eval[string](t, ctx, `document.querySelectorAll(".msg.assistant")[0].textContent`)
+	browsertest.WaitFor(t, ctx, 15*time.Second, "the first answer", `window.demo.conversations === 1 && window.demo.done === true`)
+	stream1 := browsertest.Eval[string](t, ctx, `window.demo.stream`)
+	answer1 := browsertest.Eval[string](t, ctx, `document.querySelectorAll(".msg.assistant")[0].textContent`)
 	if !strings.Contains(answer1, q1) {
 		t.Fatalf("first answer %q does not echo %q", answer1, q1)
 	}
 
 	ask(t, ctx, q2)
-	waitFor(t, ctx, 15*time.Second, "the second answer", `window.demo.conversations === 2 && window.demo.done === true`)
-	stream2 := eval[string](t, ctx, `window.demo.stream`)
+	browsertest.WaitFor(t, ctx, 15*time.Second, "the second answer", `window.demo.conversations === 2 && window.demo.done === true`)
+	stream2 := browsertest.Eval[string](t, ctx, `window.demo.stream`)
 	if stream2 == "" || stream2 == stream1 {
 		t.Fatalf("the second question used stream %q, the first %q: want a new conversation", stream2, stream1)
 	}
@@ -422,7 +342,7 @@ func TestDemoSecondQuestionNewConversation(t *testing.T) {
 		Text  string `json:"text"`
 		State string `json:"state"`
 	}
-	bubbles := eval[[]bubble](t, ctx, `Array.from(document.querySelectorAll(".msg.assistant"), el => ({text: el.textContent, state: el.dataset.state || ""}))`)
+	bubbles := browsertest.Eval[[]bubble](t, ctx, `Array.from(document.querySelectorAll(".msg.assistant"), el => ({text: el.textContent, state: el.dataset.state || ""}))`)
 	if len(bubbles) != 2 {
 		t.Fatalf("%d assistant bubbles, want 2: %+v", len(bubbles), bubbles)
 	}
@@ -437,7 +357,7 @@ func TestDemoSecondQuestionNewConversation(t *testing.T) {
 	if !strings.Contains(bubbles[1].Text, q2) || strings.Contains(bubbles[1].Text, q1) {
 		t.Errorf("second answer %q should echo %q only", bubbles[1].Text, q2)
 	}
-	if readyState := eval[int](t, ctx, `window.demo.source.readyState`); readyState != 2 {
+	if readyState := browsertest.Eval[int](t, ctx, `window.demo.source.readyState`); readyState != 2 {
 		t.Errorf("second EventSource readyState %d, want 2 (CLOSED)", readyState)
 	}
 	for _, s := range []string{stream1, stream2} {
@@ -479,7 +399,7 @@ type record struct {
 func TestEventSourceStopsOn204(t *testing.T) {
 	b := testbroker.Start(t, testbroker.Options{Retry: retry})
 	p := startProxy(t, b.URL)
-	ctx := newBrowser(t, 40*time.Second)
+	ctx := browsertest.New(t, 40*time.Second)
 
 	const stream = "browser-stop-204"
 	id1 := publish(t, b.URL, stream, "a")
@@ -490,13 +410,13 @@ func TestEventSourceStopsOn204(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	eval[bool](t, ctx, recorderJS("/v1/streams/"+stream+"/events"))
-	waitFor(t, ctx, 5*time.Second, "EventSource CLOSED", `window.es.readyState === 2`)
+	browsertest.Eval[bool](t, ctx, recorderJS("/v1/streams/"+stream+"/events"))
+	browsertest.WaitFor(t, ctx, 5*time.Second, "EventSource CLOSED", `window.es.readyState === 2`)
 	t.Logf("EventSource closed %v after it opened", time.Since(start).Round(time.Millisecond))
 
 	// Give a wrongly reconnecting EventSource time to show itself.
 	time.Sleep(3 * retry)
-	rec := eval[record](t, ctx, `window.rec`)
+	rec := browsertest.Eval[record](t, ctx, `window.rec`)
 	wantTypes := []string{"message", "message", "stop"}
 	wantIDs := []string{id1, id2, stopID}
 	if !slices.Equal(rec.Types, wantTypes) || !slices.Equal(rec.IDs, wantIDs) {
@@ -505,7 +425,7 @@ func TestEventSourceStopsOn204(t *testing.T) {
 	if !slices.Equal(rec.Data[:2], []string{"a", "b"}) {
 		t.Fatalf("page received data %q, want a, b", rec.Data)
 	}
-	if rs := eval[int](t, ctx, `window.es.readyState`); rs != 2 {
+	if rs := browsertest.Eval[int](t, ctx, `window.es.readyState`); rs != 2 {
 		t.Fatalf("readyState %d, want 2 (CLOSED)", rs)
 	}
 	reqs := p.eventsRequests(stream)
@@ -520,7 +440,7 @@ func TestEventSourceStopsOn204(t *testing.T) {
 func TestEventSourceResumesAfterDrop(t *testing.T) {
 	b := testbroker.Start(t, testbroker.Options{Retry: retry})
 	p := startProxy(t, b.URL)
-	ctx := newBrowser(t, 40*time.Second)
+	ctx := browsertest.New(t, 40*time.Second)
 
 	const stream = "browser-resume"
 	const total, cutAfter = 12, 5
@@ -528,8 +448,8 @@ func TestEventSourceResumesAfterDrop(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Navigate(p.URL+"/")); err != nil {
 		t.Fatal(err)
 	}
-	eval[bool](t, ctx, recorderJS("/v1/streams/"+stream+"/events"))
-	waitFor(t, ctx, 5*time.Second, "EventSource OPEN", `window.es.readyState === 1`)
+	browsertest.Eval[bool](t, ctx, recorderJS("/v1/streams/"+stream+"/events"))
+	browsertest.WaitFor(t, ctx, 5*time.Second, "EventSource OPEN", `window.es.readyState === 1`)
 
 	var ids []string
 	pub := func(i int) {
@@ -539,7 +459,7 @@ func TestEventSourceResumesAfterDrop(t *testing.T) {
 	for i := 1; i <= cutAfter; i++ {
 		pub(i)
 	}
-	waitFor(t, ctx, 5*time.Second, fmt.Sprintf("%d events before the cut", cutAfter), fmt.Sprintf(`window.rec.ids.length === %d`, cutAfter))
+	browsertest.WaitFor(t, ctx, 5*time.Second, fmt.Sprintf("%d events before the cut", cutAfter), fmt.Sprintf(`window.rec.ids.length === %d`, cutAfter))
 	lastBeforeCut := ids[cutAfter-1]
 
 	if n := p.cut(stream); n != 1 {
@@ -556,10 +476,10 @@ func TestEventSourceResumesAfterDrop(t *testing.T) {
 	for i := cutAfter + 4; i <= total; i++ {
 		pub(i)
 	}
-	waitFor(t, ctx, 5*time.Second, "every event", fmt.Sprintf(`window.rec.ids.length >= %d`, total))
+	browsertest.WaitFor(t, ctx, 5*time.Second, "every event", fmt.Sprintf(`window.rec.ids.length >= %d`, total))
 	time.Sleep(100 * time.Millisecond) // a duplicate would show up now
 
-	rec := eval[record](t, ctx, `window.rec`)
+	rec := browsertest.Eval[record](t, ctx, `window.rec`)
 	if !slices.Equal(rec.IDs, ids) {
 		t.Fatalf("page received ids %v, want each published id once, in order: %v", rec.IDs, ids)
 	}
@@ -581,7 +501,7 @@ func TestEventSourceResumesAfterDrop(t *testing.T) {
 	if reqs[1].lastEventID != lastBeforeCut {
 		t.Fatalf("reconnect carried Last-Event-ID %q, want %q (the last id received before the cut)", reqs[1].lastEventID, lastBeforeCut)
 	}
-	if rs := eval[int](t, ctx, `window.es.readyState`); rs != 1 {
+	if rs := browsertest.Eval[int](t, ctx, `window.es.readyState`); rs != 1 {
 		t.Errorf("readyState %d after the resume, want 1 (OPEN)", rs)
 	}
 }

@@ -43,8 +43,8 @@ type Config struct {
 	// NoResume turns resuming off: a subscriber whose response the server
 	// ends stays ended (the tool's behaviour before resume existed).
 	NoResume bool
-	// ResumeWait is the pause before a resume; negative: the server's
-	// "retry:" (see resumeWait for why that is not the default).
+	// ResumeWait is the pause before a resume (0: none); negative: the
+	// server's "retry:" (see resumeWait for why that is not the default).
 	ResumeWait time.Duration
 }
 
@@ -253,8 +253,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if len(sources) == 0 {
 		sources = []string{""}
 	}
+	// A response the server ends cleanly leaves its connection idle (unless
+	// the server closes it); room for one per subscriber lets the resume
+	// reuse it, as a browser's keep-alive does, instead of dialling anew.
+	perClient := cfg.Subscribers/len(sources) + 1
 	for _, s := range sources {
-		r.clients = append(r.clients, &http.Client{Transport: transportFrom(s, 1)})
+		c := &http.Client{Transport: transportFrom(s, perClient)}
+		r.clients = append(r.clients, c)
+		defer c.CloseIdleConnections()
 	}
 	r.pubClient = &http.Client{Transport: transportFrom(sources[0], cfg.Concurrency), Timeout: 30 * time.Second}
 	defer r.pubClient.CloseIdleConnections()

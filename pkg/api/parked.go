@@ -150,14 +150,11 @@ func canPark(r *http.Request) bool {
 // written nothing, when w cannot be hijacked (then the goroutine path
 // serves the subscription).
 func hijack(w http.ResponseWriter) (net.Conn, error) {
-	conn, rw, err := http.NewResponseController(w).Hijack()
-	if err != nil {
-		return nil, err
-	}
-	// A GET has no body and an EventSource sends nothing more, so what net/http
-	// read ahead (rw.Reader) is dropped along with its buffers.
-	_ = rw
-	return conn, nil
+	// A GET has no body and an EventSource sends nothing more, so the
+	// buffered reader and writer net/http hands over are dropped, and
+	// their 8 KiB with them.
+	conn, _, err := http.NewResponseController(w).Hijack()
+	return conn, err
 }
 
 // newParkedSubscription wraps a hijacked connection.

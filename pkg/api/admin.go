@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"slices"
 	"time"
@@ -48,7 +47,7 @@ const (
 // any of them.
 func (s *Server) mountAdmin(r chi.Router) {
 	r.Group(func(r chi.Router) {
-		r.Use(s.authenticate, s.requireSubscribeAll)
+		r.Use(s.authenticate, s.requireRight(maySubscribeEverywhere, `the operator's page needs a token whose subscribe patterns include "*"`))
 		r.Get("/admin", s.adminPage)
 		r.Get("/admin/", s.adminPage)
 		r.Get("/admin/api/streams", s.adminStreams)
@@ -56,28 +55,10 @@ func (s *Server) mountAdmin(r chi.Router) {
 	})
 }
 
-// requireSubscribeAll answers 403 to a token (already verified by
-// authenticate) that may not subscribe to every stream. Only the pattern
-// "*" itself grants that: patterns such as "a*" plus "b*" would need a
-// proof of coverage, and an operator's token is made for the purpose.
-func (s *Server) requireSubscribeAll(next http.Handler) http.Handler {
-	if s.opts.Auth == nil {
-		return next
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		claims, ok := auth.FromContext(r.Context())
-		if !ok {
-			// Unreachable behind authenticate; refuse rather than allow.
-			s.writeError(w, r, fmt.Errorf("%w: the request was not authenticated", errUnauthorized))
-			return
-		}
-		if !slices.Contains(claims.Subscribe, "*") {
-			s.writeError(w, r, fmt.Errorf(`%w: the operator's page needs a token whose subscribe patterns include "*"`, errForbidden))
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
+// maySubscribeEverywhere: only the pattern "*" itself grants reading every
+// stream; patterns such as "a*" plus "b*" would need a proof of coverage,
+// and an operator's token is made for the purpose.
+func maySubscribeEverywhere(c auth.Claims) bool { return slices.Contains(c.Subscribe, "*") }
 
 func (s *Server) adminPage(w http.ResponseWriter, _ *http.Request) {
 	h := w.Header()

@@ -92,20 +92,26 @@ func (s *Server) authorize(r *http.Request, right auth.Right, stream string) err
 // The timer is stopped when the request's context ends, which net/http
 // does when the handler returns, so nothing outlives the subscription.
 func (s *Server) tokenExpiry(r *http.Request) <-chan time.Time {
-	if s.opts.Auth == nil {
-		return nil
-	}
-	claims, ok := auth.FromContext(r.Context())
+	end, ok := s.sessionEnd(r)
 	if !ok {
-		return nil
-	}
-	end := claims.SessionEnd(time.Now())
-	if end.IsZero() {
 		return nil
 	}
 	timer := time.NewTimer(time.Until(end))
 	context.AfterFunc(r.Context(), func() { timer.Stop() })
 	return timer.C
+}
+
+// sessionEnd is when r's token stops being valid, if it does.
+func (s *Server) sessionEnd(r *http.Request) (time.Time, bool) {
+	if s.opts.Auth == nil {
+		return time.Time{}, false
+	}
+	claims, ok := auth.FromContext(r.Context())
+	if !ok {
+		return time.Time{}, false
+	}
+	end := claims.SessionEnd(time.Now())
+	return end, !end.IsZero()
 }
 
 // maxStreamPrefix bounds the prefix of POST /v1/streams, leaving room for

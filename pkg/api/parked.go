@@ -14,7 +14,6 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/sse-broker/broker/pkg/auth"
 	"github.com/sse-broker/broker/pkg/broker"
 )
 
@@ -178,9 +177,7 @@ func (s *Server) newParkedSubscription(r *http.Request, conn net.Conn, sub *brok
 // ends by closing the connection.
 func writeHead(dst []byte, h http.Header) []byte {
 	dst = append(dst, "HTTP/1.1 200 OK\r\n"...)
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
+	setStreamHeaders(h)
 	h.Set("Transfer-Encoding", "chunked")
 	h.Set("Connection", "close")
 	h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
@@ -214,19 +211,6 @@ func (s *Server) park(r *http.Request, p *parkedSubscription) {
 		p.state.Store(parkRunning)
 		go p.run()
 	}
-}
-
-// sessionEnd is when r's token stops being valid, if it does.
-func (s *Server) sessionEnd(r *http.Request) (time.Time, bool) {
-	if s.opts.Auth == nil {
-		return time.Time{}, false
-	}
-	claims, ok := auth.FromContext(r.Context())
-	if !ok {
-		return time.Time{}, false
-	}
-	end := claims.SessionEnd(time.Now())
-	return end, !end.IsZero()
 }
 
 // wake schedules a delivery. It never blocks: it runs under the hub's

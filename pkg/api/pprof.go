@@ -18,7 +18,7 @@ import (
 // rest of the API, so turn the key on only where the listener is private.
 func (s *Server) mountPprof(r chi.Router) {
 	r.Group(func(r chi.Router) {
-		r.Use(s.authenticate, s.requireOperator)
+		r.Use(s.authenticate, s.requireRight(mayPublishEverywhere, "profiles need a token that may publish to every stream"))
 		r.Get("/debug/pprof", func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "/debug/pprof/", http.StatusMovedPermanently)
 		})
@@ -31,18 +31,25 @@ func (s *Server) mountPprof(r chi.Router) {
 	})
 }
 
-// requireOperator lets through, with auth on, only a token that may
-// publish to every stream (403 otherwise).
-func (s *Server) requireOperator(next http.Handler) http.Handler {
-	if s.opts.Auth == nil {
-		return next
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		claims, ok := auth.FromContext(r.Context())
-		if !ok || !claims.AllowsPrefix(auth.Publish, "") {
-			s.writeError(w, r, fmt.Errorf("%w: profiles need a token that may publish to every stream", errForbidden))
-			return
+// requireRight lets through, with auth on, only a request whose token
+// (already verified by authenticate) passes allowed; 403 with why
+// otherwise.
+func (s *Server) requireRight(allowed func(auth.Claims) bool, why string) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		if s.opts.Auth == nil {
+			return next
 		}
-		next.ServeHTTP(w, r)
-	})
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			claims, ok := auth.FromContext(r.Context())
+			if !ok || !allowed(claims) {
+				s.writeError(w, r, fmt.Errorf("%w: %s", errForbidden, why))
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
 }
+
+// mayPublishEverywhere: profiles need a token that may publish to every
+// stream.
+func mayPublishEverywhere(c auth.Claims) bool { return c.AllowsPrefix(auth.Publish, "") }

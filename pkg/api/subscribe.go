@@ -98,10 +98,7 @@ func (s *Server) startSubscription(w http.ResponseWriter, r *http.Request) (*bro
 			sub.Close()
 		}
 	}()
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
+	setStreamHeaders(w.Header())
 	w.WriteHeader(http.StatusOK)
 
 	sw := &sseWriter{w: w, rc: http.NewResponseController(w), metrics: s.metrics}
@@ -157,6 +154,13 @@ func (s *Server) startParked(r *http.Request, h http.Header, conn net.Conn, sub 
 	}
 	sub.Backlog = nil
 	s.park(r, p)
+}
+
+// setStreamHeaders sets the headers SPEC asks of every event stream.
+func setStreamHeaders(h http.Header) {
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
 }
 
 func logGap(r *http.Request, sub *broker.Subscription) {

@@ -30,7 +30,8 @@ import (
 //
 // When the hub has frames for it, or a heartbeat is due, or the broker
 // drains or the token expires, wake starts one goroutine that writes
-// everything queued in one chunk and exits. That goroutine comes from the
+// everything queued in one chunk and exits (at once, or a moment later
+// when the node is busy: see coalescer). That goroutine comes from the
 // runtime's free list and its buffer from a pool, so a delivery allocates
 // nothing in steady state.
 //
@@ -209,7 +210,7 @@ func (s *Server) park(r *http.Request, p *parkedSubscription) {
 	// left a rerun: deliver it now.
 	if !p.state.CompareAndSwap(parkRunning, parkIdle) {
 		p.state.Store(parkRunning)
-		go p.run()
+		s.coalesce.start(p)
 	}
 }
 
@@ -220,7 +221,7 @@ func (p *parkedSubscription) wake() {
 		switch st := p.state.Load(); st {
 		case parkIdle:
 			if p.state.CompareAndSwap(parkIdle, parkRunning) {
-				go p.run()
+				p.srv.coalesce.start(p)
 				return
 			}
 		case parkRunning:
@@ -234,8 +235,11 @@ func (p *parkedSubscription) wake() {
 }
 
 // deliverLoop is one delivery goroutine's life: deliver until no wake
-// came in meanwhile, or end the subscription.
+// came in meanwhile, or end the subscription. A wake that came while the
+// node is busy is left to the coalescer, like the first one.
 func (p *parkedSubscription) deliverLoop() {
+	c := p.srv.coalesce
+	defer c.finished()
 	for {
 		if !p.deliver() {
 			return // ended: state stays running, so wake starts nothing more
@@ -244,6 +248,10 @@ func (p *parkedSubscription) deliverLoop() {
 			return
 		}
 		p.state.Store(parkRunning) // a wake came during the delivery
+		if c.busy() {
+			c.hold(p)
+			return
+		}
 	}
 }
 

@@ -1,12 +1,14 @@
 package api
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"io"
 	"net"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,27 +16,36 @@ import (
 	"github.com/sse-broker/broker/pkg/broker/memory"
 )
 
-// A parked subscription's delivery allocates nothing per event in steady
-// state: the hub's push, the wake that starts a delivery goroutine, Drain,
-// the chunk from the pool, the metrics and the socket write.
-func TestParkedWritePathDoesNotAllocate(t *testing.T) {
+// parkedPair is a parked subscription to stream "s" on a real socket, fed
+// directly through the hub, with the client's end of the socket.
+type parkedPair struct {
+	hub    *broker.Hub
+	server *Server
+	client net.Conn
+}
+
+// newParkedPair parks a subscription whose deliveries are started by a
+// coalescer with the given threshold and delay.
+func newParkedPair(t *testing.T, above int, delay time.Duration) *parkedPair {
+	t.Helper()
 	hub := broker.NewHub(10, 64)
 	store := memory.New(broker.StoreOptions{MaxEvents: 10, MaxAge: time.Hour, IdleTTL: time.Hour, MaxStreams: 10}, hub)
 	t.Cleanup(func() { store.Close() })
 	b := broker.New(store, hub)
 	s := New(Options{Broker: b, Retry: time.Second, Heartbeat: time.Hour})
+	s.coalesce = newCoalescer(above, delay)
 	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	t.Cleanup(func() { ln.Close() })
 	client, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer client.Close()
+	t.Cleanup(func() { client.Close() })
 	server, err := ln.Accept()
 	if err != nil {
 		t.Fatal(err)
@@ -49,28 +60,46 @@ func TestParkedWritePathDoesNotAllocate(t *testing.T) {
 	s.heartbeats.join()
 	s.parked.add(p)
 	s.park(r, p)
+	return &parkedPair{hub: hub, server: s, client: client}
+}
 
-	const runs = 200
-	frames := make([]*broker.Frame, runs+10)
+// frames returns n one-event frames of stream "s", ids from 1.
+func testFrames(n int) []*broker.Frame {
+	frames := make([]*broker.Frame, n)
 	now := time.Now()
 	for i := range frames {
 		frames[i] = broker.EncodeFrame("s", []broker.Event{
 			{ID: uint64(i + 1), Name: broker.EventMessage, Data: "0123456789abcdef", Time: now},
 		}, false)
 	}
-	// Each delivery is one chunk: size line, the event, CRLF.
-	chunkLen := make([]int, len(frames))
+	return frames
+}
+
+// chunkLen is the length on the wire of an HTTP/1.1 chunk holding n bytes.
+func chunkLen(n int) int {
+	return len(strconv.FormatInt(int64(n), 16)) + 2 + n + 2
+}
+
+// assertEachDeliveryAllocatesNothing delivers frames one by one, reading
+// each back as one chunk, and fails unless a delivery allocates nothing in
+// steady state: the hub's push, the wake that starts (or holds) a delivery
+// goroutine, Drain, the chunk from the pool, the metrics and the write.
+func assertEachDeliveryAllocatesNothing(t *testing.T, pp *parkedPair) {
+	t.Helper()
+	const runs = 200
+	frames := testFrames(runs + 10)
+	lens := make([]int, len(frames)) // computed here: chunkLen allocates
 	for i, f := range frames {
-		chunkLen[i] = len(strconv.FormatInt(int64(len(f.Wire)), 16)) + 2 + len(f.Wire) + 2
+		lens[i] = chunkLen(len(f.Wire))
 	}
 	buf := make([]byte, 4096)
 	next := 0
 	deliver := func() {
-		f, n := frames[next], chunkLen[next]
+		f, n := frames[next], lens[next]
 		next++
-		hub.Deliver(f)
-		_ = client.SetReadDeadline(time.Now().Add(5 * time.Second))
-		if _, err := io.ReadFull(client, buf[:n]); err != nil {
+		pp.hub.Deliver(f)
+		_ = pp.client.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadFull(pp.client, buf[:n]); err != nil {
 			t.Fatalf("reading the chunk: %v", err)
 		}
 		if got := buf[n-2-len(f.Wire) : n-2]; !bytes.Equal(got, f.Wire) {
@@ -82,5 +111,99 @@ func TestParkedWritePathDoesNotAllocate(t *testing.T) {
 	}
 	if allocs := testing.AllocsPerRun(runs, deliver); allocs != 0 {
 		t.Fatalf("%v allocations per delivered event", allocs)
+	}
+}
+
+// A parked subscription's delivery allocates nothing per event in steady
+// state, whether it writes at once (the node is not busy) ...
+func TestParkedWritePathDoesNotAllocate(t *testing.T) {
+	assertEachDeliveryAllocatesNothing(t, newParkedPair(t, coalesceAbove, coalesceDelay))
+}
+
+// ... or waits for the coalescer (above -1: the node always counts as busy).
+func TestHeldWritePathDoesNotAllocate(t *testing.T) {
+	assertEachDeliveryAllocatesNothing(t, newParkedPair(t, -1, time.Millisecond))
+}
+
+// readChunk reads one HTTP/1.1 chunk and returns its data.
+func readChunk(t *testing.T, br *bufio.Reader) []byte {
+	t.Helper()
+	line, err := br.ReadString('\n')
+	if err != nil {
+		t.Fatalf("reading a chunk's size: %v", err)
+	}
+	size, err := strconv.ParseUint(strings.TrimSpace(line), 16, 32)
+	if err != nil {
+		t.Fatalf("chunk size line %q: %v", line, err)
+	}
+	data := make([]byte, size+2)
+	if _, err := io.ReadFull(br, data); err != nil {
+		t.Fatalf("reading a chunk of %d bytes: %v", size, err)
+	}
+	return data[:size]
+}
+
+// While the node is busy, events that arrive within the coalescer's delay
+// go out in one write: one chunk holds them all, although they came 5 ms
+// apart (time enough for a delivery that does not wait to write the first
+// one alone).
+func TestBusyNodeCoalescesEventsIntoOneChunk(t *testing.T) {
+	pp := newParkedPair(t, -1, 500*time.Millisecond)
+	frames := testFrames(10)
+	var want []byte
+	for _, f := range frames {
+		pp.hub.Deliver(f)
+		want = append(want, f.Wire...)
+		time.Sleep(5 * time.Millisecond)
+	}
+	_ = pp.client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if got := readChunk(t, bufio.NewReader(pp.client)); !bytes.Equal(got, want) {
+		t.Fatalf("first chunk holds %q,\nwant all 10 events: %q", got, want)
+	}
+}
+
+// A node that is not busy writes at once: the first event goes out alone,
+// long before a coalescer's delay would have ended.
+func TestIdleNodeWritesAtOnce(t *testing.T) {
+	pp := newParkedPair(t, coalesceAbove, time.Hour)
+	frames := testFrames(2)
+	pp.hub.Deliver(frames[0])
+	_ = pp.client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(pp.client)
+	if got := readChunk(t, br); !bytes.Equal(got, frames[0].Wire) {
+		t.Fatalf("first chunk holds %q, want only the first event %q", got, frames[0].Wire)
+	}
+	pp.hub.Deliver(frames[1])
+	if got := readChunk(t, br); !bytes.Equal(got, frames[1].Wire) {
+		t.Fatalf("second chunk holds %q, want the second event %q", got, frames[1].Wire)
+	}
+}
+
+// A subscription held by the coalescer still ends on Shutdown.
+func TestHeldSubscriptionEndsOnShutdown(t *testing.T) {
+	pp := newParkedPair(t, -1, 50*time.Millisecond)
+	pp.hub.Deliver(testFrames(1)[0])
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := pp.server.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	_ = pp.client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	rest, err := io.ReadAll(pp.client)
+	if err != nil {
+		t.Fatalf("reading to the end: %v", err)
+	}
+	if !bytes.HasSuffix(rest, lastChunk) {
+		t.Fatalf("the connection ended without the last chunk: %q", rest)
+	}
+	// Every delivery goroutine counted on start is counted off (it does so
+	// as it exits, just after the connection closed): a count that drifted
+	// up would make the node look busy for ever.
+	deadline := time.Now().Add(5 * time.Second)
+	for pp.server.coalesce.running.Load() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("coalescer counts %d deliveries under way after shutdown", pp.server.coalesce.running.Load())
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -80,6 +80,8 @@ type Server struct {
 	// parked holds the subscriptions whose connections were taken over
 	// from net/http (see parkedSubscription).
 	parked parkRegistry
+	// coalesce starts the parked subscriptions' deliveries.
+	coalesce *coalescer
 
 	// publishLimit and subscribeLimit are nil when their rate is 0.
 	publishLimit, subscribeLimit *limiter
@@ -99,6 +101,7 @@ func New(opts Options) *Server {
 	s.publishLimit, s.subscribeLimit = newLimiter(opts.PublishRate), newLimiter(opts.SubscribeRate)
 	s.demo = newDemoRunner(s)
 	s.heartbeats.interval, s.heartbeats.tick = opts.Heartbeat, s.broker.Heartbeat
+	s.coalesce = newCoalescer(coalesceAbove, coalesceDelay)
 	s.handler = s.routes()
 	return s
 }

@@ -10,7 +10,9 @@
 #
 # Environment: RUNS (3), DURATION (5s; empty: the scenario's), TARGETS
 # ("broker baseline"), BROKER_PORT (18080), BASELINE_PORT (18081),
-# SERVER_CPU (0), TOOL_CPU (1).
+# SERVER_CPU (0), TOOL_CPU (1), STORE (memory; bolt: the broker's durable
+# embedded store, a fresh file per run in a temporary directory; the
+# baseline has no store and is unaffected).
 #
 # In the fanout scenario the broker runs with BROKER_HISTORY_MAX_EVENTS=1000000
 # (its environment only): a flat-out publisher outruns some subscribers, the
@@ -30,6 +32,8 @@ BROKER_PORT=${BROKER_PORT:-18080}
 BASELINE_PORT=${BASELINE_PORT:-18081}
 SERVER_CPU=${SERVER_CPU:-0}
 TOOL_CPU=${TOOL_CPU:-1}
+STORE=${STORE:-memory}
+case $STORE in memory | bolt) ;; *) echo "STORE must be memory or bolt" >&2; exit 2 ;; esac
 
 bin=$(mktemp -d)
 server_pid=
@@ -54,6 +58,7 @@ fi
 mkdir -p bench/results
 out=bench/results/$scenario.jsonl
 tag=$(date -u +%Y%m%dT%H%M%SZ)-$scenario
+if [ "$STORE" != memory ]; then tag=$tag-$STORE; fi
 dur=()
 [ -n "$DURATION" ] && dur=(-duration "$DURATION")
 
@@ -73,6 +78,9 @@ for run in $(seq "$RUNS"); do
 			port=$BROKER_PORT
 			broker_env=()
 			if [ "$scenario" = fanout ]; then broker_env=(BROKER_HISTORY_MAX_EVENTS=1000000); fi
+			store=$STORE
+			if [ "$STORE" = bolt ]; then rm -f "$bin/bench.db"; store=bolt:$bin/bench.db; fi
+			broker_env+=(BROKER_STORE="$store")
 			env "${broker_env[@]}" "${pin_server[@]}" "$bin/broker" --listen "127.0.0.1:$port" --demo=false --log-level warn >"$bin/server.log" 2>&1 &
 			;;
 		baseline)

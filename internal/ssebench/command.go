@@ -27,6 +27,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -71,6 +73,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		count    = fs.Int("count", 0, "publish exactly this many events (0: until -duration ends)")
 		payload  = fs.Int("payload", 0, "bytes of data per event (at least 48)")
 		conc     = fs.Int("concurrency", 32, "publish requests in flight")
+		batch    = fs.Int("batch", 1, "events per publish request to the broker, as a JSON array (the baseline always gets 1)")
+		gcPct    = fs.Int("gogc", 400, "the tool's own GC percent: its collections pause the readers and count in the latency it measures")
 		sources  = fs.String("sources", "", "comma-separated local addresses to dial subscribers from (e.g. 127.0.0.1,127.0.0.2)")
 		slow     = fs.Int("slow", -1, "subscribers that stop reading (default: 1 in scenario slow)")
 		settle   = fs.Duration("settle", -1, "wait after connecting before reading RSS (default: the scenario's)")
@@ -85,6 +89,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		jsonOut = fs.String("json", "", "append one JSON line per run to this file")
 		svgOut  = fs.String("svg", "", "write the chart here (default: next to -json)")
 		tag     = fs.String("tag", "", "free label stored in the JSON line (groups runs for summarize)")
+		cpuProf = fs.String("cpuprofile", "", "write the tool's own CPU profile here (is the tool the limit?)")
 	)
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -102,7 +107,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	cfg := Config{
 		URL: *u, Target: *target, Scenario: *scenario, Subscribers: p.subscribers, Streams: p.streams,
-		Rate: p.rate, Duration: p.duration, Count: *count, Payload: p.payload, Concurrency: *conc,
+		Rate: p.rate, Duration: p.duration, Count: *count, Payload: p.payload, Concurrency: *conc, Batch: *batch,
 		Slow: p.slow, Settle: p.settle, Drain: *drain, DrainTimeout: *drainMax, NoResume: !*resume, ResumeWait: *resumeWait, Tag: *tag,
 	}
 	if set["subscribers"] {
@@ -137,6 +142,15 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		cfg.Progress = stderr
 	}
+	debug.SetGCPercent(*gcPct)
+	if *cpuProf != "" {
+		stop, err := startCPUProfile(*cpuProf)
+		if err != nil {
+			fmt.Fprintln(stderr, "ssebench:", err)
+			return 1
+		}
+		defer stop()
+	}
 	res, err := Run(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "ssebench:", err)
@@ -159,6 +173,22 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	return 0
+}
+
+// startCPUProfile profiles this process into path until stop is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 func appendJSON(path string, res *Result) error {

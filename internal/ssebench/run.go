@@ -30,12 +30,16 @@ type Config struct {
 	Count       int // events to publish in all; 0: until Duration ends
 	Payload     int // bytes of data per event (at least the header)
 	Concurrency int // publish requests in flight
-	Sources     []string
-	Slow        int           // subscribers that stop reading (scenario slow)
-	Settle      time.Duration // wait after all connected before measuring RSS
-	Drain       time.Duration // how long delivery may stall after the last publish
-	Tag         string
-	Progress    io.Writer // live progress line (nil: quiet)
+	// Batch is the number of events per publish request to the broker (a
+	// JSON array of {"data": ...}; 0 or 1: one raw event per request). The baseline has no
+	// batch publish, so it always gets one event per request.
+	Batch    int
+	Sources  []string
+	Slow     int           // subscribers that stop reading (scenario slow)
+	Settle   time.Duration // wait after all connected before measuring RSS
+	Drain    time.Duration // how long delivery may stall after the last publish
+	Tag      string
+	Progress io.Writer // live progress line (nil: quiet)
 
 	// DrainTimeout bounds the whole wait after the last publish for every
 	// subscriber to catch up (0: 30 s).
@@ -60,6 +64,7 @@ type Result struct {
 	Rate              float64   `json:"rate"`
 	Duration          float64   `json:"duration_s"`
 	Payload           int       `json:"payload"`
+	Batch             int       `json:"batch"`
 	Connected         int       `json:"connected"`
 	ConnectErrors     int       `json:"connect_errors"`
 	ConnectSeconds    float64   `json:"connect_s"`
@@ -232,6 +237,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Payload < 48 {
 		cfg.Payload = 48
 	}
+	if cfg.Batch < 1 || cfg.Target == "baseline" {
+		cfg.Batch = 1
+	}
 	if cfg.Drain <= 0 {
 		cfg.Drain = 2 * time.Second
 	}
@@ -240,7 +248,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res := &Result{
 		Time: time.Now().UTC().Format(time.RFC3339), Tag: cfg.Tag, Target: cfg.Target, Scenario: cfg.Scenario,
-		URL: cfg.URL, Subscribers: cfg.Subscribers, Streams: cfg.Streams, Rate: cfg.Rate, Payload: cfg.Payload,
+		URL: cfg.URL, Subscribers: cfg.Subscribers, Streams: cfg.Streams, Rate: cfg.Rate, Payload: cfg.Payload, Batch: cfg.Batch,
 		Resume: !cfg.NoResume,
 	}
 	res.FileLimit, _ = raiseFileLimit()
@@ -454,30 +462,53 @@ func parsePayload(b []byte) (seq uint64, sent int64, ok bool) {
 
 // publish sends events round-robin over the streams from Concurrency
 // workers, paced to Rate (0: flat out), until Duration or Count is reached.
+// Each request carries Batch events of one stream (fewer in the last one
+// when Count is not a multiple of Batch); every event's payload holds its
+// sequence number and the time just before its request was sent.
 func (r *runner) publish(parent context.Context) {
 	// Requests still in flight 5 s after the end are abandoned (a server
 	// that blocks its publishers would otherwise hold the run).
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
-	jobs := make(chan *stream, r.cfg.Concurrency)
+	type job struct {
+		st     *stream
+		events int
+	}
+	jobs := make(chan job, r.cfg.Concurrency)
 	var wg sync.WaitGroup
 	for range r.cfg.Concurrency {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var buf []byte
-			for st := range jobs {
+			var buf, body []byte
+			for j := range jobs {
 				if ctx.Err() != nil {
 					continue // abandoned: never sent
 				}
-				seq := st.seq.Add(1) - 1
-				buf = makePayload(buf, seq, time.Now().UnixNano(), r.cfg.Payload)
-				n, err := r.publishOne(ctx, st, buf)
+				n := uint64(j.events)
+				seq := j.st.seq.Add(n) - n
+				now := time.Now().UnixNano()
+				var err error
+				if r.cfg.Batch == 1 {
+					buf = makePayload(buf, seq, now, r.cfg.Payload)
+					n, err = r.publishOne(ctx, j.st, buf, "text/plain")
+				} else {
+					body = body[:0]
+					for i := range n {
+						body = append(body, `,{"data":"`...)
+						buf = makePayload(buf, seq+i, now, r.cfg.Payload)
+						body = append(body, buf...) // digits, spaces and x: nothing to escape
+						body = append(body, `"}`...)
+					}
+					body[0] = '['
+					body = append(body, ']')
+					n, err = r.publishOne(ctx, j.st, body, "application/json")
+				}
 				if err != nil {
 					r.pubErrs.Add(1)
 					continue
 				}
-				st.published.Add(n)
+				j.st.published.Add(n)
 				r.published.Add(n)
 			}
 		}()
@@ -490,7 +521,10 @@ func (r *runner) publish(parent context.Context) {
 		defer t.Stop()
 		stop = t.C
 	}
-	issued := 0
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	batch := r.cfg.Batch
+	issued, requests := 0, 0 // events and requests handed to the workers
 	limit := r.cfg.Count
 loop:
 	for limit == 0 || issued < limit {
@@ -505,12 +539,14 @@ loop:
 				due = limit
 			}
 		} else if due == 0 {
-			due = issued + r.cfg.Concurrency
+			due = issued + r.cfg.Concurrency*batch
 		}
-		for issued < due {
+		for issued+batch <= due || (limit > 0 && issued < limit && due == limit) {
+			n := min(batch, due-issued)
 			select {
-			case jobs <- r.streams[issued%len(r.streams)]:
-				issued++
+			case jobs <- job{r.streams[requests%len(r.streams)], n}:
+				issued += n
+				requests++
 			case <-ctx.Done():
 				break loop
 			case <-stop:
@@ -519,7 +555,7 @@ loop:
 		}
 		if r.cfg.Rate > 0 {
 			select {
-			case <-time.After(time.Millisecond):
+			case <-tick.C:
 			case <-ctx.Done():
 				break loop
 			}
@@ -531,12 +567,12 @@ loop:
 	wg.Wait()
 }
 
-func (r *runner) publishOne(ctx context.Context, st *stream, data []byte) (uint64, error) {
+func (r *runner) publishOne(ctx context.Context, st *stream, data []byte, contentType string) (uint64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.publishURL(st), bytes.NewReader(data))
 	if err != nil {
 		return 0, err
 	}
-	req.Header.Set("Content-Type", "text/plain")
+	req.Header.Set("Content-Type", contentType)
 	resp, err := r.pubClient.Do(req)
 	if err != nil {
 		return 0, err

@@ -114,6 +114,50 @@ func TestExactCountsAgainstBroker(t *testing.T) {
 	}
 }
 
+// TestBatchedPublishesAgainstBroker: with Batch 5 each request carries 5
+// events (the last one 2: 152 is not a multiple of 5), paced or flat out,
+// and every event still counts once.
+func TestBatchedPublishesAgainstBroker(t *testing.T) {
+	for _, rate := range []float64{0, 1000} {
+		b := testbroker.Start(t, testbroker.Options{NoDemo: true, Queue: 4096})
+		res, err := Run(t.Context(), Config{
+			URL: b.URL, Target: "broker", Scenario: "tokens", Subscribers: 4, Streams: 2,
+			Rate: rate, Count: 152, Batch: 5, Payload: 64, Concurrency: 4, Drain: 5 * time.Second,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Batch != 5 || res.Published != 152 || res.PublishErrors != 0 {
+			t.Fatalf("rate %v: batch %d published %d errors %d", rate, res.Batch, res.Published, res.PublishErrors)
+		}
+		if res.Delivered != 304 || res.Lost != 0 || res.Duplicated != 0 || res.Unexpected != 0 {
+			t.Fatalf("rate %v: delivered %d lost %d dup %d unexpected %d", rate, res.Delivered, res.Lost, res.Duplicated, res.Unexpected)
+		}
+		if got := metricValue(t, b.URL, "sseb_publish_duration_seconds_count"); got != 31 {
+			t.Fatalf("rate %v: the broker answered %v publish requests, want 31 (30 of 5 events, 1 of 2)", rate, got)
+		}
+	}
+}
+
+// metricValue reads one unlabelled sample from the broker's /metrics.
+func metricValue(t *testing.T, base, name string) float64 {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		var v float64
+		if _, err := fmt.Sscanf(line, name+" %g", &v); err == nil && strings.HasPrefix(line, name+" ") {
+			return v
+		}
+	}
+	t.Fatalf("%s not in /metrics", name)
+	return 0
+}
+
 // TestFanoutFlatOutAgainstBroker: one stream, flat out, bounded by -count.
 func TestFanoutFlatOutAgainstBroker(t *testing.T) {
 	b := testbroker.Start(t, testbroker.Options{NoDemo: true, Queue: 4096})

@@ -94,8 +94,9 @@ func (s *Server) readMessages(w http.ResponseWriter, r *http.Request) ([]broker.
 		return nil, err
 	}
 	if !isJSON(r.Header.Get("Content-Type")) {
-		name := r.URL.Query().Get("event")
-		if r.URL.Query().Has("event") && name == "" {
+		query := r.URL.Query() // parsed once: it allocates
+		name := query.Get("event")
+		if query.Has("event") && name == "" {
 			return nil, fmt.Errorf("%w: ?event= must not be empty", broker.ErrInvalidEvent)
 		}
 		return []broker.Message{{Name: name, Data: string(body)}}, nil

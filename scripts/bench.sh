@@ -3,7 +3,8 @@
 # side by side on this host: the server pinned to CPU 0, the tool to CPU 1
 # (when taskset exists), RUNS runs each, a fresh server per run. Prints the
 # medians and the ratios broker/baseline; appends every run's JSON line to
-# bench/results/<scenario>.jsonl (charts: bench/results/<scenario>-<target>.svg).
+# bench/results/<scenario>.jsonl (charts: bench/results/<scenario>-<target>.svg,
+# <scenario>-bolt-<target>.svg with STORE=bolt).
 #
 #   scripts/bench.sh [scenario] [extra ssebench flags...]
 #   RUNS=3 DURATION=5s scripts/bench.sh conversations -subscribers 200 -streams 100
@@ -58,7 +59,8 @@ fi
 mkdir -p bench/results
 out=bench/results/$scenario.jsonl
 tag=$(date -u +%Y%m%dT%H%M%SZ)-$scenario
-if [ "$STORE" != memory ]; then tag=$tag-$STORE; fi
+store_suffix= # charts of runs on another store get their own file
+if [ "$STORE" != memory ]; then tag=$tag-$STORE store_suffix=-$STORE; fi
 dur=()
 [ -n "$DURATION" ] && dur=(-duration "$DURATION")
 
@@ -94,7 +96,7 @@ for run in $(seq "$RUNS"); do
 		wait_up "$url"
 		echo "== run $run/$RUNS: $target $scenario" >&2
 		"${pin_tool[@]}" "$bin/ssebench" -url "$url" -target "$target" -scenario "$scenario" \
-			"${dur[@]}" -json "$out" -tag "$tag" "$@" || echo "ssebench failed ($target run $run)" >&2
+			"${dur[@]}" -json "$out" -tag "$tag" -svg "bench/results/$scenario$store_suffix-$target.svg" "$@" || echo "ssebench failed ($target run $run)" >&2
 		kill "$server_pid" 2>/dev/null || true
 		wait "$server_pid" 2>/dev/null || true
 		server_pid=

@@ -223,6 +223,9 @@ func printResult(w io.Writer, r *Result) {
 	fmt.Fprintf(w, "  drain: %s after %.1fs\n", r.DrainEnd, r.DrainSeconds)
 	l := r.LatencyUS
 	fmt.Fprintf(w, "  latency µs p50 %.0f p90 %.0f p99 %.0f p99.9 %.0f max %.0f\n", l.P50, l.P90, l.P99, l.P999, l.Max)
+	if r.HostStealPct >= 0 {
+		fmt.Fprintf(w, "  host CPU steal %.1f%% while publishing (time the hypervisor ran something else; it shows in the latency tail)\n", r.HostStealPct)
+	}
 	if r.MetricsError != "" {
 		fmt.Fprintf(w, "  server metrics: %s\n", r.MetricsError)
 		return

@@ -92,6 +92,10 @@ type Result struct {
 	PublishedPerSec   []float64 `json:"published_per_second"`
 	FileLimit         uint64    `json:"file_limit"`
 	MetricsError      string    `json:"metrics_error,omitempty"`
+	// HostStealPct is the share of the host's CPU time the hypervisor
+	// stole from the first publish to the end of the drain, in percent
+	// (-1: not measured; see steal.go for why it matters).
+	HostStealPct float64 `json:"host_steal_pct"`
 
 	// Resume is true when subscribers reconnect with Last-Event-ID after
 	// the server ended their response (the default; -resume=false: off).
@@ -313,9 +317,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		defer progWG.Done()
 		r.progress(pubStart, progDone, res)
 	}()
+	steal := startSteal()
 	r.publish(ctx)
 	pubElapsed := time.Since(pubStart)
 	res.DrainEnd = r.drain(ctx)
+	res.HostStealPct = steal.percent()
 	// delivered/s counts from the first publish until every subscriber
 	// caught up (or the drain gave up): catching up from history after a
 	// resume is part of delivering, not free time after the run.

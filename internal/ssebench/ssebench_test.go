@@ -112,6 +112,9 @@ func TestExactCountsAgainstBroker(t *testing.T) {
 	if res.MetricsError != "" || res.RSSAfter <= 0 {
 		t.Fatalf("metrics: %q rss %v", res.MetricsError, res.RSSAfter)
 	}
+	if _, _, ok := cpuTicks(); ok && (res.HostStealPct < 0 || res.HostStealPct > 100) {
+		t.Fatalf("host steal %v%%, want a share between 0 and 100", res.HostStealPct)
+	}
 }
 
 // TestBatchedPublishesAgainstBroker: with Batch 5 each request carries 5
@@ -392,5 +395,17 @@ func mustOpen(t *testing.T, path string) io.Reader {
 func TestMedian(t *testing.T) {
 	if median([]float64{3, 1, 2}) != 2 || median([]float64{4, 1, 2, 3}) != 2.5 || median(nil) != 0 {
 		t.Fatal("median")
+	}
+}
+
+func TestParseCPUTicks(t *testing.T) {
+	stat := []byte("cpu  946075 11064 346978 1065722 12807 0 82660 45033 7 0\n" +
+		"cpu0 466808 5390 168828 548763 3370 0 43341 21543 0 0\n")
+	steal, total, ok := parseCPUTicks(stat)
+	if !ok || steal != 45033 || total != 946075+11064+346978+1065722+12807+0+82660+45033 {
+		t.Fatalf("got steal %d total %d ok %v", steal, total, ok)
+	}
+	if _, _, ok := parseCPUTicks([]byte("intr 1 2 3\n")); ok {
+		t.Fatal("a text without a cpu line parsed")
 	}
 }

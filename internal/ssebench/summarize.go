@@ -64,6 +64,7 @@ var figures = []figure{
 	{"rss_per_conn_B", func(r Result) float64 { return r.RSSPerConn }},
 	{"rss_after_MiB", func(r Result) float64 { return r.RSSAfter / (1 << 20) }},
 	{"cpu_s_per_M_delivered", func(r Result) float64 { return r.CPUPerMillion }},
+	{"host_steal_pct", func(r Result) float64 { return r.HostStealPct }},
 }
 
 func median(v []float64) float64 {

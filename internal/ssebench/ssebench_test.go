@@ -409,3 +409,33 @@ func TestParseCPUTicks(t *testing.T) {
 		t.Fatal("a text without a cpu line parsed")
 	}
 }
+
+// summarize -max-steal leaves out the runs the hypervisor disturbed, and
+// says how many.
+func TestSummarizeLeavesOutStolenRuns(t *testing.T) {
+	path := t.TempDir() + "/runs.jsonl"
+	var lines []string
+	for _, run := range []struct {
+		steal float64
+		p99   float64
+	}{{0.2, 3000}, {5, 20000}, {0.5, 4000}, {-1, 1000}, {0.9, 5000}} {
+		line, err := json.Marshal(Result{Target: "broker", Scenario: "conversations", HostStealPct: run.steal, LatencyUS: Latency{P99: run.p99}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, string(line))
+	}
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := Main(t.Context(), []string{"summarize", "-max-steal", "1", path}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	out := stdout.String()
+	// Kept: 3000, 4000, 5000 (median 4000); left out: 5% steal and unmeasured.
+	if !strings.Contains(out, "left out 2 runs") || !strings.Contains(out, "median of 3 broker runs") ||
+		!strings.Contains(out, fmt.Sprintf("%-24s %14.1f", "p99_us", 4000.0)) {
+		t.Fatalf("summary:\n%s", out)
+	}
+}

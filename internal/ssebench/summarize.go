@@ -16,10 +16,12 @@ func summarizeCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("summarize", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	tag := fs.String("tag", "", "only runs with this tag")
+	maxSteal := fs.Float64("max-steal", -1, "leave out runs during which the host's CPU steal was above this percent (or not measured); -1: keep all")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	groups := map[string]map[string][]Result{} // scenario → target → runs
+	left := 0                                  // runs left out by -max-steal
 	for _, path := range fs.Args() {
 		f, err := os.Open(path)
 		if err != nil {
@@ -33,12 +35,19 @@ func summarizeCmd(args []string, stdout, stderr io.Writer) int {
 			if json.Unmarshal(sc.Bytes(), &r) != nil || (*tag != "" && r.Tag != *tag) {
 				continue
 			}
+			if *maxSteal >= 0 && (r.HostStealPct < 0 || r.HostStealPct > *maxSteal) {
+				left++
+				continue
+			}
 			if groups[r.Scenario] == nil {
 				groups[r.Scenario] = map[string][]Result{}
 			}
 			groups[r.Scenario][r.Target] = append(groups[r.Scenario][r.Target], r)
 		}
 		f.Close()
+	}
+	if *maxSteal >= 0 {
+		fmt.Fprintf(stdout, "left out %d runs with host CPU steal above %.1f%% (or not measured)\n", left, *maxSteal)
 	}
 	summarize(stdout, groups)
 	return 0

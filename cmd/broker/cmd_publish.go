@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sse-broker/broker/internal/ctxtime"
 	"github.com/sse-broker/broker/pkg/client"
 )
 
@@ -180,7 +181,7 @@ func (p *publisher) send(ctx context.Context, batch []string) error {
 			if wait <= 0 {
 				wait = rateLimitWait
 			}
-			if err := sleepCtx(ctx, wait); err != nil {
+			if err := ctxtime.Sleep(ctx, wait); err != nil {
 				return err
 			}
 			continue
@@ -192,17 +193,6 @@ func (p *publisher) send(ctx context.Context, batch []string) error {
 			return fmt.Errorf("writing ids: %w", err)
 		}
 		p.progress.add(len(res.IDs))
-		return nil
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
 		return nil
 	}
 }

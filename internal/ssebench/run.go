@@ -547,8 +547,11 @@ loop:
 		} else if due == 0 {
 			due = issued + r.cfg.Concurrency*batch
 		}
-		for issued+batch <= due || (limit > 0 && issued < limit && due == limit) {
-			n := min(batch, due-issued)
+		for {
+			n := nextRequest(issued, due, limit, batch)
+			if n == 0 {
+				break
+			}
 			select {
 			case jobs <- job{r.streams[requests%len(r.streams)], n}:
 				issued += n
@@ -571,6 +574,20 @@ loop:
 	grace := time.AfterFunc(5*time.Second, cancel)
 	defer grace.Stop()
 	wg.Wait()
+}
+
+// nextRequest is the number of events the next publish request carries,
+// with issued events handed out, due of them due by now and limit in all
+// (0: no limit): a full batch once one is due, and the remainder of the
+// limit at the very end; 0 when no request is due yet.
+func nextRequest(issued, due, limit, batch int) int {
+	switch {
+	case due-issued >= batch:
+		return batch
+	case limit > 0 && due == limit:
+		return max(due-issued, 0)
+	}
+	return 0
 }
 
 func (r *runner) publishOne(ctx context.Context, st *stream, data []byte, contentType string) (uint64, error) {

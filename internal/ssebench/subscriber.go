@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sse-broker/broker/internal/ctxtime"
 )
 
 // errStreamClosed ends a subscriber whose resume was answered 204 No
@@ -154,7 +156,7 @@ func (r *runner) resume(ctx context.Context, s *subscriber, st *sseState, reason
 		lastID = strconv.FormatUint(st.resumeID, 10)
 	}
 	for attempt := 0; ; attempt++ {
-		if err := sleep(ctx, r.resumeWait(st)); err != nil {
+		if err := ctxtime.Sleep(ctx, r.resumeWait(st)); err != nil {
 			return nil, err
 		}
 		if r.stopped.Load() {
@@ -200,20 +202,6 @@ func (r *runner) resumeWait(st *sseState) time.Duration {
 		return st.retry
 	}
 	return 3 * time.Second // EventSource's usual default when the server sent none
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // readEvents reads one connection until it ends, with a cheap line

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net/http"
 	"unicode/utf8"
+
+	"github.com/sse-broker/broker/internal/ctxtime"
 )
 
 // Message is one event to publish.
@@ -142,7 +144,7 @@ func (c *Client) postWithRetry(ctx context.Context, path string, body []byte, ke
 			}
 			return PublishResult{}, err
 		}
-		if serr := sleep(ctx, publishBackoff(attempt, err)); serr != nil {
+		if serr := ctxtime.Sleep(ctx, publishBackoff(attempt, err)); serr != nil {
 			return PublishResult{}, fmt.Errorf("waiting to retry after %v: %w", err, serr)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/sse-broker/broker/internal/ctxtime"
 	"github.com/sse-broker/broker/pkg/sse"
 )
 
@@ -82,7 +83,7 @@ func (s *subscription) run(ctx context.Context, yield func(Event, error) bool) {
 		if s.opts.OnReconnect != nil {
 			s.opts.OnReconnect(why, wait)
 		}
-		if sleep(ctx, wait) != nil {
+		if ctxtime.Sleep(ctx, wait) != nil {
 			yield(Event{}, ctx.Err())
 			return
 		}

@@ -1,7 +1,6 @@
 package client
 
 import (
-	"context"
 	"errors"
 	"math/rand/v2"
 	"time"
@@ -33,18 +32,6 @@ func spread(d time.Duration) time.Duration {
 func atLeast(d time.Duration) time.Duration {
 	d = min(d, maxRetryAfter)
 	return d + rand.N(d/5+1)
-}
-
-// sleep waits d or until ctx ends, and then returns ctx.Err().
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // publishBackoff is the wait after the attempt-th failed publish: the

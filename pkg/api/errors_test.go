@@ -84,6 +84,8 @@ func TestBadInputs(t *testing.T) {
 		{"demo with bad body", "POST", "/v1/demo/chat", json, `{"stream":"s"}`, 400, "invalid_request", false},
 		{"demo with bad stream", "POST", "/v1/demo/chat", json, `{"stream":"a b","message":"hi"}`, 400, "invalid_stream_id", false},
 	}
+	// A 405 says which methods the route has (RFC 9110); nothing else has Allow.
+	wantAllow := map[string]string{"wrong method": "GET, POST", "wrong method on events": "GET"}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			status, h, body := b.Do(t, tc.method, tc.path, tc.header, tc.body)
@@ -92,6 +94,9 @@ func TestBadInputs(t *testing.T) {
 			}
 			if ct := h.Get("Content-Type"); ct != "application/json" {
 				t.Fatalf("Content-Type %q, want application/json", ct)
+			}
+			if allow, want := strings.Join(h.Values("Allow"), ", "), wantAllow[tc.name]; allow != want {
+				t.Fatalf("Allow %q, want %q", allow, want)
 			}
 			var e struct{ Error, Message string }
 			mustJSON(t, body, &e)

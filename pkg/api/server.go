@@ -137,8 +137,13 @@ func (s *Server) routes() http.Handler {
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errNotFound)
 	})
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, r, errMethodNotAllowed)
+	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
+		// RFC 9110 §15.5.6: a 405 lists the methods the route has. chi
+		// sets Allow only in its own default handler, so ask the router.
+		for _, m := range allowedMethods(r, req) {
+			w.Header().Add("Allow", m)
+		}
+		s.writeError(w, req, errMethodNotAllowed)
 	})
 
 	r.Get("/healthz", s.healthz)
@@ -261,12 +266,32 @@ func streamID(r *http.Request) (string, error) {
 	return dec, broker.ValidateStreamID(dec)
 }
 
+// routeMethods are the methods any route of the API may have.
+var routeMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
+// allowedMethods are the methods router has a route for at req's path.
+func allowedMethods(router chi.Routes, req *http.Request) []string {
+	path := req.URL.RawPath // as chi routes: the escaped path when there is one
+	if path == "" {
+		path = req.URL.Path
+	}
+	var allowed []string
+	for _, m := range routeMethods {
+		if router.Match(chi.NewRouteContext(), m, path) {
+			allowed = append(allowed, m)
+		}
+	}
+	return allowed
+}
+
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if s.isDraining.Load() {
+		// Another node (or this one, restarted) will answer soon.
+		w.Header().Set("Retry-After", strconv.Itoa(s.retryAfterSeconds()))
 		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "store_unavailable", Message: "the broker is shutting down"})
 		return
 	}

@@ -211,8 +211,11 @@ func TestOperations(t *testing.T) {
 	go func() { _ = b.API.Shutdown(t.Context()) }()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		status, _, body := b.Do(t, "GET", "/readyz", nil, "")
+		status, h, body := b.Do(t, "GET", "/readyz", nil, "")
 		if status == 503 && strings.Contains(body, "store_unavailable") {
+			if h.Get("Retry-After") == "" {
+				t.Fatal("readyz while draining: 503 without Retry-After")
+			}
 			break
 		}
 		if time.Now().After(deadline) {

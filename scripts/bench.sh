@@ -10,7 +10,8 @@
 #   RUNS=3 DURATION=5s scripts/bench.sh conversations -subscribers 200 -streams 100
 #
 # Environment: RUNS (3), DURATION (5s; empty: the scenario's), TARGETS
-# ("broker baseline"), BROKER_PORT (18080), BASELINE_PORT (18081),
+# ("broker baseline"; add floor for bench/floor, the least a net/http server
+# can do for the same traffic), BROKER_PORT (18080), BASELINE_PORT (18081), FLOOR_PORT (18082),
 # SERVER_CPU (0), TOOL_CPU (1), STORE (memory; bolt: the broker's durable
 # embedded store, a fresh file per run in a temporary directory; the
 # baseline has no store and is unaffected).
@@ -31,6 +32,7 @@ DURATION=${DURATION-5s}
 TARGETS=${TARGETS:-broker baseline}
 BROKER_PORT=${BROKER_PORT:-18080}
 BASELINE_PORT=${BASELINE_PORT:-18081}
+FLOOR_PORT=${FLOOR_PORT:-18082}
 SERVER_CPU=${SERVER_CPU:-0}
 TOOL_CPU=${TOOL_CPU:-1}
 STORE=${STORE:-memory}
@@ -47,6 +49,7 @@ trap cleanup EXIT
 echo "building broker, baseline and ssebench..." >&2
 go build -o "$bin/broker" ./cmd/broker
 go build -o "$bin/baseline" ./bench/baseline
+go build -o "$bin/floor" ./bench/floor
 go build -o "$bin/ssebench" ./cmd/ssebench
 
 pin_server=() pin_tool=()
@@ -88,6 +91,10 @@ for run in $(seq "$RUNS"); do
 		baseline)
 			port=$BASELINE_PORT
 			"${pin_server[@]}" "$bin/baseline" -listen "127.0.0.1:$port" >"$bin/server.log" 2>&1 &
+			;;
+		floor)
+			port=$FLOOR_PORT
+			"${pin_server[@]}" "$bin/floor" -listen "127.0.0.1:$port" >"$bin/server.log" 2>&1 &
 			;;
 		*) echo "unknown target $target" >&2; exit 2 ;;
 		esac

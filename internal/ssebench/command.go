@@ -15,7 +15,7 @@
 //
 //	ssebench -url http://127.0.0.1:8080 -scenario fanout|conversations|tokens|idle|slow \
 //	    [-subscribers N -streams S -rate R -duration D -payload B -sources 127.0.0.1,127.0.0.2] \
-//	    [-json out.jsonl] [-svg out.svg] [-target broker|baseline] [-full]
+//	    [-json out.jsonl] [-svg out.svg] [-target broker|baseline|floor] [-full]
 //	ssebench summarize [-tag T] results.jsonl...
 package ssebench
 
@@ -63,7 +63,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var (
 		u        = fs.String("url", "http://127.0.0.1:8080", "server base URL")
-		target   = fs.String("target", "broker", "broker (POST /v1/streams/{s}/messages) or baseline (POST /publish?stream=s)")
+		target   = fs.String("target", "broker", "broker (POST /v1/streams/{s}/messages), baseline (POST /publish?stream=s) or floor (bench/floor: the baseline's protocol)")
 		scenario = fs.String("scenario", "conversations", "fanout, conversations, tokens, idle or slow")
 		full     = fs.Bool("full", false, "use the sizes of issue 5 instead of the small defaults")
 		subs     = fs.Int("subscribers", 0, "subscribers (default: the scenario's)")

@@ -21,7 +21,7 @@ import (
 // Config is one run of the tool.
 type Config struct {
 	URL         string
-	Target      string // "broker" or "baseline"
+	Target      string // "broker", "baseline" or "floor" (bench/floor, the baseline's protocol)
 	Scenario    string
 	Subscribers int
 	Streams     int
@@ -215,15 +215,20 @@ func transportFrom(source string, conns int) *http.Transport {
 	}
 }
 
+// baselineProtocol says whether the target speaks the baseline's
+// protocol (GET /events?stream=, POST /publish?stream=, one event per
+// request, no ids in the answer): bench/baseline and bench/floor do.
+func (c Config) baselineProtocol() bool { return c.Target != "broker" }
+
 func (r *runner) subscribeURL(st *stream) string {
-	if r.cfg.Target == "baseline" {
+	if r.cfg.baselineProtocol() {
 		return r.cfg.URL + "/events?stream=" + url.QueryEscape(st.name)
 	}
 	return r.cfg.URL + "/v1/streams/" + url.PathEscape(st.name) + "/events"
 }
 
 func (r *runner) publishURL(st *stream) string {
-	if r.cfg.Target == "baseline" {
+	if r.cfg.baselineProtocol() {
 		return r.cfg.URL + "/publish?stream=" + url.QueryEscape(st.name)
 	}
 	return r.cfg.URL + "/v1/streams/" + url.PathEscape(st.name) + "/messages"
@@ -231,8 +236,8 @@ func (r *runner) publishURL(st *stream) string {
 
 // Run performs one benchmark run.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
-	if cfg.Target != "broker" && cfg.Target != "baseline" {
-		return nil, fmt.Errorf("unknown target %q (broker or baseline)", cfg.Target)
+	if cfg.Target != "broker" && cfg.Target != "baseline" && cfg.Target != "floor" {
+		return nil, fmt.Errorf("unknown target %q (broker, baseline or floor)", cfg.Target)
 	}
 	if cfg.Subscribers < 0 || cfg.Streams < 1 || cfg.Concurrency < 1 {
 		return nil, errors.New("need -streams >= 1, -subscribers >= 0 and -concurrency >= 1")
@@ -241,7 +246,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Payload < 48 {
 		cfg.Payload = 48
 	}
-	if cfg.Batch < 1 || cfg.Target == "baseline" {
+	if cfg.Batch < 1 || cfg.baselineProtocol() {
 		cfg.Batch = 1
 	}
 	if cfg.Drain <= 0 {
@@ -608,7 +613,7 @@ func (r *runner) publishOne(ctx context.Context, st *stream, data []byte, conten
 	if resp.StatusCode/100 != 2 {
 		return 0, fmt.Errorf("publish: status %d", resp.StatusCode)
 	}
-	if r.cfg.Target == "baseline" {
+	if r.cfg.baselineProtocol() {
 		return 1, nil
 	}
 	var ans struct {

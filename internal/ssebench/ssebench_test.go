@@ -439,3 +439,35 @@ func TestSummarizeLeavesOutStolenRuns(t *testing.T) {
 		t.Fatalf("summary:\n%s", out)
 	}
 }
+
+// With floor runs in the file, summarize adds the floor's medians and its
+// ratio to the baseline; the host's steal gets no ratio (it is the host's,
+// not a server's).
+func TestSummarizeShowsTheFloorBesideTheBaseline(t *testing.T) {
+	path := t.TempDir() + "/runs.jsonl"
+	var lines []string
+	for _, run := range []struct {
+		target string
+		cpu    float64
+	}{{"broker", 90}, {"baseline", 80}, {"floor", 60}, {"floor", 20}, {"floor", 40}} {
+		line, err := json.Marshal(Result{Target: run.target, Scenario: "conversations", CPUPerMillion: run.cpu, HostStealPct: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, string(line))
+	}
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := Main(t.Context(), []string{"summarize", path}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	out := stdout.String()
+	// broker/baseline 90/80 = 1.12; floor median 40, floor/baseline 0.50.
+	wantCPU := fmt.Sprintf("  %-24s %14.1f %14.1f %10s %14.1f %10s\n", "cpu_s_per_M_delivered", 90.0, 80.0, "1.12", 40.0, "0.50")
+	wantSteal := fmt.Sprintf("  %-24s %14.1f %14.1f %10s %14.1f %10s\n", "host_steal_pct", 2.0, 2.0, "-", 2.0, "-")
+	if !strings.Contains(out, "1 baseline runs, 3 floor runs") || !strings.Contains(out, wantCPU) || !strings.Contains(out, wantSteal) {
+		t.Fatalf("summary:\n%s", out)
+	}
+}

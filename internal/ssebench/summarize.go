@@ -56,24 +56,27 @@ func summarizeCmd(args []string, stdout, stderr io.Writer) int {
 type figure struct {
 	name string
 	get  func(Result) float64
+	// noRatio: a figure of the host, not of the server, whose ratio
+	// between two targets means nothing.
+	noRatio bool
 }
 
 var figures = []figure{
-	{"delivered_per_s", func(r Result) float64 { return r.DeliveredPerSec }},
-	{"publish_per_s", func(r Result) float64 { return r.PublishPerSec }},
-	{"lost", func(r Result) float64 { return float64(r.Lost) }},
-	{"duplicated", func(r Result) float64 { return float64(r.Duplicated) }},
-	{"reconnects", func(r Result) float64 { return float64(r.Reconnects) }},
-	{"connect_errors", func(r Result) float64 { return float64(r.ConnectErrors) }},
-	{"slow_cut_off", func(r Result) float64 { return float64(r.SlowCutOff) }},
-	{"p50_us", func(r Result) float64 { return r.LatencyUS.P50 }},
-	{"p99_us", func(r Result) float64 { return r.LatencyUS.P99 }},
-	{"p999_us", func(r Result) float64 { return r.LatencyUS.P999 }},
-	{"max_us", func(r Result) float64 { return r.LatencyUS.Max }},
-	{"rss_per_conn_B", func(r Result) float64 { return r.RSSPerConn }},
-	{"rss_after_MiB", func(r Result) float64 { return r.RSSAfter / (1 << 20) }},
-	{"cpu_s_per_M_delivered", func(r Result) float64 { return r.CPUPerMillion }},
-	{"host_steal_pct", func(r Result) float64 { return r.HostStealPct }},
+	{name: "delivered_per_s", get: func(r Result) float64 { return r.DeliveredPerSec }},
+	{name: "publish_per_s", get: func(r Result) float64 { return r.PublishPerSec }},
+	{name: "lost", get: func(r Result) float64 { return float64(r.Lost) }},
+	{name: "duplicated", get: func(r Result) float64 { return float64(r.Duplicated) }},
+	{name: "reconnects", get: func(r Result) float64 { return float64(r.Reconnects) }},
+	{name: "connect_errors", get: func(r Result) float64 { return float64(r.ConnectErrors) }},
+	{name: "slow_cut_off", get: func(r Result) float64 { return float64(r.SlowCutOff) }},
+	{name: "p50_us", get: func(r Result) float64 { return r.LatencyUS.P50 }},
+	{name: "p99_us", get: func(r Result) float64 { return r.LatencyUS.P99 }},
+	{name: "p999_us", get: func(r Result) float64 { return r.LatencyUS.P999 }},
+	{name: "max_us", get: func(r Result) float64 { return r.LatencyUS.Max }},
+	{name: "rss_per_conn_B", get: func(r Result) float64 { return r.RSSPerConn }},
+	{name: "rss_after_MiB", get: func(r Result) float64 { return r.RSSAfter / (1 << 20) }},
+	{name: "cpu_s_per_M_delivered", get: func(r Result) float64 { return r.CPUPerMillion }},
+	{name: "host_steal_pct", get: func(r Result) float64 { return r.HostStealPct }, noRatio: true},
 }
 
 func median(v []float64) float64 {
@@ -88,6 +91,10 @@ func median(v []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
+// summarize prints a table per scenario: the medians of the broker's and
+// the baseline's runs and their ratio, and when there are runs of
+// bench/floor (the least a net/http server can do for the same traffic),
+// its medians and its ratio to the baseline too.
 func summarize(w io.Writer, groups map[string]map[string][]Result) {
 	scen := make([]string, 0, len(groups))
 	for s := range groups {
@@ -95,23 +102,38 @@ func summarize(w io.Writer, groups map[string]map[string][]Result) {
 	}
 	sort.Strings(scen)
 	for _, s := range scen {
-		b, bl := groups[s]["broker"], groups[s]["baseline"]
-		fmt.Fprintf(w, "%s (median of %d broker runs, %d baseline runs)\n", s, len(b), len(bl))
-		fmt.Fprintf(w, "  %-24s %14s %14s %10s\n", "figure", "broker", "baseline", "ratio")
+		b, bl, fl := groups[s]["broker"], groups[s]["baseline"], groups[s]["floor"]
+		if len(fl) == 0 {
+			fmt.Fprintf(w, "%s (median of %d broker runs, %d baseline runs)\n", s, len(b), len(bl))
+			fmt.Fprintf(w, "  %-24s %14s %14s %10s\n", "figure", "broker", "baseline", "ratio")
+		} else {
+			fmt.Fprintf(w, "%s (median of %d broker runs, %d baseline runs, %d floor runs)\n", s, len(b), len(bl), len(fl))
+			fmt.Fprintf(w, "  %-24s %14s %14s %10s %14s %10s\n", "figure", "broker", "baseline", "ratio", "floor", "ratio")
+		}
 		for _, f := range figures {
-			med := func(rs []Result) float64 {
-				v := make([]float64, len(rs))
-				for i, r := range rs {
-					v[i] = f.get(r)
-				}
-				return median(v)
+			mb, mbl := medianOf(b, f), medianOf(bl, f)
+			fmt.Fprintf(w, "  %-24s %14.1f %14.1f %10s", f.name, mb, mbl, ratio(f, b, bl))
+			if len(fl) > 0 {
+				fmt.Fprintf(w, " %14.1f %10s", medianOf(fl, f), ratio(f, fl, bl))
 			}
-			mb, mbl := med(b), med(bl)
-			ratio := "-"
-			if len(b) > 0 && len(bl) > 0 && mbl != 0 {
-				ratio = fmt.Sprintf("%.2f", mb/mbl)
-			}
-			fmt.Fprintf(w, "  %-24s %14.1f %14.1f %10s\n", f.name, mb, mbl, ratio)
+			fmt.Fprintln(w)
 		}
 	}
+}
+
+func medianOf(rs []Result, f figure) float64 {
+	v := make([]float64, len(rs))
+	for i, r := range rs {
+		v[i] = f.get(r)
+	}
+	return median(v)
+}
+
+// ratio is median(of)/median(to) for f, or "-" where it means nothing.
+func ratio(f figure, of, to []Result) string {
+	d := medianOf(to, f)
+	if f.noRatio || len(of) == 0 || len(to) == 0 || d == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", medianOf(of, f)/d)
 }

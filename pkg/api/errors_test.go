@@ -152,3 +152,43 @@ func TestLimitsAnswer503WithRetryAfter(t *testing.T) {
 		t.Fatalf("over subscribers.max: %d %s Retry-After=%q", status, body, h.Get("Retry-After"))
 	}
 }
+
+// Publish bodies are read into pooled buffers that the next publish
+// reuses: what the store keeps must be a copy, in every body format. A
+// stored event that pointed into the buffer would read as a later body.
+func TestPublishedDataOutlivesItsBuffer(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	text := http.Header{"Content-Type": {"text/plain"}}
+	json := http.Header{"Content-Type": {"application/json"}}
+	bodies := []struct {
+		header http.Header
+		body   string
+		want   []string
+	}{
+		{text, "first text body", []string{"first text body"}},
+		{text, "XXXXXXXXXXXXXXXXXXXXXXXXX", []string{"XXXXXXXXXXXXXXXXXXXXXXXXX"}},
+		{json, `{"event":"tok","data":"a JSON string"}`, []string{"a JSON string"}},
+		{json, `[{"data":{"k":[1,2]}},{"data":"second of a batch"}]`, []string{`{"k":[1,2]}`, "second of a batch"}},
+		{json, `{"data":"YYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYY"}`, []string{"YYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYY"}},
+		{text, "last", []string{"last"}},
+	}
+	var want []string
+	for _, p := range bodies {
+		if status, _, body := b.Do(t, "POST", "/v1/streams/pooled/messages", p.header, p.body); status != http.StatusCreated {
+			t.Fatalf("publish %q: %d %s", p.body, status, body)
+		}
+		want = append(want, p.want...)
+	}
+	_, _, hist := b.Do(t, "GET", "/v1/streams/pooled/messages", nil, "")
+	var h struct {
+		Events []struct{ Event, Data string }
+	}
+	mustJSON(t, hist, &h)
+	var got []string
+	for _, e := range h.Events {
+		got = append(got, e.Data)
+	}
+	if strings.Join(got, "|") != strings.Join(want, "|") || h.Events[2].Event != "tok" {
+		t.Fatalf("history %q, want %q (event 2 named tok)", got, want)
+	}
+}

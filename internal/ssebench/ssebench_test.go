@@ -413,26 +413,14 @@ func TestParseCPUTicks(t *testing.T) {
 // summarize -max-steal leaves out the runs the hypervisor disturbed, and
 // says how many.
 func TestSummarizeLeavesOutStolenRuns(t *testing.T) {
-	path := t.TempDir() + "/runs.jsonl"
-	var lines []string
+	var runs []Result
 	for _, run := range []struct {
 		steal float64
 		p99   float64
 	}{{0.2, 3000}, {5, 20000}, {0.5, 4000}, {-1, 1000}, {0.9, 5000}} {
-		line, err := json.Marshal(Result{Target: "broker", Scenario: "conversations", HostStealPct: run.steal, LatencyUS: Latency{P99: run.p99}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		lines = append(lines, string(line))
+		runs = append(runs, Result{Target: "broker", Scenario: "conversations", HostStealPct: run.steal, LatencyUS: Latency{P99: run.p99}})
 	}
-	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var stdout, stderr bytes.Buffer
-	if code := Main(t.Context(), []string{"summarize", "-max-steal", "1", path}, &stdout, &stderr); code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr.String())
-	}
-	out := stdout.String()
+	out := summarizeRuns(t, runs, "-max-steal", "1")
 	// Kept: 3000, 4000, 5000 (median 4000); left out: 5% steal and unmeasured.
 	if !strings.Contains(out, "left out 2 runs") || !strings.Contains(out, "median of 3 broker runs") ||
 		!strings.Contains(out, fmt.Sprintf("%-24s %14.1f", "p99_us", 4000.0)) {
@@ -444,13 +432,30 @@ func TestSummarizeLeavesOutStolenRuns(t *testing.T) {
 // ratio to the baseline; the host's steal gets no ratio (it is the host's,
 // not a server's).
 func TestSummarizeShowsTheFloorBesideTheBaseline(t *testing.T) {
-	path := t.TempDir() + "/runs.jsonl"
-	var lines []string
+	var runs []Result
 	for _, run := range []struct {
 		target string
 		cpu    float64
 	}{{"broker", 90}, {"baseline", 80}, {"floor", 60}, {"floor", 20}, {"floor", 40}} {
-		line, err := json.Marshal(Result{Target: run.target, Scenario: "conversations", CPUPerMillion: run.cpu, HostStealPct: 2})
+		runs = append(runs, Result{Target: run.target, Scenario: "conversations", CPUPerMillion: run.cpu, HostStealPct: 2})
+	}
+	out := summarizeRuns(t, runs)
+	// broker/baseline 90/80 = 1.12; floor median 40, floor/baseline 0.50.
+	wantCPU := fmt.Sprintf("  %-24s %14.1f %14.1f %10s %14.1f %10s\n", "cpu_s_per_M_delivered", 90.0, 80.0, "1.12", 40.0, "0.50")
+	wantSteal := fmt.Sprintf("  %-24s %14.1f %14.1f %10s %14.1f %10s\n", "host_steal_pct", 2.0, 2.0, "-", 2.0, "-")
+	if !strings.Contains(out, "1 baseline runs, 3 floor runs") || !strings.Contains(out, wantCPU) || !strings.Contains(out, wantSteal) {
+		t.Fatalf("summary:\n%s", out)
+	}
+}
+
+// summarizeRuns writes runs as JSON lines to a file and returns what
+// `ssebench summarize [flags...] file` prints.
+func summarizeRuns(t *testing.T, runs []Result, flags ...string) string {
+	t.Helper()
+	path := t.TempDir() + "/runs.jsonl"
+	var lines []string
+	for _, r := range runs {
+		line, err := json.Marshal(r)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -460,14 +465,8 @@ func TestSummarizeShowsTheFloorBesideTheBaseline(t *testing.T) {
 		t.Fatal(err)
 	}
 	var stdout, stderr bytes.Buffer
-	if code := Main(t.Context(), []string{"summarize", path}, &stdout, &stderr); code != 0 {
+	if code := Main(t.Context(), append(append([]string{"summarize"}, flags...), path), &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
-	out := stdout.String()
-	// broker/baseline 90/80 = 1.12; floor median 40, floor/baseline 0.50.
-	wantCPU := fmt.Sprintf("  %-24s %14.1f %14.1f %10s %14.1f %10s\n", "cpu_s_per_M_delivered", 90.0, 80.0, "1.12", 40.0, "0.50")
-	wantSteal := fmt.Sprintf("  %-24s %14.1f %14.1f %10s %14.1f %10s\n", "host_steal_pct", 2.0, 2.0, "-", 2.0, "-")
-	if !strings.Contains(out, "1 baseline runs, 3 floor runs") || !strings.Contains(out, wantCPU) || !strings.Contains(out, wantSteal) {
-		t.Fatalf("summary:\n%s", out)
-	}
+	return stdout.String()
 }

@@ -139,7 +139,9 @@ func (s *Server) readBodyInto(w http.ResponseWriter, r *http.Request, buf *bytes
 	// the server has no ReadTimeout (it would also cut event streams).
 	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyReadTimeout))
 	if n := r.ContentLength; n > 0 && n <= s.opts.MaxBody {
-		buf.Grow(int(n) + 1) // +1: ReadFrom then sees EOF without growing
+		// Room for the whole body at once; ReadFrom alone would grow a
+		// fresh buffer step by step. (It still keeps 512 bytes free.)
+		buf.Grow(int(n))
 	}
 	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, s.opts.MaxBody)); err != nil {
 		var tooLarge *http.MaxBytesError

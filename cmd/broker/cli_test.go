@@ -592,7 +592,7 @@ func TestTailResumesAfterDrop(t *testing.T) {
 		t.Fatalf("tail printed %q", got)
 	}
 	p.Kill()
-	p = brokerproc.Start(t, "--config", cfg, "--listen", p.Addr)
+	brokerproc.Start(t, "--config", cfg, "--listen", p.Addr) // the same address: tail resumes there
 	mustRun(t, env, strings.NewReader("after 1\nafter 2\n"), "publish", "r", "--close")
 	for _, want := range []string{"after 1", "after 2"} {
 		if got := nextLine(t, out); got != want {

@@ -56,6 +56,7 @@ import (
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/sse-broker/broker/pkg/broker"
 )
@@ -114,7 +115,7 @@ func Open(path string, opts broker.StoreOptions, fan broker.Fanout) (*Store, err
 		Timeout: lockTimeout,
 		NoSync:  false, // fsync every commit: an acknowledged event is on disk
 	})
-	if errors.Is(err, bbolt.ErrTimeout) {
+	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("bolt: open %s: the file is locked by another process (another broker on the same file?): %w", path, err)
 	}
 	if err != nil {

@@ -32,10 +32,11 @@ for f in docker-compose.yml docker-compose.single.yml; do
   docker-compose -f "$f" config -q
 done
 
-echo "== gofmt / vet"
+echo "== gofmt / vet / staticcheck"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then echo "gofmt would change: $unformatted"; exit 1; fi
 go vet ./...
+go tool staticcheck ./... # pinned in go.mod's tool block
 
 ./scripts/fuzz.sh # every fuzz target ~10 s; their seed corpora also run in go test below
 echo "== go test -race"

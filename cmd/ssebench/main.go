@@ -14,5 +14,9 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(ssebench.Main(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	var self []string // how -procs starts its workers: this executable
+	if exe, err := os.Executable(); err == nil {
+		self = []string{exe}
+	}
+	os.Exit(ssebench.Main(ctx, self, os.Args[1:], os.Stdout, os.Stderr))
 }

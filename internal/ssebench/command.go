@@ -16,6 +16,7 @@
 //	ssebench -url http://127.0.0.1:8080 -scenario fanout|conversations|tokens|idle|slow \
 //	    [-subscribers N -streams S -rate R -duration D -payload B -sources 127.0.0.1,127.0.0.2] \
 //	    [-json out.jsonl] [-svg out.svg] [-target broker|baseline|floor] [-full]
+//	ssebench ... -procs N   (N worker processes, each its own share of the streams; figures merged)
 //	ssebench summarize [-tag T] results.jsonl...
 package ssebench
 
@@ -54,8 +55,11 @@ var presets = map[string]struct{ small, full preset }{
 }
 
 // Main is the command line of the tool without the process: args without
-// the program name, and the exit code returned. It stops early when ctx ends.
-func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+// the program name, and the exit code returned. It stops early when ctx
+// ends. self is how to start the tool again, for -procs: the program and
+// the arguments before the tool's own (cmd/ssebench: its executable;
+// `broker bench`: the broker's and "bench"); nil refuses -procs.
+func Main(ctx context.Context, self, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "summarize" {
 		return summarizeCmd(args[1:], stdout, stderr)
 	}
@@ -90,6 +94,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		svgOut  = fs.String("svg", "", "write the chart here (default: next to -json)")
 		tag     = fs.String("tag", "", "free label stored in the JSON line (groups runs for summarize)")
 		cpuProf = fs.String("cpuprofile", "", "write the tool's own CPU profile here (is the tool the limit?)")
+		procs   = fs.Int("procs", 1,
+			"split the run over this many worker processes of this binary, each with its own share of the streams, their subscribers and their publishing; "+
+				"the figures are merged (more connections than one process's file limit, more cores to read with; needs -streams >= -procs)")
+		worker = fs.Bool("worker", false, "run as one worker of -procs (the tool starts these itself; JSON lines on stdin and stdout)")
 	)
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -151,7 +159,20 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		defer stop()
 	}
-	res, err := Run(ctx, cfg)
+	if *worker {
+		if err := workerMain(ctx, cfg, os.Stdin, stdout); err != nil {
+			fmt.Fprintln(stderr, "ssebench worker:", err)
+			return 1
+		}
+		return 0
+	}
+	var res *Result
+	var err error
+	if *procs > 1 {
+		res, err = runProcs(ctx, self, cfg, *procs, *gcPct, stderr)
+	} else {
+		res, err = Run(ctx, cfg)
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "ssebench:", err)
 		return 1
@@ -208,8 +229,12 @@ func appendJSON(path string, res *Result) error {
 }
 
 func printResult(w io.Writer, r *Result) {
-	fmt.Fprintf(w, "%s/%s: %d subscribers (%d connect errors) over %d streams, %.1fs\n",
-		r.Target, r.Scenario, r.Connected, r.ConnectErrors, r.Streams, r.Duration)
+	procs := ""
+	if r.Procs > 1 {
+		procs = fmt.Sprintf(" (%d processes)", r.Procs)
+	}
+	fmt.Fprintf(w, "%s/%s: %d subscribers (%d connect errors) over %d streams, %.1fs%s\n",
+		r.Target, r.Scenario, r.Connected, r.ConnectErrors, r.Streams, r.Duration, procs)
 	fmt.Fprintf(w, "  published %d (%.0f/s, %d errors), delivered %d (%.0f/s) of %d expected\n",
 		r.Published, r.PublishPerSec, r.PublishErrors, r.Delivered, r.DeliveredPerSec, r.Expected)
 	fmt.Fprintf(w, "  lost %d (%d subscribers), duplicated %d, dropped %d, slow cut off %d\n",

@@ -1,6 +1,8 @@
 package ssebench
 
 import (
+	"encoding/json"
+	"fmt"
 	"math/bits"
 	"sync/atomic"
 	"time"
@@ -93,4 +95,52 @@ func (h *Histogram) Quantile(q float64) time.Duration {
 		}
 	}
 	return h.Max()
+}
+
+// histogramWire is a Histogram between processes (-procs): the non-empty
+// buckets by index, and the exact maximum.
+type histogramWire struct {
+	Buckets map[int]uint64 `json:"buckets"`
+	Max     int64          `json:"max_ns"`
+}
+
+// MarshalJSON writes the non-empty buckets and the maximum.
+func (h *Histogram) MarshalJSON() ([]byte, error) {
+	w := histogramWire{Buckets: map[int]uint64{}, Max: h.max.Load()}
+	for i := range h.counts {
+		if c := h.counts[i].Load(); c > 0 {
+			w.Buckets[i] = c
+		}
+	}
+	return json.Marshal(w)
+}
+
+// UnmarshalJSON reads what MarshalJSON wrote into an empty Histogram.
+func (h *Histogram) UnmarshalJSON(b []byte) error {
+	var w histogramWire
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	for i, c := range w.Buckets {
+		if i < 0 || i >= nBuckets {
+			return fmt.Errorf("histogram bucket %d out of range", i)
+		}
+		h.counts[i].Add(c)
+		h.n.Add(c)
+	}
+	h.max.Store(w.Max)
+	return nil
+}
+
+// merge adds every value recorded in o to h.
+func (h *Histogram) merge(o *Histogram) {
+	for i := range o.counts {
+		if c := o.counts[i].Load(); c > 0 {
+			h.counts[i].Add(c)
+			h.n.Add(c)
+		}
+	}
+	if m := o.max.Load(); m > h.max.Load() {
+		h.max.Store(m)
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,6 +51,14 @@ type Config struct {
 	// ResumeWait is the pause before a resume (0: none); negative: the
 	// server's "retry:" (see resumeWait for why that is not the default).
 	ResumeWait time.Duration
+
+	// AfterConnect, when set, is called once the subscribers have
+	// connected (and Settle has passed), before the first publish; an
+	// error ends the run. A worker of -procs waits there for the others.
+	AfterConnect func(ctx context.Context, connected, connectErrors int) error
+	// NoServerMetrics leaves the server's /metrics and the host's steal
+	// unread: with -procs the parent reads them once for all workers.
+	NoServerMetrics bool
 }
 
 // Result is what one run measured; it is the JSON line of the run.
@@ -133,6 +142,12 @@ type Result struct {
 	// "canceled".
 	DrainSeconds float64 `json:"drain_s"`
 	DrainEnd     string  `json:"drain_end"`
+	// Procs is the number of worker processes the run was split over
+	// (-procs); 0: one process.
+	Procs int `json:"procs,omitempty"`
+
+	// hist holds every latency recorded, for merging the workers' runs.
+	hist *Histogram
 }
 
 // Latency holds publish→delivery percentiles in microseconds.
@@ -262,7 +277,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res.FileLimit, _ = raiseFileLimit()
 	r := &runner{cfg: cfg}
-	runID := strconv.FormatInt(time.Now().UnixNano(), 36)
+	// Unique per process too: the workers of -procs start together.
+	runID := strconv.FormatInt(time.Now().UnixNano(), 36) + "-" + strconv.Itoa(os.Getpid())
 	for i := range cfg.Streams {
 		r.streams = append(r.streams, &stream{name: fmt.Sprintf("bench-%s-%d", runID, i)})
 	}
@@ -283,6 +299,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	defer r.pubClient.CloseIdleConnections()
 
 	metrics := func() (rss, cpu float64) {
+		if cfg.NoServerMetrics {
+			return 0, 0
+		}
 		rss, cpu, err := readProcessMetrics(ctx, r.pubClient, cfg.URL+"/metrics")
 		if err != nil && res.MetricsError == "" {
 			res.MetricsError = err.Error()
@@ -306,6 +325,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Settle > 0 {
 		time.Sleep(cfg.Settle)
 	}
+	if cfg.AfterConnect != nil {
+		if err := cfg.AfterConnect(ctx, res.Connected, res.ConnectErrors); err != nil {
+			return nil, err
+		}
+	}
 	rss1, cpu1 := metrics()
 	res.RSSConnected = rss1
 	res.CPUConnect = cpu1 - cpu0
@@ -327,6 +351,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	pubElapsed := time.Since(pubStart)
 	res.DrainEnd = r.drain(ctx)
 	res.HostStealPct = steal.percent()
+	if cfg.NoServerMetrics {
+		res.HostStealPct = -1
+	}
 	// delivered/s counts from the first publish until every subscriber
 	// caught up (or the drain gave up): catching up from history after a
 	// resume is part of delivering, not free time after the run.
@@ -396,6 +423,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		res.CPUPerMillion = res.CPUPublish / (float64(res.Delivered) / 1e6)
 	}
 	res.LatencyUS = latencyOf(&r.hist)
+	res.hist = &r.hist
 	return res, nil
 }
 

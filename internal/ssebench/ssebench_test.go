@@ -353,7 +353,7 @@ func TestCommandWritesJSONAndSVGAndSummarizes(t *testing.T) {
 	out := dir + "/runs.jsonl"
 	var stdout, stderr bytes.Buffer
 	for range 3 {
-		code := Main(t.Context(), []string{"-url", b.URL, "-scenario", "tokens", "-streams", "2", "-subscribers", "2",
+		code := Main(t.Context(), nil, []string{"-url", b.URL, "-scenario", "tokens", "-streams", "2", "-subscribers", "2",
 			"-count", "20", "-json", out, "-tag", "t1", "-sources", "127.0.0.1"}, &stdout, &stderr)
 		if code != 0 {
 			t.Fatalf("exit %d: %s", code, stderr.String())
@@ -375,7 +375,7 @@ func TestCommandWritesJSONAndSVGAndSummarizes(t *testing.T) {
 		t.Fatal(err)
 	}
 	stdout.Reset()
-	if code := Main(t.Context(), []string{"summarize", "-tag", "t1", out}, &stdout, &stderr); code != 0 {
+	if code := Main(t.Context(), nil, []string{"summarize", "-tag", "t1", out}, &stdout, &stderr); code != 0 {
 		t.Fatalf("summarize exit %d", code)
 	}
 	if !strings.Contains(stdout.String(), "tokens (median of 3 broker runs, 0 baseline runs)") {
@@ -465,7 +465,7 @@ func summarizeRuns(t *testing.T, runs []Result, flags ...string) string {
 		t.Fatal(err)
 	}
 	var stdout, stderr bytes.Buffer
-	if code := Main(t.Context(), append(append([]string{"summarize"}, flags...), path), &stdout, &stderr); code != 0 {
+	if code := Main(t.Context(), nil, append(append([]string{"summarize"}, flags...), path), &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 	return stdout.String()

@@ -1,0 +1,329 @@
+package ssebench
+
+// Several processes (-procs N): one process holds at most its file limit
+// in connections and parses events on whatever cores it gets, so the tool
+// can split a run over N worker processes of its own binary. Each worker
+// owns a share of the streams with their subscribers and publishing, and
+// counts loss, duplicates and latency for them as a single run does. The
+// parent reads the server's /metrics and the host's steal, lets every
+// worker start publishing at once after all have connected, and merges
+// what they measured into one Result: counts summed, latency histograms
+// merged, per-second series added.
+//
+// Parent and worker talk in JSON lines over the worker's stdin and stdout:
+//
+//	worker → parent  {"connected": n, "connect_errors": e}  (connected, settled)
+//	parent → worker  go
+//	worker → parent  {"result": {...}, "hist": {...}}       (the worker's run)
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// connectedLine is a worker's report that its subscribers are connected.
+type connectedLine struct {
+	Connected     int `json:"connected"`
+	ConnectErrors int `json:"connect_errors"`
+}
+
+// resultLine is a worker's whole run.
+type resultLine struct {
+	Result *Result    `json:"result"`
+	Hist   *Histogram `json:"hist"`
+}
+
+// shareOf is worker i's part of cfg when split n ways: its streams; the
+// subscribers, publish rate and count in proportion to them (so each
+// stream has the subscribers and the rate it would have in one process);
+// the requests in flight; and every slow subscriber (in worker 0).
+func shareOf(cfg Config, i, n int) Config {
+	s := cfg
+	s.Streams = split(cfg.Streams, i, n)
+	// byStreams is this worker's whole part of total in proportion to its
+	// streams; what rounding leaves over goes to worker 0, so that the
+	// parts add up to total.
+	byStreams := func(total int) int {
+		v := total * s.Streams / cfg.Streams
+		if i == 0 {
+			rest := total
+			for j := range n {
+				rest -= total * split(cfg.Streams, j, n) / cfg.Streams
+			}
+			v += rest
+		}
+		return v
+	}
+	s.Subscribers = byStreams(cfg.Subscribers)
+	s.Count = byStreams(cfg.Count)
+	s.Rate = cfg.Rate * float64(s.Streams) / float64(cfg.Streams)
+	s.Concurrency = max(1, split(cfg.Concurrency, i, n))
+	if i > 0 {
+		s.Slow = 0
+	}
+	return s
+}
+
+// split is part i of total shared n ways, the remainder going to the
+// first parts.
+func split(total, i, n int) int {
+	v := total / n
+	if i < total%n {
+		v++
+	}
+	return v
+}
+
+// workerArgs are the command-line arguments of a worker running share.
+func workerArgs(share Config, gcPct int) []string {
+	args := []string{
+		"-worker",
+		"-url", share.URL, "-target", share.Target, "-scenario", share.Scenario,
+		"-subscribers", strconv.Itoa(share.Subscribers), "-streams", strconv.Itoa(share.Streams),
+		"-rate", strconv.FormatFloat(share.Rate, 'g', -1, 64),
+		"-duration", share.Duration.String(), "-count", strconv.Itoa(share.Count),
+		"-payload", strconv.Itoa(share.Payload), "-concurrency", strconv.Itoa(share.Concurrency),
+		"-batch", strconv.Itoa(share.Batch), "-gogc", strconv.Itoa(gcPct),
+		"-slow", strconv.Itoa(share.Slow), "-settle", share.Settle.String(),
+		"-drain", share.Drain.String(), "-drain-timeout", share.DrainTimeout.String(),
+		"-resume=" + strconv.FormatBool(!share.NoResume), "-resume-wait", share.ResumeWait.String(),
+	}
+	if len(share.Sources) > 0 {
+		args = append(args, "-sources", strings.Join(share.Sources, ","))
+	}
+	return args
+}
+
+// worker is one running worker process, seen from the parent.
+type worker struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	lines  *bufio.Scanner
+	waited bool
+}
+
+// wait waits for the worker to exit (once).
+func (w *worker) wait() error {
+	if w.waited {
+		return nil
+	}
+	w.waited = true
+	return w.cmd.Wait()
+}
+
+// readLine decodes the worker's next stdout line into v.
+func (w *worker) readLine(v any) error {
+	if !w.lines.Scan() {
+		if err := w.lines.Err(); err != nil {
+			return err
+		}
+		return errors.New("the worker ended early (its error is above)")
+	}
+	return json.Unmarshal(w.lines.Bytes(), v)
+}
+
+// runProcs runs cfg as n worker processes started with self (the program
+// and the arguments before the tool's own) and merges their results.
+func runProcs(ctx context.Context, self []string, cfg Config, n, gcPct int, stderr io.Writer) (*Result, error) {
+	switch {
+	case len(self) == 0:
+		return nil, errors.New("-procs: this build cannot start itself again")
+	case cfg.Streams < n:
+		return nil, fmt.Errorf("-procs %d needs at least %d streams (each process publishes to streams of its own); this run has %d", n, n, cfg.Streams)
+	case cfg.Subscribers < n:
+		return nil, fmt.Errorf("-procs %d needs at least %d subscribers; this run has %d", n, n, cfg.Subscribers)
+	}
+	cfg.URL = strings.TrimRight(cfg.URL, "/")
+	client := &http.Client{Timeout: 10 * time.Second}
+	defer client.CloseIdleConnections()
+	metricsErr := ""
+	metrics := func() (rss, cpu float64) {
+		rss, cpu, err := readProcessMetrics(ctx, client, cfg.URL+"/metrics")
+		if err != nil && metricsErr == "" {
+			metricsErr = err.Error()
+		}
+		return rss, cpu
+	}
+	rss0, cpu0 := metrics()
+
+	ctx, cancel := context.WithCancel(ctx)
+	var workers []*worker
+	defer func() { // on an early return: end the workers still running
+		cancel()
+		for _, w := range workers {
+			_ = w.wait()
+		}
+	}()
+	for i := range n {
+		cmd := exec.CommandContext(ctx, self[0], append(append([]string(nil), self[1:]...), workerArgs(shareOf(cfg, i, n), gcPct)...)...)
+		cmd.Stderr = stderr
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			return nil, fmt.Errorf("worker %d: %w", i, err)
+		}
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			return nil, fmt.Errorf("worker %d: %w", i, err)
+		}
+		if err := cmd.Start(); err != nil {
+			return nil, fmt.Errorf("worker %d: start %s: %w", i, self[0], err)
+		}
+		lines := bufio.NewScanner(stdout)
+		lines.Buffer(make([]byte, 64<<10), 64<<20)
+		workers = append(workers, &worker{cmd: cmd, stdin: stdin, lines: lines})
+	}
+
+	connected, connectErrors := 0, 0
+	for i, w := range workers {
+		var c connectedLine
+		if err := w.readLine(&c); err != nil {
+			return nil, fmt.Errorf("worker %d, connecting: %w", i, err)
+		}
+		connected += c.Connected
+		connectErrors += c.ConnectErrors
+	}
+	fmt.Fprintf(stderr, "ssebench: %d processes connected %d subscribers (%d errors); publishing\n", n, connected, connectErrors)
+	rss1, cpu1 := metrics()
+	steal := startSteal()
+	for i, w := range workers {
+		if _, err := io.WriteString(w.stdin, "go\n"); err != nil {
+			return nil, fmt.Errorf("worker %d: %w", i, err)
+		}
+	}
+	parts := make([]resultLine, n)
+	for i, w := range workers {
+		if err := w.readLine(&parts[i]); err != nil {
+			return nil, fmt.Errorf("worker %d, publishing: %w", i, err)
+		}
+		if parts[i].Result == nil || parts[i].Hist == nil {
+			return nil, fmt.Errorf("worker %d: no result", i)
+		}
+		parts[i].Result.hist = parts[i].Hist
+	}
+	stealPct := steal.percent()
+	for i, w := range workers {
+		_ = w.stdin.Close()
+		if err := w.wait(); err != nil {
+			return nil, fmt.Errorf("worker %d: %w", i, err)
+		}
+	}
+	rss2, cpu2 := metrics()
+
+	results := make([]*Result, n)
+	for i := range parts {
+		results[i] = parts[i].Result
+	}
+	res := mergeResults(cfg, results)
+	res.HostStealPct = stealPct
+	res.MetricsError = metricsErr
+	res.RSSBefore, res.RSSConnected, res.RSSAfter = rss0, rss1, rss2
+	res.CPUConnect, res.CPUPublish = cpu1-cpu0, cpu2-cpu1
+	if res.Connected > 0 && rss1 > 0 {
+		res.RSSPerConn = (rss1 - rss0) / float64(res.Connected)
+	}
+	if res.Delivered > 0 && res.CPUPublish > 0 {
+		res.CPUPerMillion = res.CPUPublish / (float64(res.Delivered) / 1e6)
+	}
+	return res, nil
+}
+
+// mergeResults is the run of cfg made of the workers' parts, without the
+// server's metrics and the host's steal (the parent's to read).
+func mergeResults(cfg Config, parts []*Result) *Result {
+	res := &Result{
+		Time: time.Now().UTC().Format(time.RFC3339), Tag: cfg.Tag, Target: cfg.Target, Scenario: cfg.Scenario,
+		URL: cfg.URL, Subscribers: cfg.Subscribers, Streams: cfg.Streams, Rate: cfg.Rate, Payload: cfg.Payload,
+		Batch: parts[0].Batch, Resume: !cfg.NoResume, DrainEnd: "caught_up", Procs: len(parts),
+		hist: &Histogram{},
+	}
+	addSeries := func(dst *[]float64, src []float64) {
+		for i, v := range src {
+			if i == len(*dst) {
+				*dst = append(*dst, 0)
+			}
+			(*dst)[i] += v
+		}
+	}
+	for i, p := range parts {
+		res.Connected += p.Connected
+		res.ConnectErrors += p.ConnectErrors
+		res.ConnectSeconds = max(res.ConnectSeconds, p.ConnectSeconds)
+		res.Published += p.Published
+		res.PublishErrors += p.PublishErrors
+		res.PublishPerSec += p.PublishPerSec
+		res.Delivered += p.Delivered
+		res.Expected += p.Expected
+		res.Lost += p.Lost
+		res.Duplicated += p.Duplicated
+		res.Unexpected += p.Unexpected
+		res.SubscribersLosing += p.SubscribersLosing
+		res.Dropped += p.Dropped
+		res.SlowCutOff += p.SlowCutOff
+		res.Reconnects += p.Reconnects
+		res.ReconnectsEOF += p.ReconnectsEOF
+		res.ReconnectsError += p.ReconnectsError
+		res.ReconnectFailures += p.ReconnectFailures
+		res.ResumeRefused += p.ResumeRefused
+		res.Resume204 += p.Resume204
+		res.SubscribersResumed += p.SubscribersResumed
+		res.Gaps += p.Gaps
+		res.DeliveredAfterResume += p.DeliveredAfterResume
+		res.Duration = max(res.Duration, p.Duration)
+		res.DrainSeconds = max(res.DrainSeconds, p.DrainSeconds)
+		if p.DrainEnd != "caught_up" && res.DrainEnd == "caught_up" {
+			res.DrainEnd = p.DrainEnd // the first worker that did not catch up says why
+		}
+		if i == 0 || p.FileLimit < res.FileLimit {
+			res.FileLimit = p.FileLimit
+		}
+		addSeries(&res.PerSecond, p.PerSecond)
+		addSeries(&res.PublishedPerSec, p.PublishedPerSec)
+		res.hist.merge(p.hist)
+	}
+	if res.Duration > 0 {
+		res.DeliveredPerSec = float64(res.Delivered) / res.Duration
+	}
+	res.LatencyUS = latencyOf(res.hist)
+	return res
+}
+
+// workerMain is the worker's side of -procs: run cfg, report once
+// connected, publish when the parent says go, then hand over the result.
+func workerMain(ctx context.Context, cfg Config, stdin io.Reader, stdout io.Writer) error {
+	enc := json.NewEncoder(stdout)
+	cfg.NoServerMetrics = true
+	cfg.Progress = nil
+	cfg.AfterConnect = func(ctx context.Context, connected, connectErrors int) error {
+		if err := enc.Encode(connectedLine{Connected: connected, ConnectErrors: connectErrors}); err != nil {
+			return fmt.Errorf("worker: report connected: %w", err)
+		}
+		goLine := make(chan error, 1)
+		go func() {
+			line, err := bufio.NewReader(stdin).ReadString('\n')
+			if err == nil && line != "go\n" {
+				err = fmt.Errorf("worker: want go from the parent, got %q", line)
+			}
+			goLine <- err
+		}()
+		select {
+		case err := <-goLine:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	res, err := Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	return enc.Encode(resultLine{Result: res, Hist: res.hist})
+}

@@ -1,0 +1,157 @@
+package ssebench
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sse-broker/broker/internal/brokerproc"
+	"github.com/sse-broker/broker/internal/testbroker"
+)
+
+// The shares of a split run add up to the run, and every stream keeps the
+// subscribers and the publish rate it has in one process.
+func TestSharesAddUpAndKeepTheShape(t *testing.T) {
+	for _, tc := range []struct {
+		cfg Config
+		n   int
+	}{
+		{Config{Streams: 1000, Subscribers: 2000, Rate: 2000, Concurrency: 32}, 3},
+		{Config{Streams: 1000, Subscribers: 19000, Rate: 1000, Count: 1001, Concurrency: 32}, 4},
+		{Config{Streams: 7, Subscribers: 10, Rate: 7, Count: 13, Concurrency: 1, Slow: 1}, 2},
+	} {
+		var streams, subs, count, slow int
+		var rate float64
+		for i := range tc.n {
+			s := shareOf(tc.cfg, i, tc.n)
+			streams += s.Streams
+			subs += s.Subscribers
+			count += s.Count
+			slow += s.Slow
+			rate += s.Rate
+			if s.Concurrency < 1 || (i > 0 && s.Slow != 0) {
+				t.Fatalf("%+v worker %d: concurrency %d slow %d", tc.cfg, i, s.Concurrency, s.Slow)
+			}
+			if perStream := s.Rate / float64(s.Streams); abs(perStream-tc.cfg.Rate/float64(tc.cfg.Streams)) > 1e-9 {
+				t.Fatalf("%+v worker %d: %.3f events/s per stream, want %.3f", tc.cfg, i, perStream, tc.cfg.Rate/float64(tc.cfg.Streams))
+			}
+			if tc.cfg.Subscribers%tc.cfg.Streams == 0 && i > 0 && s.Subscribers != s.Streams*tc.cfg.Subscribers/tc.cfg.Streams {
+				t.Fatalf("%+v worker %d: %d subscribers over %d streams", tc.cfg, i, s.Subscribers, s.Streams)
+			}
+		}
+		if streams != tc.cfg.Streams || subs != tc.cfg.Subscribers || count != tc.cfg.Count || slow != tc.cfg.Slow || abs(rate-tc.cfg.Rate) > 1e-6 {
+			t.Fatalf("%+v in %d: streams %d subscribers %d count %d slow %d rate %v", tc.cfg, tc.n, streams, subs, count, slow, rate)
+		}
+	}
+}
+
+func abs(v float64) float64 {
+	if v < 0 {
+		return -v
+	}
+	return v
+}
+
+// A histogram survives the trip between processes, and merged ones give
+// the percentiles of all their values together.
+func TestHistogramsCrossProcessesAndMerge(t *testing.T) {
+	var fast, slow Histogram
+	for range 90 {
+		fast.Record(time.Millisecond)
+	}
+	for range 10 {
+		slow.Record(9 * time.Millisecond)
+	}
+	b, err := json.Marshal(&slow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Histogram
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.Count() != 10 || back.Max() != 9*time.Millisecond || back.Quantile(0.5) != slow.Quantile(0.5) {
+		t.Fatalf("after JSON: count %d max %v p50 %v", back.Count(), back.Max(), back.Quantile(0.5))
+	}
+	merged := mergeResults(Config{}, []*Result{{hist: &fast, Delivered: 90}, {hist: &back, Delivered: 10}})
+	if merged.hist.Count() != 100 || merged.Delivered != 100 {
+		t.Fatalf("merged %d values, %d delivered", merged.hist.Count(), merged.Delivered)
+	}
+	p50, p99 := merged.hist.Quantile(0.5), merged.hist.Quantile(0.99)
+	if p50 < time.Millisecond || p50 > 1100*time.Microsecond || p99 != 9*time.Millisecond {
+		t.Fatalf("merged p50 %v p99 %v, want ~1ms and 9ms", p50, p99)
+	}
+}
+
+// The parts' counts add up, the series add per second, the slowest part's
+// times and the worst drain end win.
+func TestMergeResultsSumsTheParts(t *testing.T) {
+	a := &Result{Connected: 10, Published: 100, Delivered: 200, Expected: 201, Lost: 1, Duplicated: 2, SubscribersLosing: 1,
+		Duration: 2, DrainSeconds: 0.5, DrainEnd: "caught_up", FileLimit: 20000, PerSecond: []float64{100, 100}, hist: &Histogram{}}
+	b := &Result{Connected: 5, ConnectErrors: 1, Published: 50, Delivered: 100, Expected: 100, Reconnects: 3, Gaps: 1,
+		Duration: 4, DrainSeconds: 2.5, DrainEnd: "stalled", FileLimit: 1024, PerSecond: []float64{50, 25, 25}, hist: &Histogram{}}
+	m := mergeResults(Config{Streams: 3, Subscribers: 16}, []*Result{a, b})
+	if m.Connected != 15 || m.ConnectErrors != 1 || m.Published != 150 || m.Delivered != 300 || m.Expected != 301 ||
+		m.Lost != 1 || m.Duplicated != 2 || m.Reconnects != 3 || m.Gaps != 1 || m.Procs != 2 {
+		t.Fatalf("sums: %+v", m)
+	}
+	if m.Duration != 4 || m.DrainSeconds != 2.5 || m.DrainEnd != "stalled" || m.FileLimit != 1024 || m.DeliveredPerSec != 75 {
+		t.Fatalf("duration %v drain %v %q file limit %d delivered/s %v", m.Duration, m.DrainSeconds, m.DrainEnd, m.FileLimit, m.DeliveredPerSec)
+	}
+	if got := m.PerSecond; len(got) != 3 || got[0] != 150 || got[1] != 125 || got[2] != 25 {
+		t.Fatalf("per second %v", got)
+	}
+}
+
+// `broker bench -procs 3` against a real broker: three worker processes of
+// the broker binary, their figures merged into one exact run.
+func TestSeveralProcessesAgainstBroker(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the broker binary")
+	}
+	bin := brokerproc.Binary(t)
+	b := testbroker.Start(t, testbroker.Options{NoDemo: true})
+	out := filepath.Join(t.TempDir(), "runs.jsonl")
+	cmd := exec.CommandContext(t.Context(), bin, "bench", "-url", b.URL, "-scenario", "conversations",
+		"-streams", "6", "-subscribers", "12", "-count", "300", "-rate", "1000", "-procs", "3", "-json", out)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("broker bench -procs 3: %v\n%s%s", err, stdout.String(), stderr.String())
+	}
+	line, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res Result
+	if err := json.Unmarshal(line, &res); err != nil {
+		t.Fatalf("%v: %s", err, line)
+	}
+	if res.Procs != 3 || res.Connected != 12 || res.ConnectErrors != 0 || res.Published != 300 || res.PublishErrors != 0 {
+		t.Fatalf("procs %d connected %d (errors %d) published %d (errors %d)", res.Procs, res.Connected, res.ConnectErrors, res.Published, res.PublishErrors)
+	}
+	// 300 events over 6 streams of 2 subscribers: every event twice.
+	if res.Delivered != 600 || res.Expected != 600 || res.Lost != 0 || res.Duplicated != 0 || res.Unexpected != 0 {
+		t.Fatalf("delivered %d of %d, lost %d dup %d unexpected %d", res.Delivered, res.Expected, res.Lost, res.Duplicated, res.Unexpected)
+	}
+	if res.LatencyUS.P50 <= 0 || res.LatencyUS.Max < res.LatencyUS.P99 || res.RSSConnected <= 0 || res.MetricsError != "" {
+		t.Fatalf("latency %+v rss %v metrics error %q", res.LatencyUS, res.RSSConnected, res.MetricsError)
+	}
+	if !strings.Contains(stdout.String(), "(3 processes)") {
+		t.Fatalf("summary line: %s", stdout.String())
+	}
+}
+
+// -procs needs a stream per process: each worker publishes to its own.
+func TestProcsNeedAStreamEach(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := Main(t.Context(), []string{"/nonexistent"}, []string{"-url", "http://127.0.0.1:1", "-scenario", "fanout", "-procs", "2"}, &stdout, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "-procs 2 needs at least 2 streams") {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+}

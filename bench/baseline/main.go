@@ -26,12 +26,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/r3labs/sse/v2"
+
+	"github.com/sse-broker/broker/internal/rlimit"
 )
 
 func main() {
 	listen := flag.String("listen", ":8081", "address to listen on")
 	flag.Parse()
-	raiseFileLimit()
+	_, _ = rlimit.Raise() // thousands of subscribers: as many sockets as the host allows
 	h, closeSSE := newHandler()
 	defer closeSSE()
 	srv := &http.Server{Addr: *listen, Handler: h, ReadHeaderTimeout: 10 * time.Second}
@@ -84,13 +86,4 @@ func newHandler() (http.Handler, func()) {
 	})
 	r.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	return r, server.Close
-}
-
-// raiseFileLimit lifts the soft open-file limit to the hard one.
-func raiseFileLimit() {
-	var l syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) == nil && l.Cur < l.Max {
-		l.Cur = l.Max
-		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
-	}
 }

@@ -35,12 +35,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sse-broker/broker/internal/rlimit"
 )
 
 func main() {
 	listen := flag.String("listen", ":8082", "address to listen on")
 	flag.Parse()
-	raiseFileLimit()
+	_, _ = rlimit.Raise() // thousands of subscribers: as many sockets as the host allows
 	srv := &http.Server{Addr: *listen, Handler: newHandler(), ReadHeaderTimeout: 10 * time.Second}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -133,13 +135,4 @@ func (fl *floor) publish(w http.ResponseWriter, r *http.Request) {
 	}
 	st.mu.Unlock()
 	w.WriteHeader(http.StatusNoContent)
-}
-
-// raiseFileLimit lifts the soft open-file limit to the hard one.
-func raiseFileLimit() {
-	var l syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) == nil && l.Cur < l.Max {
-		l.Cur = l.Max
-		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
-	}
 }

@@ -145,15 +145,8 @@ func runProcs(ctx context.Context, self []string, cfg Config, n, gcPct int, stde
 	cfg.URL = strings.TrimRight(cfg.URL, "/")
 	client := &http.Client{Timeout: 10 * time.Second}
 	defer client.CloseIdleConnections()
-	metricsErr := ""
-	metrics := func() (rss, cpu float64) {
-		rss, cpu, err := readProcessMetrics(ctx, client, cfg.URL+"/metrics")
-		if err != nil && metricsErr == "" {
-			metricsErr = err.Error()
-		}
-		return rss, cpu
-	}
-	rss0, cpu0 := metrics()
+	server := &serverMeter{client: client, url: cfg.URL}
+	before := server.sample(ctx)
 
 	ctx, cancel := context.WithCancel(ctx)
 	var workers []*worker
@@ -192,7 +185,7 @@ func runProcs(ctx context.Context, self []string, cfg Config, n, gcPct int, stde
 		connectErrors += c.ConnectErrors
 	}
 	fmt.Fprintf(stderr, "ssebench: %d processes connected %d subscribers (%d errors); publishing\n", n, connected, connectErrors)
-	rss1, cpu1 := metrics()
+	atConnect := server.sample(ctx)
 	steal := startSteal()
 	for i, w := range workers {
 		if _, err := io.WriteString(w.stdin, "go\n"); err != nil {
@@ -216,7 +209,7 @@ func runProcs(ctx context.Context, self []string, cfg Config, n, gcPct int, stde
 			return nil, fmt.Errorf("worker %d: %w", i, err)
 		}
 	}
-	rss2, cpu2 := metrics()
+	after := server.sample(ctx)
 
 	results := make([]*Result, n)
 	for i := range parts {
@@ -224,15 +217,7 @@ func runProcs(ctx context.Context, self []string, cfg Config, n, gcPct int, stde
 	}
 	res := mergeResults(cfg, results)
 	res.HostStealPct = stealPct
-	res.MetricsError = metricsErr
-	res.RSSBefore, res.RSSConnected, res.RSSAfter = rss0, rss1, rss2
-	res.CPUConnect, res.CPUPublish = cpu1-cpu0, cpu2-cpu1
-	if res.Connected > 0 && rss1 > 0 {
-		res.RSSPerConn = (rss1 - rss0) / float64(res.Connected)
-	}
-	if res.Delivered > 0 && res.CPUPublish > 0 {
-		res.CPUPerMillion = res.CPUPublish / (float64(res.Delivered) / 1e6)
-	}
+	res.setServerFigures(before, atConnect, after, server.err)
 	return res, nil
 }
 

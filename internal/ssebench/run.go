@@ -17,6 +17,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sse-broker/broker/internal/rlimit"
 )
 
 // Config is one run of the tool.
@@ -275,7 +277,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		URL: cfg.URL, Subscribers: cfg.Subscribers, Streams: cfg.Streams, Rate: cfg.Rate, Payload: cfg.Payload, Batch: cfg.Batch,
 		Resume: !cfg.NoResume,
 	}
-	res.FileLimit, _ = raiseFileLimit()
+	res.FileLimit, _ = rlimit.Raise()
 	r := &runner{cfg: cfg}
 	// Unique per process too: the workers of -procs start together.
 	runID := strconv.FormatInt(time.Now().UnixNano(), 36) + "-" + strconv.Itoa(os.Getpid())
@@ -298,18 +300,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	r.pubClient = &http.Client{Transport: transportFrom(sources[0], cfg.Concurrency), Timeout: 30 * time.Second}
 	defer r.pubClient.CloseIdleConnections()
 
-	metrics := func() (rss, cpu float64) {
-		if cfg.NoServerMetrics {
-			return 0, 0
-		}
-		rss, cpu, err := readProcessMetrics(ctx, r.pubClient, cfg.URL+"/metrics")
-		if err != nil && res.MetricsError == "" {
-			res.MetricsError = err.Error()
-		}
-		return rss, cpu
-	}
-	rss0, cpu0 := metrics()
-	res.RSSBefore = rss0
+	server := &serverMeter{client: r.pubClient, url: cfg.URL, off: cfg.NoServerMetrics}
+	before := server.sample(ctx)
 
 	subCtx, cancelSubs := context.WithCancel(ctx)
 	defer cancelSubs()
@@ -330,12 +322,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			return nil, err
 		}
 	}
-	rss1, cpu1 := metrics()
-	res.RSSConnected = rss1
-	res.CPUConnect = cpu1 - cpu0
-	if res.Connected > 0 && rss1 > 0 {
-		res.RSSPerConn = (rss1 - rss0) / float64(res.Connected)
-	}
+	atConnect := server.sample(ctx)
 
 	// Publish, with a progress line once a second.
 	pubStart := time.Now()
@@ -350,9 +337,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	r.publish(ctx)
 	pubElapsed := time.Since(pubStart)
 	res.DrainEnd = r.drain(ctx)
-	res.HostStealPct = steal.percent()
-	if cfg.NoServerMetrics {
-		res.HostStealPct = -1
+	res.HostStealPct = -1 // with -procs the parent measures it, once for all workers
+	if !cfg.NoServerMetrics {
+		res.HostStealPct = steal.percent()
 	}
 	// delivered/s counts from the first publish until every subscriber
 	// caught up (or the drain gave up): catching up from history after a
@@ -361,9 +348,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res.DrainSeconds = (elapsed - pubElapsed).Seconds()
 	close(progDone)
 	progWG.Wait()
-	rss2, cpu2 := metrics()
-	res.RSSAfter = rss2
-	res.CPUPublish = cpu2 - cpu1
+	after := server.sample(ctx)
 
 	// Count what each reading subscriber had at this point, then look at
 	// the ones that never read (reading them may unblock a server that
@@ -419,12 +404,49 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if elapsed > 0 {
 		res.DeliveredPerSec = float64(res.Delivered) / elapsed.Seconds()
 	}
-	if res.Delivered > 0 && res.CPUPublish > 0 {
-		res.CPUPerMillion = res.CPUPublish / (float64(res.Delivered) / 1e6)
-	}
+	res.setServerFigures(before, atConnect, after, server.err)
 	res.LatencyUS = latencyOf(&r.hist)
 	res.hist = &r.hist
 	return res, nil
+}
+
+// serverSample is the server's resident memory and CPU time at one point
+// of a run, from its /metrics.
+type serverSample struct{ rss, cpu float64 }
+
+// serverMeter reads the server's /metrics at the points of a run and
+// keeps the first error for the result.
+type serverMeter struct {
+	client *http.Client
+	url    string
+	off    bool // NoServerMetrics: every sample is zero
+	err    string
+}
+
+func (m *serverMeter) sample(ctx context.Context) serverSample {
+	if m.off {
+		return serverSample{}
+	}
+	rss, cpu, err := readProcessMetrics(ctx, m.client, m.url+"/metrics")
+	if err != nil && m.err == "" {
+		m.err = err.Error()
+	}
+	return serverSample{rss, cpu}
+}
+
+// setServerFigures fills in the server's figures from its samples before
+// the subscribers connected, once they had, and after the drain; Connected
+// and Delivered must be counted already.
+func (res *Result) setServerFigures(before, connected, after serverSample, metricsErr string) {
+	res.MetricsError = metricsErr
+	res.RSSBefore, res.RSSConnected, res.RSSAfter = before.rss, connected.rss, after.rss
+	res.CPUConnect, res.CPUPublish = connected.cpu-before.cpu, after.cpu-connected.cpu
+	if res.Connected > 0 && connected.rss > 0 {
+		res.RSSPerConn = (connected.rss - before.rss) / float64(res.Connected)
+	}
+	if res.Delivered > 0 && res.CPUPublish > 0 {
+		res.CPUPerMillion = res.CPUPublish / (float64(res.Delivered) / 1e6)
+	}
 }
 
 func isClosedErr(err error) bool {

@@ -1,12 +1,14 @@
 //go:build unix
 
-package ssebench
+// Package rlimit raises the open-file limit of load-test processes (the
+// load tool and the servers it measures), which hold thousands of sockets.
+package rlimit
 
 import "syscall"
 
-// raiseFileLimit lifts the soft RLIMIT_NOFILE to the hard limit and returns
+// Raise lifts the soft RLIMIT_NOFILE to the hard limit and returns
 // the limit in force afterwards.
-func raiseFileLimit() (uint64, error) {
+func Raise() (uint64, error) {
 	var l syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
 		return 0, err

@@ -333,7 +333,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		defer progWG.Done()
 		r.progress(pubStart, progDone, res)
 	}()
-	steal := startSteal()
+	var steal stealMeter
+	if !cfg.NoServerMetrics {
+		steal = startSteal()
+	}
 	r.publish(ctx)
 	pubElapsed := time.Since(pubStart)
 	res.DrainEnd = r.drain(ctx)

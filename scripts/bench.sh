@@ -4,7 +4,7 @@
 # (when taskset exists), RUNS runs each, a fresh server per run. Prints the
 # medians and the ratios broker/baseline; appends every run's JSON line to
 # bench/results/<scenario>.jsonl (charts: bench/results/<scenario>-<target>.svg,
-# <scenario>-bolt-<target>.svg with STORE=bolt).
+# <scenario>-<store>-<target>.svg with STORE=bolt or redis).
 #
 #   scripts/bench.sh [scenario] [extra ssebench flags...]
 #   RUNS=3 DURATION=5s scripts/bench.sh conversations -subscribers 200 -streams 100
@@ -13,8 +13,11 @@
 # ("broker baseline"; add floor for bench/floor, the least a net/http server
 # can do for the same traffic), BROKER_PORT (18080), BASELINE_PORT (18081), FLOOR_PORT (18082),
 # SERVER_CPU (0), TOOL_CPU (1), STORE (memory; bolt: the broker's durable
-# embedded store, a fresh file per run in a temporary directory; the
-# baseline has no store and is unaffected).
+# embedded store, a fresh file per run in a temporary directory; redis: a
+# fresh redis-server per run, configured as docker-compose.yml's (appendonly,
+# fsync every second, noeviction), on REDIS_PORT (16399) and pinned to
+# REDIS_CPU (the tool's: the broker keeps its core to itself, as it would
+# with Redis on another host); the baseline has no store and is unaffected).
 #
 # In the fanout scenario the broker runs with BROKER_HISTORY_MAX_EVENTS=1000000
 # (its environment only): a flat-out publisher outruns some subscribers, the
@@ -36,12 +39,22 @@ FLOOR_PORT=${FLOOR_PORT:-18082}
 SERVER_CPU=${SERVER_CPU:-0}
 TOOL_CPU=${TOOL_CPU:-1}
 STORE=${STORE:-memory}
-case $STORE in memory | bolt) ;; *) echo "STORE must be memory or bolt" >&2; exit 2 ;; esac
+REDIS_PORT=${REDIS_PORT:-16399}
+REDIS_CPU=${REDIS_CPU:-$TOOL_CPU}
+case $STORE in memory | bolt | redis) ;; *) echo "STORE must be memory, bolt or redis" >&2; exit 2 ;; esac
+if [ "$STORE" = redis ] && ! command -v redis-server >/dev/null; then
+	echo "STORE=redis needs redis-server (apt-get install -y redis-server)" >&2
+	exit 2
+fi
 
 bin=$(mktemp -d)
-server_pid=
+server_pid= redis_pid=
+stop() { # pid: kill it and wait for it
+	if [ -n "$1" ]; then kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; fi
+}
 cleanup() {
-	if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+	stop "$server_pid"
+	stop "$redis_pid"
 	rm -rf "$bin"
 }
 trap cleanup EXIT
@@ -52,9 +65,9 @@ go build -o "$bin/baseline" ./bench/baseline
 go build -o "$bin/floor" ./bench/floor
 go build -o "$bin/ssebench" ./cmd/ssebench
 
-pin_server=() pin_tool=()
+pin_server=() pin_tool=() pin_redis=()
 if command -v taskset >/dev/null && taskset -c "$SERVER_CPU" true 2>/dev/null && taskset -c "$TOOL_CPU" true 2>/dev/null; then
-	pin_server=(taskset -c "$SERVER_CPU") pin_tool=(taskset -c "$TOOL_CPU")
+	pin_server=(taskset -c "$SERVER_CPU") pin_tool=(taskset -c "$TOOL_CPU") pin_redis=(taskset -c "$REDIS_CPU")
 else
 	echo "taskset unavailable: server and tool are not pinned" >&2
 fi
@@ -76,6 +89,19 @@ wait_up() { # url
 	return 1
 }
 
+start_redis() { # a fresh, empty redis-server for one broker run
+	rm -rf "$bin/redis" && mkdir "$bin/redis"
+	"${pin_redis[@]}" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$bin/redis" --save '' \
+		--appendonly yes --appendfsync everysec --maxmemory-policy noeviction >"$bin/redis.log" 2>&1 &
+	redis_pid=$!
+	for _ in $(seq 100); do
+		redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	echo "redis-server on port $REDIS_PORT did not come up" >&2
+	return 1
+}
+
 for run in $(seq "$RUNS"); do
 	for target in $TARGETS; do
 		case $target in
@@ -84,7 +110,10 @@ for run in $(seq "$RUNS"); do
 			broker_env=()
 			if [ "$scenario" = fanout ]; then broker_env=(BROKER_HISTORY_MAX_EVENTS=1000000); fi
 			store=$STORE
-			if [ "$STORE" = bolt ]; then rm -f "$bin/bench.db"; store=bolt:$bin/bench.db; fi
+			case $STORE in
+			bolt) rm -f "$bin/bench.db"; store=bolt:$bin/bench.db ;;
+			redis) start_redis; store=redis://127.0.0.1:$REDIS_PORT/0 ;;
+			esac
 			broker_env+=(BROKER_STORE="$store")
 			env "${broker_env[@]}" "${pin_server[@]}" "$bin/broker" --listen "127.0.0.1:$port" --demo=false --log-level warn >"$bin/server.log" 2>&1 &
 			;;
@@ -104,9 +133,10 @@ for run in $(seq "$RUNS"); do
 		echo "== run $run/$RUNS: $target $scenario" >&2
 		"${pin_tool[@]}" "$bin/ssebench" -url "$url" -target "$target" -scenario "$scenario" \
 			"${dur[@]}" -json "$out" -tag "$tag" -svg "bench/results/$scenario$store_suffix-$target.svg" "$@" || echo "ssebench failed ($target run $run)" >&2
-		kill "$server_pid" 2>/dev/null || true
-		wait "$server_pid" 2>/dev/null || true
+		stop "$server_pid"
 		server_pid=
+		stop "$redis_pid"
+		redis_pid=
 	done
 done
 

@@ -48,7 +48,7 @@ if [ "$STORE" = redis ] && ! command -v redis-server >/dev/null; then
 fi
 
 bin=$(mktemp -d)
-server_pid= redis_pid=
+server_pid='' redis_pid=''
 stop() { # pid: kill it and wait for it
 	if [ -n "$1" ]; then kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; fi
 }

@@ -29,6 +29,9 @@ if ((${#targets[@]} == 0)); then
   exit 1
 fi
 
+# corpus_files DIR: the names of DIR's files, sorted (nothing when it is missing).
+corpus_files() { { find "$1" -maxdepth 1 -type f -printf '%f\n' 2>/dev/null || true; } | sort; }
+
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 failed=()
@@ -36,7 +39,7 @@ start=$SECONDS
 for t in "${targets[@]}"; do
   read -r dir name <<<"$t"
   corpus="$dir/testdata/fuzz/$name"
-  before=$(ls "$corpus" 2>/dev/null | sort || true)
+  before=$(corpus_files "$corpus")
   echo "== fuzz $name ($dir, $fuzztime)"
   if go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" -fuzzminimizetime 10s "./$dir/" >"$logs/$name.log" 2>&1; then
     tail -n 1 "$logs/$name.log"
@@ -45,7 +48,7 @@ for t in "${targets[@]}"; do
   # The fuzzing engine itself sometimes gives up waiting for a busy worker
   # ("context deadline exceeded", no failing input): not a finding. Once more.
   if grep -q '^    context deadline exceeded$' "$logs/$name.log" &&
-    [ "$before" = "$(ls "$corpus" 2>/dev/null | sort || true)" ]; then
+    [ "$before" = "$(corpus_files "$corpus")" ]; then
     echo "fuzz.sh: $name: the fuzzing engine timed out on a worker (no input failed); running it again"
     if go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" -fuzzminimizetime 10s "./$dir/" >"$logs/$name.log" 2>&1; then
       tail -n 1 "$logs/$name.log"
@@ -53,7 +56,7 @@ for t in "${targets[@]}"; do
     fi
   fi
   grep -v '^fuzz: elapsed' "$logs/$name.log" | tail -n 30
-  new=$(comm -13 <(echo "$before") <(ls "$corpus" 2>/dev/null | sort || true))
+  new=$(comm -13 <(echo "$before") <(corpus_files "$corpus"))
   if [ -n "$new" ]; then
     for f in $new; do
       echo "fuzz.sh: $name found a failing input: $corpus/$f"

@@ -2,8 +2,8 @@
 # Runs every test of SSE Broker. On a fresh Debian machine it first installs
 # what the tests need from Debian's packages: Chromium (browser tests),
 # redis-server (Redis store, several nodes), nginx (the shipped load
-# balancer config), docker-compose (to parse the compose files). Go must be
-# on PATH.
+# balancer config), docker-compose (to parse the compose files), shellcheck
+# (the scripts). Go must be on PATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +14,7 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
 if ((${#need[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -32,8 +33,11 @@ for f in docker-compose.yml docker-compose.single.yml; do
   docker-compose -f "$f" config -q
 done
 
+echo "== shellcheck"
+shellcheck scripts/*.sh .ci/run
+
 echo "== gofmt / vet / staticcheck"
-unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+unformatted=$( (git ls-files -z '*.go' 2>/dev/null || find . -name '*.go' -print0) | xargs -0 gofmt -l)
 if [ -n "$unformatted" ]; then echo "gofmt would change: $unformatted"; exit 1; fi
 go vet ./...
 go tool staticcheck ./... # pinned in go.mod's tool block

@@ -319,13 +319,17 @@ func TestBaselineModeCountsBySequence(t *testing.T) {
 }
 
 func TestSVGIsWellFormed(t *testing.T) {
-	r := &Result{Target: "broker", Scenario: "fanout <&>", Connected: 3, Streams: 1,
+	r := &Result{Target: "broker", Scenario: "fanout <&>", Connected: 3, Streams: 1, Tag: "t1-fanout-redis",
+		Time:      "2026-11-22T02:00:00Z",
 		PerSecond: []float64{0, 100, 2000, 1500}, PublishedPerSec: []float64{10, 20, 30, 40},
 		LatencyUS: Latency{120, 300, 900, 4000, 12000}}
 	for _, res := range []*Result{r, {Target: "baseline"}} {
 		var b bytes.Buffer
 		if err := writeSVG(&b, res); err != nil {
 			t.Fatal(err)
+		}
+		if hasTag := strings.Contains(b.String(), ">tag t1-fanout-redis, 2026-11-22T02:00:00Z<"); hasTag != (res.Tag != "") {
+			t.Fatalf("tag line shown %v, run tagged %q", hasTag, res.Tag)
 		}
 		d := xml.NewDecoder(&b)
 		elems := 0

@@ -25,6 +25,12 @@ func writeSVG(w io.Writer, r *Result) error {
 	fmt.Fprintf(&b, `<text x="%d" y="20" font-size="14">%s</text>`+"\n", pad,
 		esc(fmt.Sprintf("%s / %s: %d subscribers, %d streams, lost %d, dup %d, %.0f delivered/s",
 			r.Target, r.Scenario, r.Connected, r.Streams, r.Lost, r.Duplicated, r.DeliveredPerSec)))
+	if r.Tag != "" {
+		// The tag names the invocation (and the store, as bench.sh's
+		// -bolt or -redis suffix): a chart is found again in the JSON lines.
+		fmt.Fprintf(&b, `<text x="%d" y="36" font-size="11" fill="#555">%s</text>`+"\n", pad,
+			esc(fmt.Sprintf("tag %s, %s", r.Tag, r.Time)))
+	}
 
 	// Panel 1: throughput per second.
 	x0, y0, pw, ph := float64(pad), float64(H-pad), 380.0, float64(H-2*pad-10)

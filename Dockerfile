@@ -18,6 +18,8 @@ COPY configs/ /configs/
 COPY --from=build --chown=nonroot:nonroot /out/data /data
 USER nonroot:nonroot
 EXPOSE 8080
-HEALTHCHECK --interval=10s --timeout=3s --retries=3 CMD ["/broker", "healthcheck"]
+# The check reads the same file and BROKER_* variables as the broker, so it
+# follows a changed listen port or TLS.
+HEALTHCHECK --interval=10s --timeout=3s --retries=3 CMD ["/broker", "healthcheck", "--config", "/configs/broker.yaml"]
 ENTRYPOINT ["/broker"]
 CMD ["--config", "/configs/broker.yaml"]

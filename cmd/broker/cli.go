@@ -78,7 +78,9 @@ func runServe(c cli, args []string) int {
 	return serveCmd(args, configEnviron(c.environ), c.stdout, c.stderr)
 }
 
-func runHealthcheck(c cli, args []string) int { return healthcheck(args, c.stderr) }
+func runHealthcheck(c cli, args []string) int {
+	return healthcheck(args, configEnviron(c.environ), c.stdout, c.stderr)
+}
 
 // runHelp lists the commands, then serve's flags since serve is the
 // default command; with a command name it shows that command's help.

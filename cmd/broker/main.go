@@ -164,25 +164,3 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	log.Info().Msg("broker stopped")
 	return nil
 }
-
-// healthcheck asks a running broker's /readyz and exits 0 when it is
-// ready. It exists for container health checks: the image has no shell,
-// curl or wget.
-func healthcheck(args []string, stderr io.Writer) int {
-	url := "http://127.0.0.1:8080/readyz"
-	if len(args) > 0 {
-		url = args[0]
-	}
-	client := &http.Client{Timeout: 3 * time.Second}
-	res, err := client.Get(url)
-	if err != nil {
-		fmt.Fprintln(stderr, "healthcheck:", err)
-		return 1
-	}
-	_ = res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		fmt.Fprintln(stderr, "healthcheck:", url, "answered", res.Status)
-		return 1
-	}
-	return 0
-}

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sse-broker/broker/internal/brokerproc"
+)
+
+func TestReadyzURL(t *testing.T) {
+	tests := []struct {
+		listen string
+		tls    bool
+		want   string
+	}{
+		{":8080", false, "http://127.0.0.1:8080/readyz"},
+		{"0.0.0.0:9000", false, "http://127.0.0.1:9000/readyz"},
+		{"[::]:9000", true, "https://127.0.0.1:9000/readyz"},
+		{"127.0.0.2:18808", false, "http://127.0.0.2:18808/readyz"},
+		{"localhost:443", true, "https://localhost:443/readyz"},
+		{"[::1]:8080", false, "http://[::1]:8080/readyz"},
+	}
+	for _, tc := range tests {
+		if got := readyzURL(tc.listen, tc.tls); got != tc.want {
+			t.Errorf("readyzURL(%q, %v) = %q, want %q", tc.listen, tc.tls, got, tc.want)
+		}
+	}
+}
+
+// Without a URL, healthcheck asks the address the configuration names, as
+// a container's health check does: it follows BROKER_LISTEN, --listen and
+// the TLS settings of the --config file.
+func TestHealthcheckFollowsTheConfiguration(t *testing.T) {
+	t.Parallel()
+	plain := brokerproc.Start(t)
+	certFile, keyFile, _ := selfSigned(t, t.TempDir())
+	tlsConfig := filepath.Join(t.TempDir(), "tls.yaml")
+	yaml := fmt.Sprintf("tls:\n  cert_file: %q\n  key_file: %q\n", certFile, keyFile)
+	if err := os.WriteFile(tlsConfig, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	secure := brokerproc.Start(t, "--config", tlsConfig)
+
+	tests := []struct {
+		name string
+		args []string
+		env  []string
+		want int
+	}{
+		{"BROKER_LISTEN", nil, []string{"BROKER_LISTEN=" + plain.Addr}, 0},
+		{"--listen", []string{"--listen", plain.Addr}, nil, 0},
+		{"a URL", []string{plain.URL + "/readyz"}, nil, 0},
+		{"TLS from the file", []string{"--config", tlsConfig, "--listen", secure.Addr}, nil, 0},
+		{"plain HTTP to the TLS port", []string{"http://" + secure.Addr + "/readyz"}, nil, 1},
+		{"nothing listening", []string{"--listen", "127.0.0.1:1"}, nil, 1},
+		{"bad configuration", []string{"--listen", "127.0.0.1:1", "--log-level", "loud"}, nil, 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			if code := run(append([]string{"healthcheck"}, tc.args...), tc.env, io.Discard, &stderr); code != tc.want {
+				t.Fatalf("exit %d, want %d; stderr %q", code, tc.want, stderr.String())
+			}
+		})
+	}
+}
+
+func TestHealthcheckHelp(t *testing.T) {
+	for _, args := range [][]string{{"healthcheck", "-h"}, {"healthcheck", "--help"}, {"help", "healthcheck"}} {
+		var stdout bytes.Buffer
+		if code := run(args, nil, &stdout, io.Discard); code != 0 || !strings.HasPrefix(stdout.String(), "Usage: broker healthcheck") {
+			t.Errorf("%v: exit %d, %q", args, code, stdout.String())
+		}
+	}
+}

@@ -22,6 +22,13 @@ type publishAnswer struct {
 	IDs    []string `json:"ids"`
 }
 
+// createAnswer is the body of POST /v1/streams, its fields in SPEC.md's
+// order.
+type createAnswer struct {
+	Stream    string `json:"stream"`
+	EventsURL string `json:"events_url"`
+}
+
 func formatIDs(ids []uint64) []string {
 	out := make([]string, len(ids))
 	for i, id := range ids {
@@ -47,9 +54,8 @@ func (s *Server) createStream(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	eventsURL := "/v1/streams/" + stream + "/events"
 	w.Header().Set("Location", "/v1/streams/"+stream)
-	writeJSON(w, http.StatusCreated, map[string]string{"stream": stream, "events_url": eventsURL})
+	writeJSON(w, http.StatusCreated, createAnswer{Stream: stream, EventsURL: "/v1/streams/" + stream + "/events"})
 }
 
 func (s *Server) publish(w http.ResponseWriter, r *http.Request) {

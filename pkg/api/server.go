@@ -1,6 +1,8 @@
 // Package api is the HTTP transport of SSE Broker: chi routes, request
 // parsing and validation, the mapping of broker errors to answers, and the
-// SSE writer. It decides no ids and no replay; pkg/broker does.
+// SSE writer; around them JWT auth, CORS, rate limits, metrics, the /admin
+// page, the demo chat and the opt-in pprof endpoints. It decides no ids and
+// no replay; pkg/broker does.
 package api
 
 import (

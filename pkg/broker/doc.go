@@ -10,7 +10,7 @@
 // Lock order (a lock may be taken while holding the ones above it, never
 // the other way round):
 //
-//	store stream lock (memory store: memStream.mu)
+//	store locks (memory store: Store.mu, then its stream.mu)
 //	  Hub.mu (read or write)
 //	    hubStream.mu
 //	      Subscriber.mu

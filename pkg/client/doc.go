@@ -6,10 +6,11 @@
 //
 // Publish sends one request with an Idempotency-Key of its own (random, one
 // per call). When the request fails on the network, or the broker answers
-// 502, 503 or 504, it sends the same request again with the same key: if the
-// first attempt was stored and only its answer was lost, the broker answers
-// the retry with the first attempt's ids and publishes nothing. So a retry
-// never publishes twice. 4xx answers are never retried.
+// 429, 502, 503 or 504, it sends the same request again with the same key,
+// after the answer's Retry-After when it has one: if the first attempt was
+// stored and only its answer was lost, the broker answers the retry with the
+// first attempt's ids and publishes nothing. So a retry never publishes
+// twice. Other 4xx answers are never retried.
 //
 // # Subscribing
 //

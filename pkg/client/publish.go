@@ -169,7 +169,8 @@ func (c *Client) postOnce(ctx context.Context, path string, body []byte, key str
 	if resp.StatusCode != want {
 		ae := readAPIError(resp)
 		switch resp.StatusCode {
-		case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		// 429 stored nothing: the retry waits the answer's Retry-After.
+		case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
 			return PublishResult{}, true, fmt.Errorf("POST %s: %w", path, ae)
 		}
 		return PublishResult{}, false, fmt.Errorf("POST %s: %w", path, ae)

@@ -154,9 +154,31 @@ func TestPublishHonoursRetryAfterAndContext(t *testing.T) {
 	}
 }
 
+// A 429 is retried with the same key once its Retry-After has passed, as
+// the Python and Node examples do: a publisher over the rate still gets
+// its events stored, once.
+func TestPublishRetries429AfterRetryAfter(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	f := startFaultFront(t, b.URL, 1, http.StatusTooManyRequests, "1")
+	start := time.Now()
+	res, err := client.New(f.URL).Publish(testCtx(t), "limited", client.Message{Data: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(start); waited < time.Second {
+		t.Fatalf("retried after %v, before the 1 s Retry-After", waited)
+	}
+	if keys := f.seen(); len(keys) != 2 || keys[0] == "" || keys[1] != keys[0] {
+		t.Fatalf("keys of the attempts: %q; want 2 equal, non-empty", keys)
+	}
+	if len(res.IDs) != 1 || res.Replayed {
+		t.Fatalf("answer: %+v", res)
+	}
+}
+
 func TestPublishNeverRetries4xx(t *testing.T) {
 	b := testbroker.Start(t, testbroker.Options{})
-	for _, status := range []int{http.StatusBadRequest, http.StatusTooManyRequests, http.StatusConflict} {
+	for _, status := range []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusConflict} {
 		f := startFaultFront(t, b.URL, 1000, status, "1")
 		_, err := client.New(f.URL).Publish(testCtx(t), "s", client.Message{Data: "x"})
 		var ae *client.APIError

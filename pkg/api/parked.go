@@ -139,11 +139,12 @@ func (pr *parkRegistry) wakeAll() {
 }
 
 // canPark reports whether r's connection can be taken over: plain
-// HTTP/1.x. (A TLS connection could be, but its writes would then block a
+// HTTP/1.1. (A TLS connection could be, but its writes would then block a
 // delivery goroutine the way a socket write does not, and HTTP/2 streams
-// share their connection.)
+// share their connection. An HTTP/1.0 client cannot read the chunked
+// answer a parked subscription writes; net/http answers it unchunked.)
 func canPark(r *http.Request) bool {
-	return r.ProtoMajor == 1 && r.TLS == nil
+	return r.ProtoMajor == 1 && r.ProtoMinor >= 1 && r.TLS == nil
 }
 
 // hijack takes w's connection over from net/http. It fails, having

@@ -170,3 +170,58 @@ func TestParkedSubscriptionsEndOnShutdown(t *testing.T) {
 		}
 	}
 }
+
+// An HTTP/1.0 client cannot read a chunked body: its subscription is not
+// parked (a parked one writes chunks) but served by net/http, which
+// answers a 1.0 request with a plain body that ends when the connection
+// closes.
+func TestHTTP10SubscriberGetsAnUnchunkedStream(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	u, err := url.Parse(b.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(conn, "GET /v1/streams/old-client/events HTTP/1.0\r\nHost: "+u.Host+"\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(conn)
+	var head []string
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("reading the head: %v (so far %q)", err, head)
+		}
+		if line = strings.TrimRight(line, "\r\n"); line == "" {
+			break
+		}
+		head = append(head, line)
+	}
+	if !strings.HasSuffix(head[0], " 200 OK") {
+		t.Fatalf("status line %q", head[0])
+	}
+	for _, h := range head[1:] {
+		if strings.HasPrefix(strings.ToLower(h), "transfer-encoding:") {
+			t.Fatalf("an HTTP/1.0 answer with %q; head %q", h, head)
+		}
+	}
+	if status, _, body := b.Do(t, "POST", "/v1/streams/old-client/messages", nil, "hello"); status != http.StatusCreated {
+		t.Fatalf("publish: %d %s", status, body)
+	}
+	// The body is the event stream itself: no chunk-size lines.
+	want := []string{"retry: 3000", "", "id: ", "data: hello"}
+	for _, w := range want {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("reading the body until %q: %v", w, err)
+		}
+		if line = strings.TrimRight(line, "\n"); !strings.HasPrefix(line, w) || (w == "" && line != "") {
+			t.Fatalf("body line %q, want %q", line, w)
+		}
+	}
+}

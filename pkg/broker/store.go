@@ -42,7 +42,10 @@ import (
 //   - Bounds. History is trimmed by count and age; the stop event of a
 //     closed stream is kept until the stream expires, so a late subscriber
 //     always learns that the stream ended. Streams idle (no publish, no
-//     subscriber on this node) longer than the idle TTL are deleted.
+//     subscriber on this node) longer than the idle TTL are deleted; the
+//     time counts from the last publish or from when the last subscriber
+//     left, whichever is later (see StoreOptions.IdleSince), so a stream
+//     read long after its last publish survives its reader's reconnect.
 //
 //   - Idempotency. A Publish with a key already used on the stream, while
 //     any event of that first publish is still retained, stores nothing and
@@ -142,6 +145,27 @@ type StoreOptions struct {
 // [50ms, 30s], keeps the overshoot small without busy work.
 func (o StoreOptions) SweepInterval() time.Duration {
 	return min(max(min(o.MaxAge, o.IdleTTL)/4, 50*time.Millisecond), 30*time.Second)
+}
+
+// IdleSince is when a stream became idle: its last publish, or the moment
+// its last subscriber may have left, whichever is later. A store's sweep
+// sees subscribers only when it runs, so a subscriber seen at lastWatched
+// (zero: never) may have stayed until the next sweep; counting from then
+// keeps a stream for at least the idle TTL after its last subscriber left,
+// and a client that reconnects (EventSource waits retry: first) finds the
+// stream and its history still there.
+func (o StoreOptions) IdleSince(lastPublish, lastWatched time.Time) time.Time {
+	if lastWatched.IsZero() {
+		return lastPublish
+	}
+	return later(lastPublish, lastWatched.Add(o.SweepInterval()))
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // RunJanitor calls sweep every interval until stop is closed, then closes

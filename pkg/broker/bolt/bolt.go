@@ -99,6 +99,11 @@ type Store struct {
 
 	mu    sync.RWMutex
 	cache map[string]meta // every stream's record as of the last commit
+
+	// watched is the janitor's own: when its sweep last saw a subscriber
+	// on each stream (see broker.StoreOptions.IdleSince). It is not on
+	// disk: after a restart no subscriber is left to wait for.
+	watched map[string]time.Time
 }
 
 var _ broker.Store = (*Store)(nil)
@@ -137,6 +142,7 @@ func Open(path string, opts broker.StoreOptions, fan broker.Fanout) (*Store, err
 		committerDone: make(chan struct{}),
 		janitorDone:   make(chan struct{}),
 		cache:         make(map[string]meta),
+		watched:       make(map[string]time.Time),
 	}
 	maxID, err := s.load()
 	if err != nil {
@@ -422,25 +428,38 @@ func (s *Store) Close() error {
 // decides again on what is on disk.
 func (s *Store) sweep(now time.Time) {
 	cutoff := now.Add(-s.opts.MaxAge).UnixNano()
-	var names, idle []string
+	type candidate struct {
+		name        string
+		aged        bool // holds events older than the max age
+		lastPublish time.Time
+	}
 	s.mu.RLock()
+	streams := make([]candidate, 0, len(s.cache))
 	for name, m := range s.cache {
-		switch {
-		case m.retained > 0 && m.firstTime < cutoff && !m.stopIsFirst():
-			names = append(names, name)
-		case now.Sub(time.Unix(0, m.lastPublish)) > s.opts.IdleTTL:
-			idle = append(idle, name)
-		}
+		aged := m.retained > 0 && m.firstTime < cutoff && !m.stopIsFirst()
+		streams = append(streams, candidate{name, aged, time.Unix(0, m.lastPublish)})
 	}
 	s.mu.RUnlock()
-	for _, name := range idle { // the Fanout is asked without s.mu held
-		if s.fan.Subscribers(name) == 0 {
-			names = append(names, name)
+	var names []string
+	expire := make(map[string]bool)
+	for _, c := range streams { // the Fanout is asked without s.mu held
+		if s.fan.Subscribers(c.name) > 0 {
+			s.watched[c.name] = now
+		} else if now.Sub(s.opts.IdleSince(c.lastPublish, s.watched[c.name])) > s.opts.IdleTTL {
+			expire[c.name] = true
+		}
+		if c.aged || expire[c.name] {
+			names = append(names, c.name)
+		}
+	}
+	for name, at := range s.watched { // forget what no longer keeps a stream
+		if now.Sub(s.opts.IdleSince(time.Time{}, at)) > s.opts.IdleTTL {
+			delete(s.watched, name)
 		}
 	}
 	for len(names) > 0 {
 		n := min(len(names), sweepChunk)
-		r := &request{op: opSweep, names: names[:n:n]}
+		r := &request{op: opSweep, names: names[:n:n], expire: expire}
 		names = names[n:]
 		if err := s.submit(context.Background(), r); err != nil {
 			if !errors.Is(err, errClosed) {

@@ -414,6 +414,31 @@ func TestJanitorTrimsAndExpires(t *testing.T) {
 	})
 }
 
+// A stream whose last publish is long past but that had a subscriber
+// until a moment ago is kept a whole idle TTL from then: a client that
+// drops and reconnects after EventSource's retry: finds its history.
+func TestWatchedStreamOutlivesItsSubscriber(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fan := storetest.NewRecorder()
+		s := open(t, filepath.Join(t.TempDir(), "broker.db"), broker.StoreOptions{MaxAge: 24 * time.Hour, IdleTTL: time.Hour}, fan)
+		pub(t, s, "read", "answer")
+		fan.SetSubscribers("read", 1)
+		time.Sleep(2 * time.Hour) // read long after the answer ended
+		synctest.Wait()
+		fan.SetSubscribers("read", 0) // the connection drops
+		time.Sleep(time.Hour - time.Minute)
+		synctest.Wait()
+		if _, err := s.Info(context.Background(), "read"); err != nil {
+			t.Fatalf("%v after its subscriber left (idle TTL 1h): %v", time.Hour-time.Minute, err)
+		}
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		if _, err := s.Info(context.Background(), "read"); !errors.Is(err, broker.ErrStreamNotFound) {
+			t.Fatalf("an hour past the idle TTL, the stream is still there: %v", err)
+		}
+	})
+}
+
 func TestCountBoundAndStopIsKept(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s, _ := newStore(t, broker.StoreOptions{MaxEvents: 3, MaxAge: time.Minute})

@@ -28,7 +28,8 @@ type request struct {
 	msgs   []broker.Message // opPublish
 	key    string           // opPublish: Idempotency-Key or ""
 	data   string           // opClose: data of the stop event
-	names  []string         // opSweep
+	names  []string         // opSweep: streams to trim
+	expire map[string]bool  // opSweep: those of names that were idle
 	size   int              // bytes of event data, for maxBatchBytes
 
 	res  broker.PublishResult
@@ -212,7 +213,7 @@ func (b *batch) apply(r *request) error {
 		}
 		return b.remove(w)
 	case opSweep:
-		return b.sweep(r.names)
+		return b.sweep(r.names, r.expire)
 	}
 	return fmt.Errorf("unknown request %d", r.op)
 }
@@ -432,9 +433,10 @@ func (b *batch) remove(w *wstream) error {
 	return nil
 }
 
-// sweep trims the named streams and expires the idle ones: no publish for
-// the idle TTL and no subscriber on this node.
-func (b *batch) sweep(names []string) error {
+// sweep trims the named streams and expires those of them the janitor
+// found idle that still are: no publish for the idle TTL and no subscriber
+// on this node.
+func (b *batch) sweep(names []string, expire map[string]bool) error {
 	for _, name := range names {
 		w, err := b.get(name)
 		if err != nil {
@@ -447,7 +449,7 @@ func (b *batch) sweep(names []string) error {
 			return err
 		}
 		idle := b.now.Sub(time.Unix(0, w.m.lastPublish))
-		if idle > b.s.opts.IdleTTL && b.s.fan.Subscribers(name) == 0 {
+		if expire[name] && idle > b.s.opts.IdleTTL && b.s.fan.Subscribers(name) == 0 {
 			if err := b.remove(w); err != nil {
 				return err
 			}

@@ -45,6 +45,7 @@ type stream struct {
 	stopID      uint64
 	createdAt   time.Time
 	lastPublish time.Time
+	lastWatched time.Time // the last sweep that saw a subscriber; zero: none
 
 	idem      map[string][]uint64 // Idempotency-Key → ids of that publish
 	idemOrder []idemRef           // keys in publish order, for eviction
@@ -362,6 +363,9 @@ func (s *Store) sweep(now time.Time) {
 		}
 		st.mu.Lock()
 		s.trim(st, now)
+		if s.fan.Subscribers(name) > 0 {
+			st.lastWatched = now
+		}
 		idle := s.idle(name, st, now)
 		st.mu.Unlock()
 		if idle {
@@ -370,8 +374,11 @@ func (s *Store) sweep(now time.Time) {
 	}
 }
 
+// idle reports whether st has had no publish and no subscriber for longer
+// than the idle TTL.
 func (s *Store) idle(name string, st *stream, now time.Time) bool {
-	return !st.deleted && now.Sub(st.lastPublish) > s.opts.IdleTTL && s.fan.Subscribers(name) == 0
+	return !st.deleted && now.Sub(s.opts.IdleSince(st.lastPublish, st.lastWatched)) > s.opts.IdleTTL &&
+		s.fan.Subscribers(name) == 0
 }
 
 // expire deletes name if it is still idle once the map lock is held.
@@ -386,6 +393,6 @@ func (s *Store) expire(name string, now time.Time) {
 	defer st.mu.Unlock()
 	if s.idle(name, st, now) {
 		s.remove(name, st)
-		s.opts.Logger.Info().Str("stream", name).Dur("idle", now.Sub(st.lastPublish)).Msg("stream expired")
+		s.opts.Logger.Info().Str("stream", name).Dur("idle", now.Sub(s.opts.IdleSince(st.lastPublish, st.lastWatched))).Msg("stream expired")
 	}
 }

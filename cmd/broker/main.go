@@ -158,6 +158,13 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	if derr := <-drained; derr != nil {
 		log.Warn().Err(derr).Msg("draining the API")
 	}
+	// Once more, now that net/http has no handler left: a subscribe that
+	// was still being read when the first wait found nothing may have
+	// taken its connection over since. It ends at once (draining is set);
+	// this waits for that before the store closes.
+	if derr := apiServer.Shutdown(shutdownCtx); derr != nil {
+		log.Warn().Err(derr).Msg("draining the API")
+	}
 	if err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}

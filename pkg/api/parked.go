@@ -87,10 +87,24 @@ var chunkPool = sync.Pool{New: func() any {
 }}
 
 // parkRegistry is the set of this Server's parked subscriptions, for
-// Shutdown: net/http forgets connections it handed over.
+// Shutdown: net/http forgets connections it handed over. setup counts the
+// subscribe handlers still setting up, which may yet park.
 type parkRegistry struct {
-	mu  sync.Mutex
-	set map[*parkedSubscription]struct{}
+	mu    sync.Mutex
+	set   map[*parkedSubscription]struct{}
+	setup int
+}
+
+func (pr *parkRegistry) setupStarted() {
+	pr.mu.Lock()
+	pr.setup++
+	pr.mu.Unlock()
+}
+
+func (pr *parkRegistry) setupDone() {
+	pr.mu.Lock()
+	pr.setup--
+	pr.mu.Unlock()
 }
 
 func (pr *parkRegistry) add(p *parkedSubscription) {
@@ -108,22 +122,23 @@ func (pr *parkRegistry) remove(p *parkedSubscription) {
 	delete(pr.set, p)
 }
 
-// wait returns once every parked subscription has ended, or ctx has. It
-// polls: it runs once, at shutdown, and a WaitGroup could not take the
-// subscriptions that still park while it waits.
+// wait returns once every parked subscription has ended and no subscribe
+// handler is still setting up, or ctx has ended. It polls: it runs at
+// shutdown, and a WaitGroup could not take the subscriptions that still
+// park while it waits.
 func (pr *parkRegistry) wait(ctx context.Context) error {
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	for {
 		pr.mu.Lock()
-		n := len(pr.set)
+		n := len(pr.set) + pr.setup
 		pr.mu.Unlock()
 		if n == 0 {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for %d parked subscriptions to end: %w", n, ctx.Err())
+			return fmt.Errorf("waiting for %d parked or starting subscriptions to end: %w", n, ctx.Err())
 		case <-t.C:
 		}
 	}

@@ -6,13 +6,20 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/sse-broker/broker/internal/testbroker"
+	"github.com/sse-broker/broker/pkg/api"
+	"github.com/sse-broker/broker/pkg/broker"
+	"github.com/sse-broker/broker/pkg/broker/memory"
+	"github.com/sse-broker/broker/pkg/broker/storetest"
 	"github.com/sse-broker/broker/pkg/sse"
 )
 
@@ -223,5 +230,55 @@ func TestHTTP10SubscriberGetsAnUnchunkedStream(t *testing.T) {
 		if line = strings.TrimRight(line, "\n"); !strings.HasPrefix(line, w) || (w == "" && line != "") {
 			t.Fatalf("body line %q, want %q", line, w)
 		}
+	}
+}
+
+// slowReads delays every history read, as a Redis round trip can.
+type slowReads struct {
+	broker.Store
+	delay time.Duration
+}
+
+func (s slowReads) Read(ctx context.Context, stream string, after uint64, limit int) (broker.ReadResult, error) {
+	time.Sleep(s.delay)
+	return s.Store.Read(ctx, stream, after, limit)
+}
+
+// Shutdown waits for a subscription that was still reading its backlog
+// when the drain began: it takes its connection over afterwards, where
+// net/http no longer waits for it, and must still have ended cleanly
+// before Shutdown returns (the store closes right after).
+func TestShutdownWaitsForSubscriptionsBeingSetUp(t *testing.T) {
+	hub := broker.NewHub(100, 16)
+	mem := memory.New(storetest.Defaults(broker.StoreOptions{}), hub)
+	t.Cleanup(func() { _ = mem.Close() })
+	srv := api.New(api.Options{Broker: broker.New(slowReads{mem, 300 * time.Millisecond}, hub),
+		Logger: zerolog.Nop(), Retry: time.Second, Heartbeat: time.Second, MaxBody: 1 << 20})
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+
+	ended := make(chan time.Time, 1)
+	go func() {
+		res, err := http.Get(ts.URL + "/v1/streams/s/events")
+		if err == nil {
+			_, _ = io.Copy(io.Discard, res.Body)
+			_ = res.Body.Close()
+		}
+		ended <- time.Now()
+	}()
+	time.Sleep(100 * time.Millisecond) // the handler is in the slow read now
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	returned := time.Now()
+	select {
+	case at := <-ended:
+		if at.After(returned) {
+			t.Fatalf("the subscription ended %v after Shutdown returned", at.Sub(returned))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the subscription did not end")
 	}
 }

@@ -116,6 +116,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 // and the demo's publishers stop. It waits for the demo publishers until
 // ctx ends. Call it beside http.Server.Shutdown, which waits for in-flight
 // publishes: an SSE handler is never idle, so Shutdown alone never ends.
+// Calling it again after http.Server.Shutdown has returned also waits for
+// a subscription that took its connection over in the meantime.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.drainOnce.Do(func() {
 		s.isDraining.Store(true)

@@ -38,7 +38,11 @@ func resumePoint(r *http.Request) (uint64, error) {
 // functions that have returned by then, so the parked stack stays under a
 // quarter of 16 KiB and the runtime can shrink it at GC.
 func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
+	// Counted from the start: once it hijacks its connection, net/http's
+	// Shutdown no longer waits for this handler, and Server.Shutdown must.
+	s.parked.setupStarted()
 	sub, sw := s.startSubscription(w, r)
+	s.parked.setupDone()
 	if sub == nil {
 		return
 	}

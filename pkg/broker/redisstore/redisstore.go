@@ -520,12 +520,21 @@ func (s *Store) snapshot(parent context.Context, stream string, after uint64, li
 	if after > 0 {
 		afterArg = redisID(after)
 	}
-	res, err := scriptRead.Run(ctx, s.rdb, []string{k.meta, k.x, k.idem, k.order}, s.maxAgeMS, afterArg, limit).Slice()
+	res, err := scriptRead.Run(ctx, s.rdb, []string{k.meta, k.x, k.idem, k.order, keyHW}, s.maxAgeMS, afterArg, limit).Slice()
 	if err != nil {
 		return snapshot{}, s.fail(parent, what, err)
 	}
 	if n, _ := res[0].(int64); n == 0 {
-		return snapshot{}, nil
+		// No such stream. last is sseb:hw: every id a deleted life of it
+		// issued is at or below it, and a frame of that life that this
+		// node's feed delivers late must be dropped, not sent.
+		var sn snapshot
+		if hw, _ := res[1].(string); hw != "" {
+			if sn.last, err = parseRedisID(hw); err != nil {
+				return snapshot{}, s.fail(parent, what, err)
+			}
+		}
+		return sn, nil
 	}
 	if len(res) != 9 {
 		return snapshot{}, s.fail(parent, what, fmt.Errorf("unexpected answer of %d elements", len(res)))
@@ -569,7 +578,7 @@ func (s *Store) Read(ctx context.Context, stream string, after uint64, limit int
 		return broker.ReadResult{}, err
 	}
 	if !sn.exists {
-		return broker.ReadResult{Gap: after > 0}, nil
+		return broker.ReadResult{Gap: after > 0, LastID: sn.last}, nil
 	}
 	events := make([]broker.Event, 0, len(sn.entries))
 	for _, e := range sn.entries {

@@ -529,6 +529,73 @@ func TestDeleteAndRepublishAtOnce(t *testing.T) {
 	}
 }
 
+// lagging forwards to a Hub, but holds back every frame of stream "busy"
+// until gate closes, and the frames after it with it: a node whose event
+// feed runs behind (a big frame, a GC pause, a busy CPU).
+type lagging struct {
+	*broker.Hub
+	gate chan struct{}
+}
+
+func (l lagging) Deliver(f *broker.Frame) {
+	if f.Stream == "busy" {
+		<-l.gate
+	}
+	l.Hub.Deliver(f)
+}
+
+// A client that subscribes, on a node whose feed lags, to a stream just
+// deleted on another node never gets an event of the deleted life when
+// the feed catches up: it subscribed to a stream with nothing in it.
+func TestLateFrameOfADeletedStreamIsDropped(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	hubA := broker.NewHub(100, 100)
+	fanA := lagging{hubA, make(chan struct{})}
+	a, err := New(ctx, Options{URL: srv.URL}, storetest.Defaults(broker.StoreOptions{}), fanA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Close() })
+	b := newNode(t, srv.URL, broker.StoreOptions{}, 0)
+
+	b.publish(t, "busy", "x")     // node A's feed is stuck on this one
+	b.publish(t, "s", "old life") // and this waits behind it
+	if err := b.store.Delete(ctx, "s"); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := broker.New(a, hubA).Subscribe(ctx, "s", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if sub.Gap || len(sub.Backlog) != 0 {
+		t.Fatalf("subscribe after the delete: gap %v, backlog %d", sub.Gap, len(sub.Backlog))
+	}
+	close(fanA.gate) // the feed catches up: the old frame, then the delete
+	var got []string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		reason, err := sub.Drain(func(wire []byte, _ int, _ time.Time) error {
+			got = append(got, string(wire))
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if reason != broker.EndNone {
+			break // the delete ended the subscription: everything before it was drained
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the delete never reached the subscription")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(got) > 0 {
+		t.Fatalf("got an event of the deleted life: %q", got)
+	}
+}
+
 func TestEvictionPolicy(t *testing.T) {
 	srv := redistest.Start(t, "--maxmemory-policy", "allkeys-lru")
 	_, err := New(context.Background(), Options{URL: srv.URL}, storetest.Defaults(broker.StoreOptions{}), broker.NewHub(10, 10))

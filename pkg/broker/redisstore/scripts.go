@@ -128,12 +128,16 @@ else
 end
 -- A new Redis Stream key starts above every id this stream name may have
 -- issued before: the previous life (hw, meta), and what this node saw.
+-- The first id is always explicit then, never '*': a Redis that gives '*'
+-- a time sampled when the script started (newer versions snapshot the
+-- command time) could put it a millisecond before now (TIME), at or below
+-- the floor.
 local id = '*'
 if redis.call('EXISTS', x) == 0 then
   local f = idmax(idmax(redis.call('HGET', meta, 'last') or '', redis.call('GET', hw) or ''), floor)
   if f and f ~= '' then
     local fms, fm, fs = idparts(f)
-    if fm >= now then id = fms .. '-' .. int(fs + 1) end
+    if fm >= now then id = fms .. '-' .. int(fs + 1) else id = int(now) .. '-0' end
   end
 end
 local res = {'ok', created}
@@ -184,15 +188,15 @@ return 'created'
 
 // scriptRead is a consistent snapshot of a stream (after trimming by age).
 //
-// KEYS: meta, x, idem, order. ARGV: maxAgeMs, after ("ms-seq" or ""),
+// KEYS: meta, x, idem, order, hw. ARGV: maxAgeMs, after ("ms-seq" or ""),
 // limit (0: all, -1: none, only the counts).
 //
-// Answers {0} for a stream that does not exist, else {1, created, closed,
-// stop, last, first, retained, gap, entries}.
+// Answers {0, hw} for a stream that does not exist (hw: sseb:hw, or ""),
+// else {1, created, closed, stop, last, first, retained, gap, entries}.
 var scriptRead = redis.NewScript(luaPrelude + `
-local meta, x, idem, order = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local meta, x, idem, order, hw = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local maxage, after, limit = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
-if redis.call('EXISTS', meta) == 0 then return {0} end
+if redis.call('EXISTS', meta) == 0 then return {0, redis.call('GET', hw) or ''} end
 trimage(meta, x, idem, order, nowms(), maxage)
 local h = redis.call('HMGET', meta, 'created', 'closed', 'stop', 'last', 'trim')
 local first = redis.call('XRANGE', x, '-', '+', 'COUNT', 1)

@@ -35,11 +35,12 @@ import (
 // runtime's free list and its buffer from a pool, so a delivery allocates
 // nothing in steady state.
 //
-// What is lost against a goroutine blocked in net/http: net/http notices a
-// client that hangs up at once, because it keeps reading the connection. A
-// parked subscription notices on its next write, and when it has nothing
-// to write it looks (a non-blocking peek, no goroutine) at each heartbeat:
-// a vanished client is let go within one heartbeat interval.
+// A goroutine blocked in net/http notices a client that hangs up at once,
+// because it keeps reading the connection. A parked subscription is told
+// by the hang-up watcher (one epoll goroutine for all of them, on Linux),
+// and elsewhere notices on its next write, or at its next heartbeat (a
+// non-blocking peek, no goroutine): a vanished client is let go within one
+// heartbeat interval at worst.
 //
 // HTTP/2 and TLS connections cannot be taken over this way and stay on the
 // goroutine path (wait).
@@ -57,6 +58,10 @@ type parkedSubscription struct {
 	// expired is set by the token's expiry timer (nil without auth).
 	expired atomic.Bool
 	expiry  *time.Timer
+	// hangup is set when the hang-up watcher saw the client go;
+	// hangupKey is the watcher's key for this connection (under its lock).
+	hangup    atomic.Bool
+	hangupKey uint64
 
 	// buf is the chunk being written; it comes from chunkPool for one
 	// delivery and goes back after it.
@@ -212,6 +217,7 @@ func writeHead(dst []byte, h http.Header) []byte {
 // park starts the parked life of a subscription whose head and backlog
 // are written: from now on the hub's wake schedules its deliveries.
 func (s *Server) park(r *http.Request, p *parkedSubscription) {
+	s.hangups.watch(p)
 	p.sub.OnReady(p.wake)
 	if end, ok := s.sessionEnd(r); ok {
 		p.expiry = time.AfterFunc(time.Until(end), func() {
@@ -280,6 +286,9 @@ func (p *parkedSubscription) deliver() bool {
 		return false
 	case p.expired.Load():
 		p.end(broker.EndNone, nil, "subscription ended: token expired")
+		return false
+	case p.hangup.Load():
+		p.end(broker.EndNone, errPeerGone, "")
 		return false
 	}
 	p.buf = chunkPool.Get().(*[]byte)
@@ -356,6 +365,7 @@ func (p *parkedSubscription) end(reason broker.EndReason, err error, msg string)
 		_ = p.conn.SetWriteDeadline(time.Now().Add(subscriberWriteTimeout))
 		_, err = p.conn.Write(lastChunk)
 	}
+	p.srv.hangups.unwatch(p) // before Close: the descriptor is still p's
 	_ = p.conn.Close()
 	if p.expiry != nil {
 		p.expiry.Stop()

@@ -282,3 +282,29 @@ func TestShutdownWaitsForSubscriptionsBeingSetUp(t *testing.T) {
 		t.Fatal("the subscription did not end")
 	}
 }
+
+// A client that hangs up gives its place back at once, not at its next
+// heartbeat: with subscribers.max reached, a browser that comes back after
+// a network blip is served, not refused with 503 by its own ghost. (On
+// Linux; elsewhere the heartbeat's peek lets it go.)
+func TestHangUpFreesThePlaceAtOnce(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the hang-up watcher uses epoll")
+	}
+	b := testbroker.Start(t, testbroker.Options{MaxSubscribers: 1, Heartbeat: time.Hour})
+	first := rawSubscribe(t, b, "/v1/streams/blip/events") // has the answer's head
+	waitFor(t, "the subscriber to register", func() bool { return b.Broker.Stats().Subscribers == 1 })
+	_ = first.conn.Close()
+	waitFor(t, "the hung-up subscriber to be let go", func() bool { return b.Broker.Stats().Subscribers == 0 })
+	again := rawSubscribe(t, b, "/v1/streams/blip/events") // fails on a 503
+	publish(t, b, "blip", "after the blip")
+	if ev := again.next(t); ev.Data != "after the blip" {
+		t.Fatalf("got %+v", ev)
+	}
+
+	// A reset (the client's process killed) is noticed the same way.
+	tcp := again.conn.(*net.TCPConn)
+	_ = tcp.SetLinger(0)
+	_ = tcp.Close()
+	waitFor(t, "the reset subscriber to be let go", func() bool { return b.Broker.Stats().Subscribers == 0 })
+}

@@ -79,6 +79,7 @@ type Server struct {
 	demo demoRunner
 
 	heartbeats heartbeatClock
+	hangups    hangupWatcher
 	// parked holds the subscriptions whose connections were taken over
 	// from net/http (see parkedSubscription).
 	parked parkRegistry

@@ -1,0 +1,10 @@
+//go:build !linux
+
+package api
+
+// hangupWatcher has no epoll here: a parked subscription's vanished client
+// is noticed at its next heartbeat (the peek) or write.
+type hangupWatcher struct{}
+
+func (*hangupWatcher) watch(*parkedSubscription) bool { return false }
+func (*hangupWatcher) unwatch(*parkedSubscription)    {}

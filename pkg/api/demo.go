@@ -54,10 +54,6 @@ func (d *demoRunner) shutdown(ctx context.Context) error {
 }
 
 func (s *Server) demoPage(w http.ResponseWriter, r *http.Request) {
-	if !s.opts.Demo {
-		s.writeError(w, r, errNotFound)
-		return
-	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-cache")
 	_, _ = w.Write(web.DemoPage)
@@ -67,10 +63,6 @@ func (s *Server) demoPage(w http.ResponseWriter, r *http.Request) {
 // Broker.Publish a service uses, then closes the stream. It answers 202 at
 // once; the tokens follow over the stream.
 func (s *Server) demoChat(w http.ResponseWriter, r *http.Request) {
-	if !s.opts.Demo {
-		s.writeError(w, r, errNotFound)
-		return
-	}
 	body, err := s.readBody(w, r)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -112,22 +104,29 @@ func (s *Server) demoChat(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, fmt.Errorf("%w: %d demo answers are streaming already", errRateLimited, maxDemoAnswers))
 		return
 	}
+	// The first token is published before the answer, so that what a
+	// service's publish would be refused for (a closed stream: 409, the
+	// store down: 503) is the demo's answer too, not a silent stop.
+	tokens := demoAnswer(req.Message)
+	if _, err := s.broker.Publish(r.Context(), req.Stream, []broker.Message{{Data: tokens[0]}}, ""); err != nil {
+		<-s.demo.slots
+		s.writeError(w, r, err)
+		return
+	}
 	log := hlog.FromRequest(r).With().Str("stream", req.Stream).Logger()
 	s.demo.wg.Add(1)
 	go func() {
 		defer s.demo.wg.Done()
 		defer func() { <-s.demo.slots }()
-		s.streamDemoAnswer(s.demo.ctx, log, req.Stream, req.Message)
+		s.streamDemoAnswer(s.demo.ctx, log, req.Stream, tokens[1:])
 	}()
 	writeJSON(w, http.StatusAccepted, map[string]string{"stream": req.Stream})
 }
 
-func (s *Server) streamDemoAnswer(ctx context.Context, log zerolog.Logger, stream, question string) {
-	for _, token := range demoAnswer(question) {
-		if _, err := s.broker.Publish(ctx, stream, []broker.Message{{Data: token}}, ""); err != nil {
-			log.Warn().Err(err).Msg("demo answer stopped")
-			return
-		}
+// streamDemoAnswer publishes the rest of a demo answer, a token at a time,
+// then closes the stream.
+func (s *Server) streamDemoAnswer(ctx context.Context, log zerolog.Logger, stream string, tokens []string) {
+	for _, token := range tokens {
 		select {
 		case <-ctx.Done():
 			// Shutting down: close the stream so the page does not wait.
@@ -136,6 +135,10 @@ func (s *Server) streamDemoAnswer(ctx context.Context, log zerolog.Logger, strea
 			}
 			return
 		case <-time.After(s.opts.DemoTokenDelay):
+		}
+		if _, err := s.broker.Publish(ctx, stream, []broker.Message{{Data: token}}, ""); err != nil {
+			log.Warn().Err(err).Msg("demo answer stopped")
+			return
 		}
 	}
 	if _, err := s.broker.CloseStream(ctx, stream, ""); err != nil {

@@ -169,9 +169,13 @@ func (s *Server) routes() http.Handler {
 		r.Get(stream+"/messages", s.history)
 		r.Post(stream+"/close", s.closeStream)
 		r.Get(stream+"/events", s.subscribe)
-		r.Post("/v1/demo/chat", s.demoChat)
+		if s.opts.Demo {
+			r.Post("/v1/demo/chat", s.demoChat)
+		}
 	})
-	r.Get("/", s.demoPage)
+	if s.opts.Demo { // off, both paths are unknown: 404 for every method
+		r.Get("/", s.demoPage)
+	}
 	s.mountAdmin(r)
 	if s.opts.Pprof {
 		s.mountPprof(r)

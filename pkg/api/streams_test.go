@@ -252,8 +252,16 @@ func TestDemo(t *testing.T) {
 	}
 	expectEnd(t, s)
 
+	// The answer's stream is closed now: a second question into it is
+	// refused like a service's publish, not accepted and dropped.
+	status, _, body = b.Do(t, "POST", "/v1/demo/chat", http.Header{"Content-Type": {"application/json"}}, `{"stream":"conv","message":"And why red at dusk?"}`)
+	if status != http.StatusConflict || !strings.Contains(body, "stream_closed") {
+		t.Fatalf("demo chat into a closed stream: %d %s", status, body)
+	}
+
 	off := testbroker.Start(t, testbroker.Options{NoDemo: true})
-	for _, req := range []struct{ method, path string }{{"GET", "/"}, {"POST", "/v1/demo/chat"}} {
+	// Every method: a 405 would advertise a method that answers 404.
+	for _, req := range []struct{ method, path string }{{"GET", "/"}, {"POST", "/v1/demo/chat"}, {"POST", "/"}, {"GET", "/v1/demo/chat"}} {
 		if status, _, body := off.Do(t, req.method, req.path, nil, `{"stream":"x","message":"y"}`); status != 404 || !strings.Contains(body, "not_found") {
 			t.Fatalf("demo off: %s %s: %d %s", req.method, req.path, status, body)
 		}

@@ -110,8 +110,8 @@ func (s *Server) sessionEnd(r *http.Request) (time.Time, bool) {
 	if !ok {
 		return time.Time{}, false
 	}
-	end := claims.SessionEnd(time.Now())
-	return end, !end.IsZero()
+	// A subscription ends when its token expires (no "exp": never).
+	return claims.ExpiresAt, !claims.ExpiresAt.IsZero()
 }
 
 // maxStreamPrefix bounds the prefix of POST /v1/streams, leaving room for

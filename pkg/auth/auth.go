@@ -11,8 +11,11 @@
 //
 // Claim semantics, decided here:
 //
-//   - "exp" and "nbf" are checked when present, with a clock skew of
-//     [Leeway] either way; a token without "exp" never expires.
+//   - "exp" and "nbf" are checked when present, to the second, with no
+//     clock skew allowed: SPEC.md refuses an expired or not-yet-valid
+//     token outright. Issuers keep their clocks in sync (NTP) and leave
+//     "nbf" out or a little in the past. A token without "exp" never
+//     expires.
 //   - A token without "streams" (or with "streams": null, or without one of
 //     its lists) is valid but grants nothing for what is missing: 403.
 //   - A "streams" claim of the wrong shape ("streams": "x", "publish":
@@ -53,10 +56,6 @@ func (r Right) String() string {
 	return "unknown"
 }
 
-// Leeway is the clock skew allowed between the token issuer and the
-// broker when "exp" and "nbf" are checked.
-const Leeway = 30 * time.Second
-
 // Sentinel errors of authentication; both mean 401.
 var (
 	// ErrNoToken: the request carries no token, or an Authorization header
@@ -74,9 +73,6 @@ type Claims struct {
 	ExpiresAt time.Time // zero: no exp claim
 	Publish   []string  // stream patterns; * matches any run of characters
 	Subscribe []string
-	// AcceptedUntil is the last moment the verifier accepts the token:
-	// ExpiresAt plus the clock skew (zero: no exp claim).
-	AcceptedUntil time.Time
 }
 
 // Allows reports whether the claims grant right on stream.
@@ -87,21 +83,6 @@ func (c Claims) Allows(right Right, stream string) bool {
 		}
 	}
 	return false
-}
-
-// SessionEnd is when a long-lived request (a subscription) made with these
-// claims must end: at ExpiresAt, or, for a token accepted only thanks to
-// the clock skew (ExpiresAt is already past at now), when the skew runs
-// out, so that a client reconnecting with the same token is not accepted
-// and cut at once in a loop. Zero: never.
-func (c Claims) SessionEnd(now time.Time) time.Time {
-	if c.ExpiresAt.IsZero() {
-		return time.Time{}
-	}
-	if c.ExpiresAt.After(now) || c.AcceptedUntil.IsZero() {
-		return c.ExpiresAt
-	}
-	return c.AcceptedUntil
 }
 
 type ctxKey struct{}

@@ -66,7 +66,6 @@ func NewVerifier(alg string, secret []byte, publicKeyPEM []byte) (*Verifier, err
 	}
 	v.parser = jwt.NewParser(
 		jwt.WithValidMethods([]string{alg}),
-		jwt.WithLeeway(Leeway),
 		jwt.WithTimeFunc(func() time.Time { return v.now() }),
 	)
 	return v, nil
@@ -86,7 +85,7 @@ type tokenClaims struct {
 }
 
 // Verify checks token's signature with the pinned algorithm and key, its
-// "exp" and "nbf" (when present, with the clock skew), and the shape of its
+// "exp" and "nbf" (when present, with no clock skew), and the shape of its
 // claims. Every failure wraps ErrInvalidToken (ErrNoToken for ""); the
 // error text never contains the token.
 func (v *Verifier) Verify(token string) (Claims, error) {
@@ -101,7 +100,6 @@ func (v *Verifier) Verify(token string) (Claims, error) {
 	c := Claims{Subject: tc.Subject}
 	if tc.ExpiresAt != nil {
 		c.ExpiresAt = tc.ExpiresAt.Time
-		c.AcceptedUntil = c.ExpiresAt.Add(Leeway)
 	}
 	if tc.Streams != nil {
 		c.Publish = tc.Streams.Publish

@@ -34,18 +34,7 @@ type rawSubscriber struct {
 
 func rawSubscribe(t testing.TB, b *testbroker.Broker, path string) *rawSubscriber {
 	t.Helper()
-	u, err := url.Parse(b.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := net.Dial("tcp", u.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	if _, err := io.WriteString(conn, "GET "+path+" HTTP/1.1\r\nHost: "+u.Host+"\r\nAccept: text/event-stream\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
+	conn := rawGet(t, b, path, "HTTP/1.1", "Accept: text/event-stream\r\n")
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
@@ -55,6 +44,25 @@ func rawSubscribe(t testing.TB, b *testbroker.Broker, path string) *rawSubscribe
 		t.Fatalf("GET %s: %d", path, res.StatusCode)
 	}
 	return &rawSubscriber{conn: conn, res: res, dec: sse.NewDecoder(res.Body)}
+}
+
+// rawGet opens a TCP connection to b and sends a GET of path in the given
+// protocol version, with extra header lines (each ending in CRLF).
+func rawGet(t testing.TB, b *testbroker.Broker, path, proto, extra string) net.Conn {
+	t.Helper()
+	u, err := url.Parse(b.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if _, err := io.WriteString(conn, "GET "+path+" "+proto+"\r\nHost: "+u.Host+"\r\n"+extra+"\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	return conn
 }
 
 func (s *rawSubscriber) next(t testing.TB) sse.Event {
@@ -184,19 +192,8 @@ func TestParkedSubscriptionsEndOnShutdown(t *testing.T) {
 // closes.
 func TestHTTP10SubscriberGetsAnUnchunkedStream(t *testing.T) {
 	b := testbroker.Start(t, testbroker.Options{})
-	u, err := url.Parse(b.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := net.Dial("tcp", u.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := rawGet(t, b, "/v1/streams/old-client/events", "HTTP/1.0", "")
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(conn, "GET /v1/streams/old-client/events HTTP/1.0\r\nHost: "+u.Host+"\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
 	r := bufio.NewReader(conn)
 	var head []string
 	for {

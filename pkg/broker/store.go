@@ -113,9 +113,10 @@ type ReadResult struct {
 	// FirstID is the oldest retained id, 0 when nothing is retained.
 	FirstID uint64
 	// LastID is the newest id the stream issued, 0 for none. For a stream
-	// that does not exist, a store whose frames can reach Fanout late (a
-	// shared store's feed) sets it at or above every id an earlier life of
-	// the stream issued, so that a subscription drops such a frame.
+	// that does not exist or has issued nothing yet, a store whose frames
+	// can reach Fanout late (a shared store's feed) sets it at or above
+	// every id an earlier life of the stream issued, so that a
+	// subscription drops such a frame.
 	LastID uint64
 	// Closed is set once the stream got its stop event, whose id is StopID.
 	Closed bool

@@ -507,6 +507,9 @@ type snapshot struct {
 	retained         int
 	gap              bool
 	entries          []any
+	// hw is sseb:hw at the read: every id a deleted stream issued is at or
+	// below it, and the first id of a new life above it.
+	hw uint64
 }
 
 func (s *Store) snapshot(parent context.Context, stream string, after uint64, limit int, what string) (snapshot, error) {
@@ -524,23 +527,6 @@ func (s *Store) snapshot(parent context.Context, stream string, after uint64, li
 	if err != nil {
 		return snapshot{}, s.fail(parent, what, err)
 	}
-	if n, _ := res[0].(int64); n == 0 {
-		// No such stream. last is sseb:hw: every id a deleted life of it
-		// issued is at or below it, and a frame of that life that this
-		// node's feed delivers late must be dropped, not sent.
-		var sn snapshot
-		if hw, _ := res[1].(string); hw != "" {
-			if sn.last, err = parseRedisID(hw); err != nil {
-				return snapshot{}, s.fail(parent, what, err)
-			}
-		}
-		return sn, nil
-	}
-	if len(res) != 9 {
-		return snapshot{}, s.fail(parent, what, fmt.Errorf("unexpected answer of %d elements", len(res)))
-	}
-	var sn snapshot
-	sn.exists = true
 	str := func(i int) string { v, _ := res[i].(string); return v }
 	optID := func(i int) (uint64, error) {
 		if str(i) == "" {
@@ -548,12 +534,25 @@ func (s *Store) snapshot(parent context.Context, stream string, after uint64, li
 		}
 		return parseRedisID(str(i))
 	}
+	var sn snapshot
+	if n, _ := res[0].(int64); n == 0 { // no such stream
+		if sn.hw, err = optID(1); err != nil {
+			return snapshot{}, s.fail(parent, what, err)
+		}
+		return sn, nil
+	}
+	if len(res) != 10 {
+		return snapshot{}, s.fail(parent, what, fmt.Errorf("unexpected answer of %d elements", len(res)))
+	}
+	sn.exists = true
 	created, _ := strconv.ParseInt(str(1), 10, 64)
 	sn.created = time.UnixMilli(created).UTC()
 	sn.closed = str(2) == "1"
 	if sn.stop, err = optID(3); err == nil {
 		if sn.last, err = optID(4); err == nil {
-			sn.firs, err = optID(5)
+			if sn.firs, err = optID(5); err == nil {
+				sn.hw, err = optID(9)
+			}
 		}
 	}
 	if err != nil {
@@ -577,8 +576,16 @@ func (s *Store) Read(ctx context.Context, stream string, after uint64, limit int
 	if err != nil {
 		return broker.ReadResult{}, err
 	}
+	// A frame of a deleted life of the stream that this node's feed
+	// delivers late must be dropped, not sent: when this life has issued
+	// nothing yet (the stream is missing, or was created empty), the
+	// subscription starts above sseb:hw.
+	last := sn.last
+	if last == 0 {
+		last = sn.hw
+	}
 	if !sn.exists {
-		return broker.ReadResult{Gap: after > 0, LastID: sn.last}, nil
+		return broker.ReadResult{Gap: after > 0, LastID: last}, nil
 	}
 	events := make([]broker.Event, 0, len(sn.entries))
 	for _, e := range sn.entries {
@@ -595,7 +602,7 @@ func (s *Store) Read(ctx context.Context, stream string, after uint64, limit int
 	}
 	return broker.ReadResult{
 		Exists: true, Events: events, Gap: sn.gap,
-		FirstID: sn.firs, LastID: sn.last, Closed: sn.closed, StopID: sn.stop,
+		FirstID: sn.firs, LastID: last, Closed: sn.closed, StopID: sn.stop,
 	}, nil
 }
 

@@ -545,9 +545,15 @@ func (l lagging) Deliver(f *broker.Frame) {
 }
 
 // A client that subscribes, on a node whose feed lags, to a stream just
-// deleted on another node never gets an event of the deleted life when
-// the feed catches up: it subscribed to a stream with nothing in it.
+// deleted on another node (and maybe created again, empty) never gets an
+// event of the deleted life when the feed catches up: it subscribed to a
+// stream with nothing in it.
 func TestLateFrameOfADeletedStreamIsDropped(t *testing.T) {
+	t.Run("deleted", func(t *testing.T) { testLateFrameOfADeletedStream(t, false) })
+	t.Run("deleted and created again", func(t *testing.T) { testLateFrameOfADeletedStream(t, true) })
+}
+
+func testLateFrameOfADeletedStream(t *testing.T, recreate bool) {
 	srv := redistest.Start(t)
 	ctx := context.Background()
 	hubA := broker.NewHub(100, 100)
@@ -563,6 +569,11 @@ func TestLateFrameOfADeletedStreamIsDropped(t *testing.T) {
 	b.publish(t, "s", "old life") // and this waits behind it
 	if err := b.store.Delete(ctx, "s"); err != nil {
 		t.Fatal(err)
+	}
+	if recreate {
+		if err := b.store.Create(ctx, "s"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	sub, err := broker.New(a, hubA).Subscribe(ctx, "s", 0)
 	if err != nil {

@@ -192,7 +192,7 @@ return 'created'
 // limit (0: all, -1: none, only the counts).
 //
 // Answers {0, hw} for a stream that does not exist (hw: sseb:hw, or ""),
-// else {1, created, closed, stop, last, first, retained, gap, entries}.
+// else {1, created, closed, stop, last, first, retained, gap, entries, hw}.
 var scriptRead = redis.NewScript(luaPrelude + `
 local meta, x, idem, order, hw = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local maxage, after, limit = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
@@ -216,7 +216,7 @@ if limit == 0 then
 elseif limit > 0 then
   entries = redis.call('XRANGE', x, start, '+', 'COUNT', int(limit))
 end
-return {1, h[1] or '', h[2] or '', h[3] or '', h[4] or '', firstid, redis.call('XLEN', x), gap, entries}
+return {1, h[1] or '', h[2] or '', h[3] or '', h[4] or '', firstid, redis.call('XLEN', x), gap, entries, redis.call('GET', hw) or ''}
 `)
 
 // scriptDelete removes a stream and tells every node to end its

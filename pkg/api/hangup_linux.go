@@ -110,6 +110,21 @@ func (w *hangupWatcher) hungUp(key uint64) {
 	}
 }
 
+// abandon forgets l, whose goroutine is about to exit on an error, with
+// every connection it watched: they are noticed at their heartbeats, and
+// the next watch starts a new loop. Nothing uses l's descriptors after.
+func (w *hangupWatcher) abandon(l *hangupLoop) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.loop != l {
+		return // already stopped: its subscriptions are gone
+	}
+	for _, p := range w.subs {
+		p.hangupKey = 0
+	}
+	w.loop, w.subs = nil, nil
+}
+
 func startHangupLoop(w *hangupWatcher) (*hangupLoop, error) {
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
@@ -141,8 +156,9 @@ func (l *hangupLoop) run(w *hangupWatcher) {
 		if errors.Is(err, syscall.EINTR) {
 			continue
 		}
-		if err != nil {
-			return // cannot happen with a valid epfd; heartbeats still notice
+		if err != nil { // not expected with a valid epfd
+			w.abandon(l)
+			return
 		}
 		for _, ev := range events[:n] {
 			key := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32

@@ -305,3 +305,35 @@ func TestHangUpFreesThePlaceAtOnce(t *testing.T) {
 	_ = tcp.Close()
 	waitFor(t, "the reset subscriber to be let go", func() bool { return b.Broker.Stats().Subscribers == 0 })
 }
+
+// panicReads panics in every history read: a store bug.
+type panicReads struct{ broker.Store }
+
+func (panicReads) Read(context.Context, string, uint64, int) (broker.ReadResult, error) {
+	panic("a store bug")
+}
+
+// A subscribe that panics while it sets up (answered 500 by the
+// recoverer) is not waited for by Shutdown.
+func TestShutdownAfterASubscribePanicked(t *testing.T) {
+	hub := broker.NewHub(100, 16)
+	mem := memory.New(storetest.Defaults(broker.StoreOptions{}), hub)
+	t.Cleanup(func() { _ = mem.Close() })
+	srv := api.New(api.Options{Broker: broker.New(panicReads{mem}, hub),
+		Logger: zerolog.Nop(), Retry: time.Second, Heartbeat: time.Second, MaxBody: 1 << 20})
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	res, err := http.Get(ts.URL + "/v1/streams/s/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = res.Body.Close()
+	if res.StatusCode != http.StatusInternalServerError {
+		t.Fatalf("subscribe with a panicking store: %s", res.Status)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+}

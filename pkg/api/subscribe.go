@@ -38,16 +38,22 @@ func resumePoint(r *http.Request) (uint64, error) {
 // functions that have returned by then, so the parked stack stays under a
 // quarter of 16 KiB and the runtime can shrink it at GC.
 func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
-	// Counted from the start: once it hijacks its connection, net/http's
-	// Shutdown no longer waits for this handler, and Server.Shutdown must.
-	s.parked.setupStarted()
-	sub, sw := s.startSubscription(w, r)
-	s.parked.setupDone()
+	sub, sw := s.countedStart(w, r)
 	if sub == nil {
 		return
 	}
 	defer s.endSubscription(sub)
 	s.wait(r, sub, sw)
+}
+
+// countedStart is startSubscription counted in s.parked from its start:
+// once it hijacks its connection, net/http's Shutdown no longer waits for
+// this handler, and Server.Shutdown must. Deferred, so that a panic the
+// recoverer turns into a 500 does not leave Shutdown waiting for it.
+func (s *Server) countedStart(w http.ResponseWriter, r *http.Request) (*broker.Subscription, *sseWriter) {
+	s.parked.setupStarted()
+	defer s.parked.setupDone()
+	return s.startSubscription(w, r)
 }
 
 // endSubscription undoes what startSubscription did for a live

@@ -377,8 +377,8 @@ func TestTokenAcceptedByBrokerWithAuth(t *testing.T) {
 	if res := runBinary(t, nil, nil, "tail", "chat-2", "--url", p.URL, "--token", other); res.code != 1 || !strings.Contains(res.stderr, "403") {
 		t.Fatalf("tail without the right: exit %d, %q", res.code, res.stderr)
 	}
-	// An expired token (the shortest ttl, and the clock skew waited out
-	// would take too long) is not tested here: pkg/auth tests expiry.
+	// An expired token (the shortest ttl is 1s) is not tested here:
+	// pkg/auth tests expiry.
 }
 
 // With an asymmetric algorithm the configuration holds only the public
@@ -422,6 +422,7 @@ func TestTokenRefusals(t *testing.T) {
 		{"auth off", nil, []string{"--publish", "x"}, "auth is off"},
 		{"no patterns", []string{"BROKER_AUTH_JWT_SECRET=s"}, nil, "--publish and/or --subscribe"},
 		{"zero ttl", []string{"BROKER_AUTH_JWT_SECRET=s"}, []string{"--publish", "x", "--ttl", "0s"}, "--ttl"},
+		{"ttl under a second", []string{"BROKER_AUTH_JWT_SECRET=s"}, []string{"--publish", "x", "--ttl", "500ms"}, "at least 1s"},
 		{"bad config", []string{"BROKER_SSE_RETRY=soon"}, []string{"--publish", "x"}, "sse.retry"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -63,8 +63,8 @@ Example:
 		return fs.usageError(c, "unexpected argument %q", pos[0])
 	case len(publish) == 0 && len(subscribe) == 0:
 		return fs.usageError(c, "give --publish and/or --subscribe: a token without patterns grants nothing")
-	case *ttl <= 0:
-		return fs.usageError(c, "--ttl must be greater than 0")
+	case *ttl < time.Second:
+		return fs.usageError(c, "--ttl must be at least 1s (exp counts whole seconds)")
 	}
 
 	var loadArgs []string

@@ -57,11 +57,12 @@ func NewSigner(alg string, secret []byte, privateKeyPEM []byte) (*Signer, error)
 
 // Mint signs a token for c.Subject with c.Publish and c.Subscribe as its
 // "streams" claim, issued at now and expiring at c.ExpiresAt, which must be
-// after now: a token that never expires is easy to mint by mistake and
+// in a later second than now (exp counts whole seconds and is checked with
+// no skew): a token that never expires is easy to mint by mistake and
 // impossible to take back.
 func (s *Signer) Mint(c Claims, now time.Time) (string, error) {
-	if !c.ExpiresAt.After(now) {
-		return "", errors.New("the token must expire after it is issued")
+	if c.ExpiresAt.Unix() <= now.Unix() {
+		return "", errors.New("the token must expire at least a second after it is issued")
 	}
 	// Both pattern lists are always present (possibly empty) so that the
 	// token says plainly what it grants.

@@ -153,18 +153,24 @@ func TestNewSignerRefusesBadKeys(t *testing.T) {
 	}
 }
 
-// A token must expire: Mint refuses an expiry at or before issue.
+// A token must expire: Mint refuses an expiry at or before issue, and one
+// within the same second (exp counts whole seconds, so such a token would
+// be refused as expired the moment it is minted).
 func TestMintRefusesNoExpiry(t *testing.T) {
 	s, err := auth.NewSigner(auth.HS256, secret, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := time.Now()
-	for _, exp := range []time.Time{{}, now, now.Add(-time.Second)} {
-		if _, err := s.Mint(auth.Claims{ExpiresAt: exp}, now); err == nil {
+	at := time.Unix(1_800_000_000, 900e6) // 0.9 s into a second
+	for _, exp := range []time.Time{{}, at, at.Add(-time.Second), at.Add(50 * time.Millisecond)} {
+		if _, err := s.Mint(auth.Claims{ExpiresAt: exp}, at); err == nil {
 			t.Fatalf("minted a token expiring at %v", exp)
 		}
 	}
+	if _, err := s.Mint(auth.Claims{ExpiresAt: at.Add(200 * time.Millisecond)}, at); err != nil {
+		t.Fatalf("exp in the next second: %v", err)
+	}
+	now := time.Now()
 	// An expired token, minted on purpose with an old now, is refused by the verifier.
 	old := now.Add(-2 * time.Hour)
 	tok, err := s.Mint(auth.Claims{ExpiresAt: old.Add(time.Hour)}, old)

@@ -48,9 +48,16 @@ func (s *Store) watch(stream string) {
 // touch renews the idle TTL of streams with subscribers on this node, a
 // quarter TTL after the last renewal (at once for newly watched ones), and
 // forgets watched streams without subscribers.
+//
+// A renewal sets the keys to expire the idle TTL plus one renewal period
+// (and one janitor tick) later: the last subscriber may leave just before
+// the renewal that would have followed, and the stream must still outlive
+// it by the whole idle TTL, as in the other stores
+// (broker.StoreOptions.IdleSince).
 func (s *Store) touch() {
 	now := time.Now()
 	every := s.opts.IdleTTL / 4
+	ttlMS := s.idleTTLMS + (every + s.opts.SweepInterval()).Milliseconds()
 	var due []string
 	s.watchMu.Lock()
 	for name, at := range s.watched {
@@ -68,7 +75,7 @@ func (s *Store) touch() {
 		keys := make([]string, 0, 1+4*len(batch))
 		args := make([]any, 0, 1+len(batch))
 		keys = append(keys, keyStreams)
-		args = append(args, s.idleTTLMS)
+		args = append(args, ttlMS)
 		for _, name := range batch {
 			k := keysOf(name)
 			keys = append(keys, k.meta, k.x, k.idem, k.order)

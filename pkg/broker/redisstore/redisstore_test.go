@@ -707,6 +707,14 @@ func TestIdleExpiry(t *testing.T) {
 	if _, err := a.store.Info(context.Background(), "watched"); err != nil {
 		t.Fatalf("stream with a subscriber expired: %v", err)
 	}
+	// While watched, the keys are renewed for more than the idle TTL: a
+	// subscriber that leaves right before a renewal would have come still
+	// leaves the stream the whole idle TTL.
+	rdb := srv.Client(t)
+	defer rdb.Close()
+	waitFor(t, "a renewal beyond the idle TTL", 10*time.Second, func() bool {
+		return rdb.PTTL(context.Background(), keysOf("watched").meta).Val() > o.IdleTTL
+	})
 	waitFor(t, "expiry logged and counted", 10*time.Second, func() bool {
 		return strings.Contains(logs.String(), "stream expired") && a.store.Len() == 1
 	})

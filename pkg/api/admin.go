@@ -187,6 +187,9 @@ func (s *Server) adminLive(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		return // the head only: net/http would swallow every snapshot
+	}
 	rc := http.NewResponseController(w)
 	send := func(b []byte) error {
 		// Best effort, as for subscribers: a writer without deadlines

@@ -85,7 +85,7 @@ func TestBadInputs(t *testing.T) {
 		{"demo with bad stream", "POST", "/v1/demo/chat", json, `{"stream":"a b","message":"hi"}`, 400, "invalid_stream_id", false},
 	}
 	// A 405 says which methods the route has (RFC 9110); nothing else has Allow.
-	wantAllow := map[string]string{"wrong method": "GET, POST", "wrong method on events": "GET"}
+	wantAllow := map[string]string{"wrong method": "GET, HEAD, POST", "wrong method on events": "GET, HEAD"}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			status, h, body := b.Do(t, tc.method, tc.path, tc.header, tc.body)

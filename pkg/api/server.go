@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 	"github.com/rs/xid"
 	"github.com/rs/zerolog"
 	"github.com/rs/zerolog/hlog"
@@ -138,6 +139,10 @@ func (s *Server) routes() http.Handler {
 		hlog.AccessHandler(accessLog),
 		recoverer,
 		s.corsMiddleware(),
+		// RFC 9110 §9.1: a general-purpose server supports HEAD wherever
+		// it supports GET. net/http drops a HEAD answer's body; the two
+		// streaming routes answer their head and return.
+		middleware.GetHead,
 	)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errNotFound)
@@ -276,7 +281,7 @@ func streamID(r *http.Request) (string, error) {
 }
 
 // routeMethods are the methods any route of the API may have.
-var routeMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+var routeMethods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
 
 // allowedMethods are the methods router has a route for at req's path.
 func allowedMethods(router chi.Routes, req *http.Request) []string {
@@ -288,6 +293,9 @@ func allowedMethods(router chi.Routes, req *http.Request) []string {
 	for _, m := range routeMethods {
 		if router.Match(chi.NewRouteContext(), m, path) {
 			allowed = append(allowed, m)
+			if m == http.MethodGet { // served by GetHead
+				allowed = append(allowed, http.MethodHead)
+			}
 		}
 	}
 	return allowed

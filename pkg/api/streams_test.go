@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"regexp"
 	"strings"
@@ -282,5 +283,42 @@ func TestStreamIDPercentDecoded(t *testing.T) {
 	// publish creates it open.
 	if status, _, body := b.Do(t, "POST", "/v1/streams/fresh/close", nil, ""); status != 200 {
 		t.Fatalf("close of a new stream: %d %s", status, body)
+	}
+}
+
+// HEAD is served wherever GET is (RFC 9110 §9.1): the same status and
+// headers, no body; on the streaming routes no subscription is made and
+// the answer ends at once.
+func TestHeadWhereverGet(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	publish(t, b, "s", "x")
+	tests := []struct {
+		path       string
+		wantStatus int
+		wantType   string
+	}{
+		{"/healthz", 200, "application/json"},
+		{"/metrics", 200, "text/plain"},
+		{"/v1/streams/s", 200, "application/json"},
+		{"/v1/streams/s/messages", 200, "application/json"},
+		{"/v1/streams/nope", 404, "application/json"},
+		{"/v1/streams/s/events", 200, "text/event-stream"},
+		{"/admin/api/live", 200, "text/event-stream"},
+		{"/", 200, "text/html"},
+	}
+	client := &http.Client{Timeout: 5 * time.Second} // a streaming answer that did not end fails here
+	for _, tc := range tests {
+		res, err := client.Head(b.URL + tc.path)
+		if err != nil {
+			t.Fatalf("HEAD %s: %v", tc.path, err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		_ = res.Body.Close()
+		if res.StatusCode != tc.wantStatus || !strings.HasPrefix(res.Header.Get("Content-Type"), tc.wantType) || len(body) != 0 {
+			t.Fatalf("HEAD %s: %d %q, %d body bytes; want %d %s", tc.path, res.StatusCode, res.Header.Get("Content-Type"), len(body), tc.wantStatus, tc.wantType)
+		}
+	}
+	if n := b.Broker.Stats().Subscribers; n != 0 {
+		t.Fatalf("HEAD of the events route left %d subscribers", n)
 	}
 }

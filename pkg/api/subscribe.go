@@ -84,6 +84,11 @@ func (s *Server) startSubscription(w http.ResponseWriter, r *http.Request) (*bro
 		s.writeError(w, r, err)
 		return nil, nil
 	}
+	if r.Method == http.MethodHead { // the answer's head, no subscription
+		setStreamHeaders(w.Header())
+		w.WriteHeader(http.StatusOK)
+		return nil, nil
+	}
 	sub, err := s.broker.Subscribe(r.Context(), stream, after)
 	if err != nil {
 		s.writeError(w, r, err)

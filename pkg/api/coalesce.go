@@ -25,6 +25,11 @@ import (
 // it a write waits for those to be written anyway, and that takes about as
 // long as the delay. A node that is not busy never waits: a conversation,
 // a quiet stream or a lone subscriber writes at once.
+//
+// "Ahead" means started and not yet writing. A delivery blocked in its
+// write (a client that stopped reading, for up to the write timeout) is
+// not counted: stalled clients, however many, never make the node look
+// busy and hold the others back.
 const (
 	coalesceAbove = 128
 	coalesceDelay = 2 * time.Millisecond
@@ -36,8 +41,9 @@ type coalescer struct {
 	above int32
 	delay time.Duration
 
-	// running counts delivery goroutines started and not yet finished.
-	running atomic.Int32
+	// pending counts delivery goroutines started and not yet at their
+	// write (or ended without one); see parkedSubscription.enterQueue.
+	pending atomic.Int32
 
 	mu sync.Mutex
 	// held waits for the timer; spare is the slice of the round before,
@@ -57,17 +63,13 @@ func (c *coalescer) start(p *parkedSubscription) {
 		c.hold(p)
 		return
 	}
-	c.running.Add(1)
+	p.enterQueue()
 	go p.run()
 }
 
 // busy reports whether more deliveries are under way than c lets through
 // at once.
-func (c *coalescer) busy() bool { return c.running.Load() > c.above }
-
-// finished is called by every delivery goroutine started by start or
-// release, when it exits.
-func (c *coalescer) finished() { c.running.Add(-1) }
+func (c *coalescer) busy() bool { return c.pending.Load() > c.above }
 
 func (c *coalescer) hold(p *parkedSubscription) {
 	c.mu.Lock()
@@ -90,9 +92,9 @@ func (c *coalescer) release() {
 	c.held, c.spare = c.spare, nil
 	c.mu.Unlock()
 
-	c.running.Add(int32(len(held)))
 	for i, p := range held {
 		held[i] = nil
+		p.enterQueue()
 		go p.run()
 	}
 

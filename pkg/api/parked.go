@@ -55,6 +55,10 @@ type parkedSubscription struct {
 	// state schedules deliveries: one goroutine at a time, and a wake
 	// that arrives while it runs makes it go round once more.
 	state atomic.Int32
+	// queued: this delivery is counted in the coalescer's pending, from
+	// its start until its first write. Only the goroutine that owns the
+	// delivery (state parkRunning) touches it.
+	queued bool
 	// expired is set by the token's expiry timer (nil without auth).
 	expired atomic.Bool
 	expiry  *time.Timer
@@ -258,12 +262,15 @@ func (p *parkedSubscription) wake() {
 
 // deliverLoop is one delivery goroutine's life: deliver until no wake
 // came in meanwhile, or end the subscription. A wake that came while the
-// node is busy is left to the coalescer, like the first one.
+// node is busy is left to the coalescer, like the first one. After the
+// CompareAndSwap to idle, or hold, another goroutine may own p: nothing
+// here touches p after either.
 func (p *parkedSubscription) deliverLoop() {
 	c := p.srv.coalesce
-	defer c.finished()
 	for {
-		if !p.deliver() {
+		ok := p.deliver()
+		p.leaveQueue() // when it did not write
+		if !ok {
 			return // ended: state stays running, so wake starts nothing more
 		}
 		if p.state.CompareAndSwap(parkRunning, parkIdle) {
@@ -274,6 +281,22 @@ func (p *parkedSubscription) deliverLoop() {
 			c.hold(p)
 			return
 		}
+		p.enterQueue()
+	}
+}
+
+// enterQueue counts a delivery about to start in the coalescer's pending;
+// leaveQueue counts it off, at its first write or its end, whichever
+// comes first.
+func (p *parkedSubscription) enterQueue() {
+	p.queued = true
+	p.srv.coalesce.pending.Add(1)
+}
+
+func (p *parkedSubscription) leaveQueue() {
+	if p.queued {
+		p.queued = false
+		p.srv.coalesce.pending.Add(-1)
 	}
 }
 
@@ -345,6 +368,7 @@ func (p *parkedSubscription) flushChunk() error {
 	start := chunkHeaderRoom - len(line)
 	copy(b[start:], line)
 	b = append(b, '\r', '\n')
+	p.leaveQueue() // a write may block for the whole timeout
 	_ = p.conn.SetWriteDeadline(time.Now().Add(subscriberWriteTimeout))
 	_, err := p.conn.Write(b[start:])
 	*p.buf = b[:chunkHeaderRoom]
@@ -362,6 +386,7 @@ var errPeerGone = errors.New("client closed the connection")
 // stop, is done), the connection closed, and its place on the node freed.
 func (p *parkedSubscription) end(reason broker.EndReason, err error, msg string) {
 	if err == nil {
+		p.leaveQueue()
 		_ = p.conn.SetWriteDeadline(time.Now().Add(subscriberWriteTimeout))
 		_, err = p.conn.Write(lastChunk)
 	}

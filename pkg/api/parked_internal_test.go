@@ -200,10 +200,35 @@ func TestHeldSubscriptionEndsOnShutdown(t *testing.T) {
 	// as it exits, just after the connection closed): a count that drifted
 	// up would make the node look busy for ever.
 	deadline := time.Now().Add(5 * time.Second)
-	for pp.server.coalesce.running.Load() != 0 {
+	for pp.server.coalesce.pending.Load() != 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("coalescer counts %d deliveries under way after shutdown", pp.server.coalesce.running.Load())
+			t.Fatalf("coalescer counts %d deliveries under way after shutdown", pp.server.coalesce.pending.Load())
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// A delivery blocked in its write (a client that stopped reading) does not
+// count as under way: stalled clients, however many, never make the node
+// look busy and hold the other subscribers' deliveries back.
+func TestStalledWriteDoesNotMakeTheNodeBusy(t *testing.T) {
+	pp := newParkedPair(t, 0, time.Hour) // busy as soon as one delivery counts
+	big := broker.EncodeFrame("s", []broker.Event{
+		{ID: 1, Name: broker.EventMessage, Data: strings.Repeat("x", 8<<20), Time: time.Now()},
+	}, false)
+	pp.hub.Deliver(big) // more than the socket buffers hold: the write blocks
+	// Counted while it gets ready; not once it is in the write, which
+	// cannot finish while the client reads nothing.
+	deadline := time.Now().Add(10 * time.Second)
+	for pp.server.coalesce.busy() {
+		if time.Now().After(deadline) {
+			t.Fatalf("a delivery blocked in its write counts: pending %d", pp.server.coalesce.pending.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// The write goes on once the client reads, and nothing was lost.
+	_ = pp.client.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if got := readChunk(t, bufio.NewReader(pp.client)); !bytes.Equal(got, big.Wire) {
+		t.Fatalf("the chunk holds %d bytes, want the event's %d", len(got), len(big.Wire))
 	}
 }

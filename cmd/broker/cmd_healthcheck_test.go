@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -39,11 +37,7 @@ func TestHealthcheckFollowsTheConfiguration(t *testing.T) {
 	t.Parallel()
 	plain := brokerproc.Start(t)
 	certFile, keyFile, _ := selfSigned(t, t.TempDir())
-	tlsConfig := filepath.Join(t.TempDir(), "tls.yaml")
-	yaml := fmt.Sprintf("tls:\n  cert_file: %q\n  key_file: %q\n", certFile, keyFile)
-	if err := os.WriteFile(tlsConfig, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	tlsConfig := writeConfig(t, fmt.Sprintf("tls:\n  cert_file: %q\n  key_file: %q\n", certFile, keyFile))
 	secure := brokerproc.Start(t, "--config", tlsConfig)
 
 	tests := []struct {

@@ -75,11 +75,7 @@ func writePEM(t *testing.T, path, typ string, der []byte) {
 // startWithConfig runs the real binary with yaml as its --config file.
 func startWithConfig(t *testing.T, yaml string) *brokerproc.Process {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "broker.yaml")
-	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return brokerproc.Start(t, "--config", path)
+	return brokerproc.Start(t, "--config", writeConfig(t, yaml))
 }
 
 // sseStream is an open subscription.

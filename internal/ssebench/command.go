@@ -72,7 +72,7 @@ func Main(ctx context.Context, self, args []string, stdout, stderr io.Writer) in
 		full     = fs.Bool("full", false, "use the full sizes, those the targets in docs/performance.md are set at, instead of the small defaults")
 		subs     = fs.Int("subscribers", 0, "subscribers (default: the scenario's)")
 		streams  = fs.Int("streams", 0, "streams (default: the scenario's)")
-		rate     = fs.Float64("rate", 0, "events per second over all streams; 0 with -flat: flat out (default: the scenario's)")
+		rate     = fs.Float64("rate", 0, "events per second over all streams; 0: flat out (default: the scenario's)")
 		dur      = fs.Duration("duration", 0, "how long to publish (default: the scenario's)")
 		count    = fs.Int("count", 0, "publish exactly this many events (0: until -duration ends)")
 		payload  = fs.Int("payload", 0, "bytes of data per event (at least 48)")
@@ -145,7 +145,9 @@ func Main(ctx context.Context, self, args []string, stdout, stderr io.Writer) in
 		cfg.Rate = 30 * float64(cfg.Streams)
 	}
 	if *sources != "" {
-		cfg.Sources = strings.Split(*sources, ",")
+		for _, s := range strings.Split(*sources, ",") {
+			cfg.Sources = append(cfg.Sources, strings.TrimSpace(s))
+		}
 	}
 	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		cfg.Progress = stderr
@@ -237,8 +239,8 @@ func printResult(w io.Writer, r *Result) {
 		r.Target, r.Scenario, r.Connected, r.ConnectErrors, r.Streams, r.Duration, procs)
 	fmt.Fprintf(w, "  published %d (%.0f/s, %d errors), delivered %d (%.0f/s) of %d expected\n",
 		r.Published, r.PublishPerSec, r.PublishErrors, r.Delivered, r.DeliveredPerSec, r.Expected)
-	fmt.Fprintf(w, "  lost %d (%d subscribers), duplicated %d, dropped %d, slow cut off %d\n",
-		r.Lost, r.SubscribersLosing, r.Duplicated, r.Dropped, r.SlowCutOff)
+	fmt.Fprintf(w, "  lost %d (%d subscribers), duplicated %d, never acknowledged %d, out of order %d, dropped %d, slow cut off %d\n",
+		r.Lost, r.SubscribersLosing, r.Duplicated, r.Unexpected, r.Reordered, r.Dropped, r.SlowCutOff)
 	if r.Resume {
 		fmt.Fprintf(w, "  resume: %d reconnects (%d ended cleanly, %d read errors; %d failed attempts) by %d subscribers, %d gaps, %d refused, %d answered 204; %d delivered after a resume\n",
 			r.Reconnects, r.ReconnectsEOF, r.ReconnectsError, r.ReconnectFailures, r.SubscribersResumed, r.Gaps, r.ResumeRefused, r.Resume204, r.DeliveredAfterResume)
@@ -248,6 +250,10 @@ func printResult(w io.Writer, r *Result) {
 	fmt.Fprintf(w, "  drain: %s after %.1fs\n", r.DrainEnd, r.DrainSeconds)
 	l := r.LatencyUS
 	fmt.Fprintf(w, "  latency µs p50 %.0f p90 %.0f p99 %.0f p99.9 %.0f max %.0f\n", l.P50, l.P90, l.P99, l.P999, l.Max)
+	if r.Rate > 0 {
+		late := r.PublishLateUS
+		fmt.Fprintf(w, "  publishes sent behind the schedule µs p50 %.0f p99 %.0f max %.0f (not in the latency, which counts from the send)\n", late.P50, late.P99, late.Max)
+	}
 	if r.HostStealPct >= 0 {
 		fmt.Fprintf(w, "  host CPU steal %.1f%% while publishing (time the hypervisor ran something else; it shows in the latency tail)\n", r.HostStealPct)
 	}

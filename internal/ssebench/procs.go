@@ -8,13 +8,17 @@ package ssebench
 // parent reads the server's /metrics and the host's steal, lets every
 // worker start publishing at once after all have connected, and merges
 // what they measured into one Result: counts summed, latency histograms
-// merged, per-second series added.
+// merged, per-second series added. It reads the server's figures after
+// every worker has drained and before any closes its connections, as a
+// single run does.
 //
 // Parent and worker talk in JSON lines over the worker's stdin and stdout:
 //
 //	worker → parent  {"connected": n, "connect_errors": e}  (connected, settled)
 //	parent → worker  go
-//	worker → parent  {"result": {...}, "hist": {...}}       (the worker's run)
+//	worker → parent  {"drained": true}                      (caught up, all still open)
+//	parent → worker  count
+//	worker → parent  {"result": {...}, "hist": {...}, "late": {...}}  (the worker's run)
 
 import (
 	"bufio"
@@ -36,10 +40,16 @@ type connectedLine struct {
 	ConnectErrors int `json:"connect_errors"`
 }
 
+// drainedLine is a worker's report that its subscribers have caught up.
+type drainedLine struct {
+	Drained bool `json:"drained"`
+}
+
 // resultLine is a worker's whole run.
 type resultLine struct {
 	Result *Result    `json:"result"`
 	Hist   *Histogram `json:"hist"`
+	Late   *Histogram `json:"late"`
 }
 
 // shareOf is worker i's part of cfg when split n ways: its streams; the
@@ -187,29 +197,47 @@ func runProcs(ctx context.Context, self []string, cfg Config, n, gcPct int, stde
 	fmt.Fprintf(stderr, "ssebench: %d processes connected %d subscribers (%d errors); publishing\n", n, connected, connectErrors)
 	atConnect := server.sample(ctx)
 	steal := startSteal()
-	for i, w := range workers {
-		if _, err := io.WriteString(w.stdin, "go\n"); err != nil {
-			return nil, fmt.Errorf("worker %d: %w", i, err)
+	tell := func(line string) error {
+		for i, w := range workers {
+			if _, err := io.WriteString(w.stdin, line+"\n"); err != nil {
+				return fmt.Errorf("worker %d: %w", i, err)
+			}
 		}
+		return nil
+	}
+	if err := tell("go"); err != nil {
+		return nil, err
+	}
+	for i, w := range workers {
+		var d drainedLine
+		if err := w.readLine(&d); err != nil {
+			return nil, fmt.Errorf("worker %d, publishing: %w", i, err)
+		}
+		if !d.Drained {
+			return nil, fmt.Errorf("worker %d: want its drained line", i)
+		}
+	}
+	stealPct := steal.percent()
+	after := server.sample(ctx)
+	if err := tell("count"); err != nil {
+		return nil, err
 	}
 	parts := make([]resultLine, n)
 	for i, w := range workers {
 		if err := w.readLine(&parts[i]); err != nil {
-			return nil, fmt.Errorf("worker %d, publishing: %w", i, err)
+			return nil, fmt.Errorf("worker %d, counting: %w", i, err)
 		}
-		if parts[i].Result == nil || parts[i].Hist == nil {
+		if parts[i].Result == nil || parts[i].Hist == nil || parts[i].Late == nil {
 			return nil, fmt.Errorf("worker %d: no result", i)
 		}
-		parts[i].Result.hist = parts[i].Hist
+		parts[i].Result.hist, parts[i].Result.late = parts[i].Hist, parts[i].Late
 	}
-	stealPct := steal.percent()
 	for i, w := range workers {
 		_ = w.stdin.Close()
 		if err := w.wait(); err != nil {
 			return nil, fmt.Errorf("worker %d: %w", i, err)
 		}
 	}
-	after := server.sample(ctx)
 
 	results := make([]*Result, n)
 	for i := range parts {
@@ -228,7 +256,7 @@ func mergeResults(cfg Config, parts []*Result) *Result {
 		Time: time.Now().UTC().Format(time.RFC3339), Tag: cfg.Tag, Target: cfg.Target, Scenario: cfg.Scenario,
 		URL: cfg.URL, Subscribers: cfg.Subscribers, Streams: cfg.Streams, Rate: cfg.Rate, Payload: cfg.Payload,
 		Batch: parts[0].Batch, Resume: !cfg.NoResume, DrainEnd: "caught_up", Procs: len(parts),
-		hist: &Histogram{},
+		hist: &Histogram{}, late: &Histogram{},
 	}
 	addSeries := func(dst *[]float64, src []float64) {
 		for i, v := range src {
@@ -250,6 +278,7 @@ func mergeResults(cfg Config, parts []*Result) *Result {
 		res.Lost += p.Lost
 		res.Duplicated += p.Duplicated
 		res.Unexpected += p.Unexpected
+		res.Reordered += p.Reordered
 		res.SubscribersLosing += p.SubscribersLosing
 		res.Dropped += p.Dropped
 		res.SlowCutOff += p.SlowCutOff
@@ -273,42 +302,58 @@ func mergeResults(cfg Config, parts []*Result) *Result {
 		addSeries(&res.PerSecond, p.PerSecond)
 		addSeries(&res.PublishedPerSec, p.PublishedPerSec)
 		res.hist.merge(p.hist)
+		if p.late != nil {
+			res.late.merge(p.late)
+		}
 	}
 	if res.Duration > 0 {
 		res.DeliveredPerSec = float64(res.Delivered) / res.Duration
 	}
 	res.LatencyUS = latencyOf(res.hist)
+	res.PublishLateUS = latencyOf(res.late)
 	return res
 }
 
 // workerMain is the worker's side of -procs: run cfg, report once
-// connected, publish when the parent says go, then hand over the result.
+// connected, publish when the parent says go, report once drained, count
+// when the parent says so, then hand over the result.
 func workerMain(ctx context.Context, cfg Config, stdin io.Reader, stdout io.Writer) error {
 	enc := json.NewEncoder(stdout)
+	in := bufio.NewReader(stdin)
+	// await waits for the parent's next line, which must be want.
+	await := func(ctx context.Context, want string) error {
+		got := make(chan error, 1)
+		go func() {
+			line, err := in.ReadString('\n')
+			if err == nil && line != want+"\n" {
+				err = fmt.Errorf("worker: want %s from the parent, got %q", want, line)
+			}
+			got <- err
+		}()
+		select {
+		case err := <-got:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	cfg.NoServerMetrics = true
 	cfg.Progress = nil
 	cfg.AfterConnect = func(ctx context.Context, connected, connectErrors int) error {
 		if err := enc.Encode(connectedLine{Connected: connected, ConnectErrors: connectErrors}); err != nil {
 			return fmt.Errorf("worker: report connected: %w", err)
 		}
-		goLine := make(chan error, 1)
-		go func() {
-			line, err := bufio.NewReader(stdin).ReadString('\n')
-			if err == nil && line != "go\n" {
-				err = fmt.Errorf("worker: want go from the parent, got %q", line)
-			}
-			goLine <- err
-		}()
-		select {
-		case err := <-goLine:
-			return err
-		case <-ctx.Done():
-			return ctx.Err()
+		return await(ctx, "go")
+	}
+	cfg.AfterDrain = func(ctx context.Context) error {
+		if err := enc.Encode(drainedLine{Drained: true}); err != nil {
+			return fmt.Errorf("worker: report drained: %w", err)
 		}
+		return await(ctx, "count")
 	}
 	res, err := Run(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	return enc.Encode(resultLine{Result: res, Hist: res.hist})
+	return enc.Encode(resultLine{Result: res, Hist: res.hist, Late: res.late})
 }

@@ -3,10 +3,16 @@ package ssebench
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -93,11 +99,11 @@ func TestHistogramsCrossProcessesAndMerge(t *testing.T) {
 func TestMergeResultsSumsTheParts(t *testing.T) {
 	a := &Result{Connected: 10, Published: 100, Delivered: 200, Expected: 201, Lost: 1, Duplicated: 2, SubscribersLosing: 1,
 		Duration: 2, DrainSeconds: 0.5, DrainEnd: "caught_up", FileLimit: 20000, PerSecond: []float64{100, 100}, hist: &Histogram{}}
-	b := &Result{Connected: 5, ConnectErrors: 1, Published: 50, Delivered: 100, Expected: 100, Reconnects: 3, Gaps: 1,
+	b := &Result{Connected: 5, ConnectErrors: 1, Published: 50, Delivered: 100, Expected: 100, Reconnects: 3, Gaps: 1, Reordered: 2, Unexpected: 1,
 		Duration: 4, DrainSeconds: 2.5, DrainEnd: "stalled", FileLimit: 1024, PerSecond: []float64{50, 25, 25}, hist: &Histogram{}}
 	m := mergeResults(Config{Streams: 3, Subscribers: 16}, []*Result{a, b})
 	if m.Connected != 15 || m.ConnectErrors != 1 || m.Published != 150 || m.Delivered != 300 || m.Expected != 301 ||
-		m.Lost != 1 || m.Duplicated != 2 || m.Reconnects != 3 || m.Gaps != 1 || m.Procs != 2 {
+		m.Lost != 1 || m.Duplicated != 2 || m.Reconnects != 3 || m.Gaps != 1 || m.Reordered != 2 || m.Unexpected != 1 || m.Procs != 2 {
 		t.Fatalf("sums: %+v", m)
 	}
 	if m.Duration != 4 || m.DrainSeconds != 2.5 || m.DrainEnd != "stalled" || m.FileLimit != 1024 || m.DeliveredPerSec != 75 {
@@ -154,4 +160,71 @@ func TestProcsNeedAStreamEach(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr.String(), "-procs 2 needs at least 2 streams") {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
+}
+
+// subscriptionCounter stands in front of a broker and answers /metrics
+// itself, with the number of subscriptions open through it as the
+// resident memory: what a run reads there says when it read it.
+func subscriptionCounter(t *testing.T, target string) string {
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var open atomic.Int64
+	proxy := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(u) }, FlushInterval: -1}
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/metrics" {
+			fmt.Fprintf(w, "process_resident_memory_bytes %d\nprocess_cpu_seconds_total 1\n", open.Load())
+			return
+		}
+		if strings.HasSuffix(r.URL.Path, "/events") {
+			open.Add(1)
+			defer open.Add(-1)
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(ts.Close)
+	return ts.URL
+}
+
+// The server's figures after a run are read once every subscriber has
+// caught up and before any connection closes, in one process and split
+// over several: closing 19,000 connections is not part of the run.
+func TestServerFiguresAreReadBeforeTheSubscribersClose(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{NoDemo: true})
+	u := subscriptionCounter(t, b.URL)
+	t.Run("one process", func(t *testing.T) {
+		res, err := Run(t.Context(), Config{
+			URL: u, Target: "broker", Scenario: "conversations", Subscribers: 6, Streams: 3,
+			Rate: 1000, Count: 60, Payload: 64, Concurrency: 2, Drain: 5 * time.Second,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.RSSConnected != 6 || res.RSSAfter != 6 || res.Lost != 0 {
+			t.Fatalf("subscriptions open when connected %v, after %v (want 6, 6); lost %d", res.RSSConnected, res.RSSAfter, res.Lost)
+		}
+	})
+	t.Run("three processes", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("builds the broker binary")
+		}
+		out := filepath.Join(t.TempDir(), "runs.jsonl")
+		cmd := exec.CommandContext(t.Context(), brokerproc.Binary(t), "bench", "-url", u, "-scenario", "conversations",
+			"-streams", "6", "-subscribers", "12", "-count", "120", "-rate", "1000", "-procs", "3", "-json", out)
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("broker bench -procs 3: %v\n%s", err, msg)
+		}
+		line, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var res Result
+		if err := json.Unmarshal(line, &res); err != nil {
+			t.Fatalf("%v: %s", err, line)
+		}
+		if res.RSSConnected != 12 || res.RSSAfter != 12 || res.Lost != 0 || res.Delivered != 240 {
+			t.Fatalf("subscriptions open when connected %v, after %v (want 12, 12); lost %d, delivered %d", res.RSSConnected, res.RSSAfter, res.Lost, res.Delivered)
+		}
+	})
 }

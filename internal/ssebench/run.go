@@ -58,6 +58,11 @@ type Config struct {
 	// connected (and Settle has passed), before the first publish; an
 	// error ends the run. A worker of -procs waits there for the others.
 	AfterConnect func(ctx context.Context, connected, connectErrors int) error
+	// AfterDrain, when set, is called once every subscriber has caught up
+	// (or the drain gave up), before anything is closed: where a single run
+	// reads the server's figures, a worker of -procs lets the parent read
+	// them for all workers.
+	AfterDrain func(ctx context.Context) error
 	// NoServerMetrics leaves the server's /metrics and the host's steal
 	// unread: with -procs the parent reads them once for all workers.
 	NoServerMetrics bool
@@ -88,10 +93,12 @@ type Result struct {
 	Lost              uint64    `json:"lost"`
 	Duplicated        uint64    `json:"duplicated"`
 	Unexpected        uint64    `json:"unexpected"`
+	Reordered         uint64    `json:"reordered"`
 	SubscribersLosing int       `json:"subscribers_losing"`
 	Dropped           int       `json:"dropped"` // reading subscribers whose response ended early and stayed ended (resume off, or refused)
 	SlowCutOff        int       `json:"slow_cut_off"`
 	LatencyUS         Latency   `json:"latency_us"`
+	PublishLateUS     Latency   `json:"publish_late_us"`
 	RSSBefore         float64   `json:"rss_before"`
 	RSSConnected      float64   `json:"rss_connected"`
 	RSSAfter          float64   `json:"rss_after"`
@@ -148,8 +155,9 @@ type Result struct {
 	// (-procs); 0: one process.
 	Procs int `json:"procs,omitempty"`
 
-	// hist holds every latency recorded, for merging the workers' runs.
-	hist *Histogram
+	// hist holds every latency recorded and late every publish lateness,
+	// for merging the workers' runs.
+	hist, late *Histogram
 }
 
 // Latency holds publish→delivery percentiles in microseconds.
@@ -182,6 +190,7 @@ type stream struct {
 	name      string
 	seq       atomic.Uint64 // next payload sequence number
 	published atomic.Uint64 // events the server acknowledged
+	acked     ackedSet      // their sequence numbers
 	lastID    atomic.Uint64 // highest id the server acknowledged (broker)
 }
 
@@ -196,10 +205,16 @@ func (st *stream) acknowledged(id uint64) {
 }
 
 type runner struct {
-	cfg       Config
-	streams   []*stream
-	subs      []*subscriber
-	hist      Histogram
+	cfg     Config
+	start   time.Time // the zero of the payloads' send times (see clock)
+	streams []*stream
+	subs    []*subscriber
+	hist    Histogram // publish→delivery latency
+	// late is how far behind the fixed rate's schedule each publish request
+	// was sent. Latency is measured from the send, so a publisher held up by
+	// the server (every request in flight stalled) leaves the wait out of
+	// the latency; late shows it.
+	late      Histogram
 	delivered atomic.Uint64
 	stopped   atomic.Bool // set once the run is counted: readers record nothing more
 	pubErrs   atomic.Uint64
@@ -216,6 +231,12 @@ type runner struct {
 	gaps              atomic.Uint64
 	resuming          atomic.Int64 // subscribers now between a cut and their new response
 }
+
+// clock is the time since the run started, in nanoseconds, from the
+// monotonic clock: the send time in each payload and the receive time it is
+// subtracted from, both read in this process, so that a wall-clock step
+// during a run cannot skew the latency.
+func (r *runner) clock() int64 { return int64(time.Since(r.start)) }
 
 func transportFrom(source string, conns int) *http.Transport {
 	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
@@ -277,8 +298,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		URL: cfg.URL, Subscribers: cfg.Subscribers, Streams: cfg.Streams, Rate: cfg.Rate, Payload: cfg.Payload, Batch: cfg.Batch,
 		Resume: !cfg.NoResume,
 	}
+	for _, src := range cfg.Sources {
+		if src != "" && net.ParseIP(src) == nil {
+			return nil, fmt.Errorf("source address %q is not an IP address", src)
+		}
+	}
 	res.FileLimit, _ = rlimit.Raise()
-	r := &runner{cfg: cfg}
+	r := &runner{cfg: cfg, start: time.Now()}
 	// Unique per process too: the workers of -procs start together.
 	runID := strconv.FormatInt(time.Now().UnixNano(), 36) + "-" + strconv.Itoa(os.Getpid())
 	for i := range cfg.Streams {
@@ -339,28 +365,39 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	r.publish(ctx)
 	pubElapsed := time.Since(pubStart)
-	res.DrainEnd = r.drain(ctx)
+	var lastDelivery time.Time
+	res.DrainEnd, lastDelivery = r.drain(ctx)
 	res.HostStealPct = -1 // with -procs the parent measures it, once for all workers
 	if !cfg.NoServerMetrics {
 		res.HostStealPct = steal.percent()
 	}
 	// delivered/s counts from the first publish until every subscriber
-	// caught up (or the drain gave up): catching up from history after a
-	// resume is part of delivering, not free time after the run.
+	// caught up (catching up from history after a resume is part of
+	// delivering, not free time after the run) or, when the drain gave up,
+	// until the last event arrived: the wait for events that never came is
+	// not delivery time.
 	elapsed := time.Since(pubStart)
 	res.DrainSeconds = (elapsed - pubElapsed).Seconds()
+	if res.DrainEnd != "caught_up" {
+		elapsed = lastDelivery.Sub(pubStart)
+	}
 	close(progDone)
 	progWG.Wait()
 	after := server.sample(ctx)
+	if cfg.AfterDrain != nil {
+		if err := cfg.AfterDrain(ctx); err != nil {
+			return nil, err
+		}
+	}
 
-	// Count what each reading subscriber had at this point, then look at
-	// the ones that never read (reading them may unblock a server that
-	// stalled on them; what arrives then no longer counts).
+	// Count what each reading subscriber had at this point (the readers
+	// record nothing more), then look at the ones that never read (reading
+	// them may unblock a server that stalled on them; what arrives then no
+	// longer counts).
 	r.stopped.Store(true)
-	got := make([]uint64, len(r.subs))
-	want := make([]uint64, len(r.subs))
-	for i, s := range r.subs {
-		got[i], want[i] = s.distinct.Load(), s.st.published.Load()
+	acked := make(map[*stream]seqSet, len(r.streams))
+	for _, st := range r.streams {
+		acked[st] = st.acked.snapshot()
 	}
 	for _, s := range r.subs {
 		if s.slow && r.slowWasCut(s) {
@@ -371,19 +408,22 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	for _, s := range r.subs {
 		s.closeBody()
 	}
-	for i, s := range r.subs {
+	for _, s := range r.subs {
 		if s.slow {
 			continue
 		}
 		<-s.done
-		if got[i] < want[i] {
-			res.Lost += want[i] - got[i]
+		// Never netted against each other: an event the server dropped is
+		// lost even when another, never acknowledged, arrived instead.
+		want := acked[s.st]
+		if lost := want.countNotIn(s.seen); lost > 0 {
+			res.Lost += lost
 			res.SubscribersLosing++
-		} else {
-			res.Unexpected += got[i] - want[i]
 		}
-		res.Expected += want[i]
+		res.Unexpected += s.seen.countNotIn(want)
+		res.Expected += want.count()
 		res.Duplicated += s.dup
+		res.Reordered += s.reordered
 		res.DeliveredAfterResume += s.afterResume
 		if s.resumes > 0 {
 			res.SubscribersResumed++
@@ -409,7 +449,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res.setServerFigures(before, atConnect, after, server.err)
 	res.LatencyUS = latencyOf(&r.hist)
-	res.hist = &r.hist
+	res.PublishLateUS = latencyOf(&r.late)
+	res.hist, res.late = &r.hist, &r.late
 	return res, nil
 }
 
@@ -498,7 +539,8 @@ func (r *runner) connect(ctx context.Context) (ok, failed int) {
 	return ok, failed
 }
 
-// makePayload writes "<seq> <unix nanos> " and pads to size with 'x'.
+// makePayload writes "<seq> <sent> " and pads to size with 'x'; sent is
+// the runner's clock (nanoseconds since the run started).
 func makePayload(buf []byte, seq uint64, sent int64, size int) []byte {
 	buf = strconv.AppendUint(buf[:0], seq, 10)
 	buf = append(buf, ' ')
@@ -528,7 +570,8 @@ func parsePayload(b []byte) (seq uint64, sent int64, ok bool) {
 // workers, paced to Rate (0: flat out), until Duration or Count is reached.
 // Each request carries Batch events of one stream (fewer in the last one
 // when Count is not a multiple of Batch); every event's payload holds its
-// sequence number and the time just before its request was sent.
+// sequence number and the time just before its request was sent. A paced
+// request sent after its time in the schedule counts in r.late.
 func (r *runner) publish(parent context.Context) {
 	// Requests still in flight 5 s after the end are abandoned (a server
 	// that blocks its publishers would otherwise hold the run).
@@ -537,6 +580,7 @@ func (r *runner) publish(parent context.Context) {
 	type job struct {
 		st     *stream
 		events int
+		due    time.Time // when the schedule called for it (zero: flat out)
 	}
 	jobs := make(chan job, r.cfg.Concurrency)
 	var wg sync.WaitGroup
@@ -551,7 +595,10 @@ func (r *runner) publish(parent context.Context) {
 				}
 				n := uint64(j.events)
 				seq := j.st.seq.Add(n) - n
-				now := time.Now().UnixNano()
+				if !j.due.IsZero() {
+					r.late.Record(time.Since(j.due))
+				}
+				now := r.clock()
 				var err error
 				if r.cfg.Batch == 1 {
 					buf = makePayload(buf, seq, now, r.cfg.Payload)
@@ -572,6 +619,7 @@ func (r *runner) publish(parent context.Context) {
 					r.pubErrs.Add(1)
 					continue
 				}
+				j.st.acked.add(seq, n)
 				j.st.published.Add(n)
 				r.published.Add(n)
 			}
@@ -610,8 +658,12 @@ loop:
 			if n == 0 {
 				break
 			}
+			var at time.Time
+			if r.cfg.Rate > 0 { // the request is due once its last event is
+				at = start.Add(time.Duration(float64(issued+n) / r.cfg.Rate * float64(time.Second)))
+			}
 			select {
-			case jobs <- job{r.streams[requests%len(r.streams)], n}:
+			case jobs <- job{r.streams[requests%len(r.streams)], n, at}:
 				issued += n
 				requests++
 			case <-ctx.Done():
@@ -687,27 +739,29 @@ func (r *runner) publishOne(ctx context.Context, st *stream, data []byte, conten
 // acknowledged event of its stream, or (broker) the last acknowledged id,
 // or it has stopped for good. It gives up when no event arrived for Drain
 // while no subscriber was waiting to resume (a server that lost events),
-// or after DrainTimeout in all. It returns why it ended (Result.DrainEnd).
-func (r *runner) drain(ctx context.Context) string {
+// or after DrainTimeout in all. It returns why it ended (Result.DrainEnd)
+// and when the last event arrived (or a subscriber was last seen waiting to
+// resume).
+func (r *runner) drain(ctx context.Context) (string, time.Time) {
 	start := time.Now()
 	last := r.delivered.Load()
 	lastChange := start
 	for {
 		if r.caughtUp() {
-			return "caught_up"
+			return "caught_up", time.Now()
 		}
 		now := time.Now()
 		if d := r.delivered.Load(); d != last || r.resuming.Load() > 0 {
 			last, lastChange = d, now
 		} else if now.Sub(lastChange) > r.cfg.Drain {
-			return "stalled"
+			return "stalled", lastChange
 		}
 		if now.Sub(start) > r.cfg.DrainTimeout {
-			return "timeout"
+			return "timeout", lastChange
 		}
 		select {
 		case <-ctx.Done():
-			return "canceled"
+			return "canceled", lastChange
 		case <-time.After(10 * time.Millisecond):
 		}
 	}

@@ -32,16 +32,17 @@ type subscriber struct {
 	body io.ReadCloser
 
 	// Written only by the reader goroutine, read after done is closed.
-	ended       error // why the reader stopped for good
-	dup         uint64
-	byID        bool
-	seen        []uint64 // bitset over payload sequence numbers (byID false)
-	resumes     uint64   // connections this subscriber reopened
-	afterResume uint64   // events received on a resumed connection
+	ended       error  // why the reader stopped for good
+	byID        bool   // the server sends ids that must increase (broker)
+	seen        seqSet // payload sequence numbers received
+	dup         uint64 // events received again (a sequence number already seen)
+	reordered   uint64 // byID: new events whose id was not above the last one
+	resumes     uint64 // connections this subscriber reopened
+	afterResume uint64 // events received on a resumed connection
 
 	// Read while the run goes (drain, progress).
-	distinct atomic.Uint64
-	lastID   atomic.Uint64 // highest id received (byID true)
+	distinct atomic.Uint64 // events received at least once
+	lastID   atomic.Uint64 // highest id received (byID)
 }
 
 func (s *subscriber) setBody(b io.ReadCloser) {
@@ -58,26 +59,24 @@ func (s *subscriber) closeBody() {
 	}
 }
 
+// track counts one received event. Loss, duplicates and events never
+// acknowledged are told apart by the payload's sequence number, in both
+// protocols (the baseline's ids say nothing); with the broker's ids it also
+// checks their order.
 func (s *subscriber) track(id uint64, seq uint64) {
-	if s.byID {
-		if id > s.lastID.Load() {
-			s.lastID.Store(id)
-			s.distinct.Add(1)
-		} else {
-			s.dup++
-		}
-		return
-	}
-	w := seq / 64
-	for uint64(len(s.seen)) <= w {
-		s.seen = append(s.seen, 0)
-	}
-	if s.seen[w]&(1<<(seq%64)) != 0 {
+	if !s.seen.add(seq) {
 		s.dup++
 		return
 	}
-	s.seen[w] |= 1 << (seq % 64)
 	s.distinct.Add(1)
+	if !s.byID {
+		return
+	}
+	if id > s.lastID.Load() {
+		s.lastID.Store(id)
+	} else {
+		s.reordered++
+	}
 }
 
 // sseState is what an EventSource keeps across its connections: the last
@@ -233,7 +232,7 @@ func (r *runner) readEvents(s *subscriber, br *bufio.Reader, st *sseState) error
 					r.gaps.Add(1)
 				}
 				if haveData {
-					r.hist.Record(time.Duration(time.Now().UnixNano() - sent))
+					r.hist.Record(time.Duration(r.clock() - sent))
 					r.delivered.Add(1)
 					s.track(st.id, seq)
 					if resumed {

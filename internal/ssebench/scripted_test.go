@@ -1,0 +1,275 @@
+package ssebench
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// scriptedBroker speaks the broker's publish and subscribe API for one
+// stream and one subscriber. For publish n (1, 2, ...) with body data,
+// script decides what the subscriber is sent (with f.id and f.send) and
+// returns the id to acknowledge and the status to answer.
+func scriptedBroker(t *testing.T, script func(f *fakeStream, n int, data string) (id, status int)) *httptest.Server {
+	f := &fakeStream{nextID: 100, events: make(chan string, 10000)}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/streams/{s}/messages", func(w http.ResponseWriter, r *http.Request) {
+		data, _ := io.ReadAll(r.Body)
+		f.mu.Lock()
+		f.n++
+		id, status := script(f, f.n, string(data))
+		f.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(map[string]any{"stream": r.PathValue("s"), "ids": []string{fmt.Sprint(id)}})
+	})
+	mux.HandleFunc("GET /v1/streams/{s}/events", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, "retry: 3000\n\n")
+		w.(http.Flusher).Flush()
+		for {
+			select {
+			case frame := <-f.events:
+				_, _ = io.WriteString(w, frame)
+				w.(http.Flusher).Flush()
+			case <-r.Context().Done():
+				return
+			}
+		}
+	})
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total 1.5\nprocess_resident_memory_bytes 1.048576e+07\n")
+	})
+	ts := httptest.NewServer(mux)
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+// fakeStream is the state of a scriptedBroker; its script runs under mu.
+type fakeStream struct {
+	mu     sync.Mutex
+	n      int
+	nextID int
+	events chan string
+	held   []string // frames a script keeps back
+}
+
+// id gives out the next event id.
+func (f *fakeStream) id() int { f.nextID++; return f.nextID }
+
+// frame is the SSE frame of one event.
+func (f *fakeStream) frame(id int, data string) string {
+	return fmt.Sprintf("id: %d\ndata: %s\n\n", id, data)
+}
+
+// send queues one event for the subscriber.
+func (f *fakeStream) send(id int, data string) { f.events <- f.frame(id, data) }
+
+// faithfully sends the event once and acknowledges it.
+func faithfully(f *fakeStream, data string) (id, status int) {
+	id = f.id()
+	f.send(id, data)
+	return id, http.StatusCreated
+}
+
+// Each way a broker can get delivery wrong is counted as what it is, and
+// none hides another: loss is not netted against an event nobody
+// acknowledged, a repeat under a new id is still a repeat, and events that
+// arrive out of order count once each, as out of order.
+func TestMiscountsAreCaught(t *testing.T) {
+	type counts struct{ published, delivered, lost, dup, unexpected, reordered uint64 }
+	for _, tc := range []struct {
+		name   string
+		script func(f *fakeStream, n int, data string) (int, int)
+		want   counts
+	}{{
+		name: "drops event 5, sends event 10 twice",
+		script: func(f *fakeStream, n int, data string) (int, int) {
+			switch n {
+			case 5:
+				return f.id(), http.StatusCreated
+			case 10:
+				id := f.id()
+				f.send(id, data)
+				f.send(id, data)
+				return id, http.StatusCreated
+			}
+			return faithfully(f, data)
+		},
+		want: counts{published: 20, delivered: 20, lost: 1, dup: 1},
+	}, {
+		// As many received as acknowledged: comparing counts sees nothing.
+		name: "drops event 5, delivers event 8 but answers its publish 500",
+		script: func(f *fakeStream, n int, data string) (int, int) {
+			switch n {
+			case 5:
+				return f.id(), http.StatusCreated
+			case 8:
+				id, _ := faithfully(f, data)
+				return id, http.StatusInternalServerError
+			}
+			return faithfully(f, data)
+		},
+		want: counts{published: 19, delivered: 19, lost: 1, unexpected: 1},
+	}, {
+		name: "sends event 7 again under a new id",
+		script: func(f *fakeStream, n int, data string) (int, int) {
+			id, status := faithfully(f, data)
+			if n == 7 {
+				f.send(f.id(), data)
+			}
+			return id, status
+		},
+		want: counts{published: 20, delivered: 21, dup: 1},
+	}, {
+		name: "sends event 3 after event 4",
+		script: func(f *fakeStream, n int, data string) (int, int) {
+			switch n {
+			case 3:
+				id := f.id()
+				f.held = append(f.held, f.frame(id, data))
+				return id, http.StatusCreated
+			case 4:
+				id, status := faithfully(f, data)
+				f.events <- f.held[0]
+				return id, status
+			}
+			return faithfully(f, data)
+		},
+		want: counts{published: 20, delivered: 20, reordered: 1},
+	}, {
+		name: "sends event 6 again after event 9",
+		script: func(f *fakeStream, n int, data string) (int, int) {
+			id, status := faithfully(f, data)
+			switch n {
+			case 6:
+				f.held = append(f.held, f.frame(id, data))
+			case 9:
+				f.events <- f.held[0]
+			}
+			return id, status
+		},
+		want: counts{published: 20, delivered: 21, dup: 1},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := scriptedBroker(t, tc.script)
+			res, err := Run(t.Context(), Config{
+				URL: ts.URL, Target: "broker", Scenario: "conversations", Subscribers: 1, Streams: 1,
+				Count: 20, Payload: 64, Concurrency: 1, Drain: time.Second,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := counts{res.Published, res.Delivered, res.Lost, res.Duplicated, res.Unexpected, res.Reordered}
+			if got != tc.want {
+				t.Fatalf("got  %+v\nwant %+v", got, tc.want)
+			}
+			if res.RSSBefore != 10485760 || res.MetricsError != "" {
+				t.Fatalf("rss %v err %q", res.RSSBefore, res.MetricsError)
+			}
+		})
+	}
+}
+
+// Latency runs from the send to the delivery: an event the server holds
+// back 300 ms is the maximum, and the others, delivered at once, keep the
+// median far below it. (The held one is the last: one that came after it,
+// with a lower id, would find the drain over, the last id received.)
+func TestLatencyIsMeasuredFromTheSend(t *testing.T) {
+	const hold = 300 * time.Millisecond
+	ts := scriptedBroker(t, func(f *fakeStream, n int, data string) (int, int) {
+		if n != 21 {
+			return faithfully(f, data)
+		}
+		id := f.id()
+		time.AfterFunc(hold, func() { f.send(id, data) })
+		return id, http.StatusCreated
+	})
+	res, err := Run(t.Context(), Config{
+		URL: ts.URL, Target: "broker", Scenario: "conversations", Subscribers: 1, Streams: 1,
+		Count: 21, Payload: 64, Concurrency: 1, Drain: 2 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, held := res.LatencyUS, float64(hold.Microseconds())
+	if res.Lost != 0 || l.Max < held || l.Max > 10e6 || l.P50 >= held {
+		t.Fatalf("lost %d, latency µs %+v: want the max at least %v (and under 10 s), the median below it", res.Lost, l, hold)
+	}
+}
+
+// A server that holds its publishers back cannot shorten the latency
+// unseen: publishes sent after their time in the fixed-rate schedule are
+// reported as late.
+func TestPublishesBehindTheScheduleAreReported(t *testing.T) {
+	const stall = 400 * time.Millisecond
+	ts := scriptedBroker(t, func(f *fakeStream, n int, data string) (int, int) {
+		if n == 5 {
+			time.Sleep(stall) // the one request in flight: the schedule falls behind
+		}
+		return faithfully(f, data)
+	})
+	res, err := Run(t.Context(), Config{
+		URL: ts.URL, Target: "broker", Scenario: "conversations", Subscribers: 1, Streams: 1,
+		Rate: 100, Count: 30, Payload: 64, Concurrency: 1, Drain: time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Event 7 was due 20 ms after event 5 was sent and waited out the stall.
+	if late := res.PublishLateUS.Max; late < float64((stall / 2).Microseconds()) {
+		t.Fatalf("publishes late by at most %v µs, want at least %v", late, stall/2)
+	}
+	if res.Lost != 0 || res.Published != 30 {
+		t.Fatalf("lost %d published %d", res.Lost, res.Published)
+	}
+}
+
+// A run that ends with events missing waits out -drain for them; that wait
+// is not delivery time, so delivered/s counts only until the last event.
+func TestStalledDrainIsNotDeliveryTime(t *testing.T) {
+	ts := scriptedBroker(t, func(f *fakeStream, n int, data string) (int, int) {
+		if n == 20 { // the last: the subscriber never reaches the last id
+			return f.id(), http.StatusCreated // never sent
+		}
+		return faithfully(f, data)
+	})
+	drain := 2 * time.Second
+	res, err := Run(t.Context(), Config{
+		URL: ts.URL, Target: "broker", Scenario: "conversations", Subscribers: 1, Streams: 1,
+		Count: 20, Payload: 64, Concurrency: 1, Drain: drain,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.DrainEnd != "stalled" || res.Lost != 1 || res.DrainSeconds < drain.Seconds() {
+		t.Fatalf("drain %s after %.1fs, lost %d: want stalled after %v, 1 lost", res.DrainEnd, res.DrainSeconds, res.Lost, drain)
+	}
+	if res.Duration >= drain.Seconds() || res.DeliveredPerSec <= float64(res.Delivered)/drain.Seconds() {
+		t.Fatalf("duration %.2fs, %.0f delivered/s: the %v of waiting counted as delivery time", res.Duration, res.DeliveredPerSec, drain)
+	}
+}
+
+// A source address that is not an IP address is refused, not silently
+// replaced by the kernel's choice.
+func TestBadSourceAddressIsRefused(t *testing.T) {
+	_, err := Run(t.Context(), Config{
+		URL: "http://127.0.0.1:1", Target: "broker", Streams: 1, Subscribers: 1, Concurrency: 1,
+		Sources: []string{"127.0.0.1", "127.0.0.2x"},
+	})
+	if err == nil || !strings.Contains(err.Error(), `"127.0.0.2x" is not an IP address`) {
+		t.Fatalf("err %v", err)
+	}
+	var stdout, stderr bytes.Buffer // the command trims spaces after the commas
+	code := Main(t.Context(), nil, []string{"-url", "http://127.0.0.1:1", "-sources", "127.0.0.1, 127.0.0.2x", "-count", "1"}, &stdout, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), `"127.0.0.2x" is not an IP address`) {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+}

@@ -45,19 +45,25 @@ func (s *Store) watch(stream string) {
 	s.watchMu.Unlock()
 }
 
+// renewEvery is how often the janitor renews watched streams.
+func (s *Store) renewEvery() time.Duration { return s.opts.IdleTTL / 4 }
+
+// renewMS is the TTL a renewal gives a watched stream's keys: the idle TTL
+// plus one renewal period (and one janitor tick). The last subscriber may
+// leave just before the renewal that would have followed, and the stream
+// must still outlive it by the whole idle TTL, as in the other stores
+// (broker.StoreOptions.IdleSince).
+func (s *Store) renewMS() int64 {
+	return s.idleTTLMS + (s.renewEvery() + s.opts.SweepInterval()).Milliseconds()
+}
+
 // touch renews the idle TTL of streams with subscribers on this node, a
 // quarter TTL after the last renewal (at once for newly watched ones), and
 // forgets watched streams without subscribers.
-//
-// A renewal sets the keys to expire the idle TTL plus one renewal period
-// (and one janitor tick) later: the last subscriber may leave just before
-// the renewal that would have followed, and the stream must still outlive
-// it by the whole idle TTL, as in the other stores
-// (broker.StoreOptions.IdleSince).
 func (s *Store) touch() {
 	now := time.Now()
-	every := s.opts.IdleTTL / 4
-	ttlMS := s.idleTTLMS + (every + s.opts.SweepInterval()).Milliseconds()
+	every := s.renewEvery()
+	ttlMS := s.renewMS()
 	var due []string
 	s.watchMu.Lock()
 	for name, at := range s.watched {

@@ -512,7 +512,9 @@ type snapshot struct {
 	hw uint64
 }
 
-func (s *Store) snapshot(parent context.Context, stream string, after uint64, limit int, what string) (snapshot, error) {
+// snapshot reads stream; renewMS > 0 also renews its TTL to that (see
+// scriptRead).
+func (s *Store) snapshot(parent context.Context, stream string, after uint64, limit int, renewMS int64, what string) (snapshot, error) {
 	ctx, cancel, err := s.op(parent)
 	if err != nil {
 		return snapshot{}, err
@@ -523,7 +525,8 @@ func (s *Store) snapshot(parent context.Context, stream string, after uint64, li
 	if after > 0 {
 		afterArg = redisID(after)
 	}
-	res, err := scriptRead.Run(ctx, s.rdb, []string{k.meta, k.x, k.idem, k.order, keyHW}, s.maxAgeMS, afterArg, limit).Slice()
+	res, err := scriptRead.Run(ctx, s.rdb, []string{k.meta, k.x, k.idem, k.order, keyHW, keyStreams},
+		s.maxAgeMS, afterArg, limit, renewMS, stream).Slice()
 	if err != nil {
 		return snapshot{}, s.fail(parent, what, err)
 	}
@@ -572,7 +575,20 @@ func (s *Store) Read(ctx context.Context, stream string, after uint64, limit int
 	if limit < 0 {
 		limit = 0
 	}
-	sn, err := s.snapshot(ctx, stream, after, limit, "read")
+	// A subscription is registered with the hub before its read. While
+	// this node's feed is down it would get its backlog and then nothing
+	// live until the feed is back, so it is refused, as when Redis is down.
+	// Otherwise the read renews the stream's TTL as the janitor does for
+	// watched streams: one close to its idle expiry must not expire under
+	// the new subscriber before the janitor's next round.
+	var renewMS int64
+	if s.fan.Subscribers(stream) > 0 {
+		if !s.feedUp.Load() {
+			return broker.ReadResult{}, fmt.Errorf("%w: the redis event feed is not subscribed", broker.ErrStoreUnavailable)
+		}
+		renewMS = s.renewMS()
+	}
+	sn, err := s.snapshot(ctx, stream, after, limit, renewMS, "read")
 	if err != nil {
 		return broker.ReadResult{}, err
 	}
@@ -634,7 +650,7 @@ func parseEntry(e any) (broker.Event, error) {
 
 // Info describes a stream.
 func (s *Store) Info(ctx context.Context, stream string) (broker.StreamInfo, error) {
-	sn, err := s.snapshot(ctx, stream, 0, -1, "info")
+	sn, err := s.snapshot(ctx, stream, 0, -1, 0, "info")
 	if err != nil {
 		return broker.StreamInfo{}, err
 	}

@@ -847,3 +847,75 @@ func TestURLs(t *testing.T) {
 		t.Fatalf("bad URL: %v", err)
 	}
 }
+
+// A subscriber keeps its stream alive from the moment it subscribes: a
+// stream about to expire is renewed by the subscribe itself (the janitor's
+// next round may be 30 s away), and a publish does not cut the renewal
+// back to the bare idle TTL.
+func TestSubscribersKeepTheirStreamAlive(t *testing.T) {
+	srv := redistest.Start(t)
+	o := broker.StoreOptions{IdleTTL: time.Hour} // the janitor ticks every 30 s: not during this test
+	a := newNode(t, srv.URL, o, 0)
+	b := newNode(t, srv.URL, o, 0)
+	rdb := srv.Client(t)
+	defer rdb.Close()
+	ctx := context.Background()
+	pttl := func() time.Duration { return rdb.PTTL(ctx, keysOf("s").meta).Val() }
+
+	a.publish(t, "s", "x")
+	k := keysOf("s")
+	for _, key := range []string{k.meta, k.x, k.idem, k.order} {
+		rdb.PExpire(ctx, key, 500*time.Millisecond) // about to expire
+	}
+	sub := collect(t, b, "s", 0)
+	sub.waitIDs(t, 1)
+	if got := pttl(); got <= o.IdleTTL {
+		t.Fatalf("TTL after a subscribe %v, want more than the idle TTL %v", got, o.IdleTTL)
+	}
+	time.Sleep(time.Second)
+	if _, err := a.store.Info(ctx, "s"); err != nil {
+		t.Fatalf("a stream with a subscriber expired: %v", err)
+	}
+
+	a.publish(t, "s", "y")
+	if got := pttl(); got <= o.IdleTTL {
+		t.Fatalf("TTL after a publish %v: the publish cut back the subscriber's renewal", got)
+	}
+	if got := sub.waitIDs(t, 2); len(got) != 2 {
+		t.Fatalf("ids %v", got)
+	}
+}
+
+// While this node's event feed is down, a new subscriber would get its
+// backlog and then nothing live: it is refused as unavailable, as when
+// Redis is down. Reads of history, which need no feed, still work.
+func TestSubscribeRefusedWhileTheFeedIsDown(t *testing.T) {
+	srv := redistest.Start(t)
+	n := newNode(t, srv.URL, broker.StoreOptions{}, time.Second)
+	n.publish(t, "s", "x")
+	n.store.feedUp.Store(false) // as runFeed leaves it while it cannot subscribe
+	if _, err := n.broker.Subscribe(context.Background(), "s", 0); !errors.Is(err, broker.ErrStoreUnavailable) {
+		t.Fatalf("subscribe with the feed down: %v, want ErrStoreUnavailable", err)
+	}
+	if n.hub.Subscribers("s") != 0 {
+		t.Fatal("the refused subscription is still registered")
+	}
+	if rr := n.read(t, "s", 0); len(rr.Events) != 1 {
+		t.Fatalf("history with the feed down: %+v", rr)
+	}
+	n.store.feedUp.Store(true)
+	sub := collect(t, n, "s", 0)
+	sub.waitIDs(t, 1)
+}
+
+// An age bound longer than the time since 1970 ("keep forever") keeps
+// everything instead of failing every publish and read.
+func TestAgeBoundBeyondTheEpoch(t *testing.T) {
+	srv := redistest.Start(t)
+	n := newNode(t, srv.URL, broker.StoreOptions{MaxAge: 100 * 365 * 24 * time.Hour}, 0)
+	first := n.publish(t, "s", "a")
+	n.publish(t, "s", "b")
+	if rr := n.read(t, "s", first[0]); rr.Gap || len(rr.Events) != 1 {
+		t.Fatalf("read: %+v", rr)
+	}
+}

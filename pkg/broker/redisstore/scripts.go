@@ -65,6 +65,7 @@ end
 
 -- trimage drops events older than maxage ms, never the stop event.
 local function trimage(meta, x, idem, order, now, maxage)
+  if maxage >= now then return end -- an age bound beyond 1970: nothing is that old
   local cut = int(now - maxage) .. '-0'
   local stop = redis.call('HGET', meta, 'stop')
   if stop and id_le(stop, cut) then cut = stop end
@@ -86,12 +87,19 @@ local function trimcount(meta, x, idem, order, maxev)
   trimmed(meta, idem, order, r[#r][1])
 end
 
+-- expire sets a stream's keys to expire in ttl ms, or when they expire
+-- already if that is later, and returns the TTL set: a publish must not
+-- cut back the longer renewal a node gave a stream it has subscribers on
+-- (janitor.go, touch). (PEXPIRE GT would not set a TTL on a new key.)
 local function expire(k1, k2, k3, k4, ttl)
-  ttl = int(ttl)
-  redis.call('PEXPIRE', k1, ttl)
-  redis.call('PEXPIRE', k2, ttl)
-  redis.call('PEXPIRE', k3, ttl)
-  redis.call('PEXPIRE', k4, ttl)
+  local left = redis.call('PTTL', k1)
+  if left > ttl then ttl = left end
+  local ms = int(ttl)
+  redis.call('PEXPIRE', k1, ms)
+  redis.call('PEXPIRE', k2, ms)
+  redis.call('PEXPIRE', k3, ms)
+  redis.call('PEXPIRE', k4, ms)
+  return ttl
 end
 `
 
@@ -161,7 +169,7 @@ if key ~= '' then
   redis.call('RPUSH', order, last .. ' ' .. key)
 end
 trimcount(meta, x, idem, order, maxev)
-expire(meta, x, idem, order, ttl)
+ttl = expire(meta, x, idem, order, ttl)
 redis.call('ZADD', streams, int(now + ttl), stream)
 redis.call('PUBLISH', channel, table.concat(feed))
 return res
@@ -187,17 +195,26 @@ return 'created'
 `)
 
 // scriptRead is a consistent snapshot of a stream (after trimming by age).
+// With renewMs > 0 (a subscriber is being set up) it also renews the
+// stream's TTL as the janitor does for watched streams, so that a stream
+// close to its idle expiry does not expire under a new subscriber before
+// the janitor's next round.
 //
-// KEYS: meta, x, idem, order, hw. ARGV: maxAgeMs, after ("ms-seq" or ""),
-// limit (0: all, -1: none, only the counts).
+// KEYS: meta, x, idem, order, hw, streams. ARGV: maxAgeMs, after ("ms-seq"
+// or ""), limit (0: all, -1: none, only the counts), renewMs, stream.
 //
 // Answers {0, hw} for a stream that does not exist (hw: sseb:hw, or ""),
 // else {1, created, closed, stop, last, first, retained, gap, entries, hw}.
 var scriptRead = redis.NewScript(luaPrelude + `
-local meta, x, idem, order, hw = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local maxage, after, limit = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
+local meta, x, idem, order, hw, streams = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local maxage, after, limit, renew = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 if redis.call('EXISTS', meta) == 0 then return {0, redis.call('GET', hw) or ''} end
-trimage(meta, x, idem, order, nowms(), maxage)
+local now = nowms()
+if renew > 0 then
+  local ttl = expire(meta, x, idem, order, renew)
+  redis.call('ZADD', streams, int(now + ttl), ARGV[5])
+end
+trimage(meta, x, idem, order, now, maxage)
 local h = redis.call('HMGET', meta, 'created', 'closed', 'stop', 'last', 'trim')
 local first = redis.call('XRANGE', x, '-', '+', 'COUNT', 1)
 local firstid = ''
@@ -251,8 +268,8 @@ local now = nowms()
 for i = 2, #ARGV do
   local b = 2 + (i - 2) * 4
   if redis.call('EXISTS', KEYS[b]) == 1 then
-    expire(KEYS[b], KEYS[b + 1], KEYS[b + 2], KEYS[b + 3], ttl)
-    redis.call('ZADD', KEYS[1], int(now + ttl), ARGV[i])
+    local kept = expire(KEYS[b], KEYS[b + 1], KEYS[b + 2], KEYS[b + 3], ttl)
+    redis.call('ZADD', KEYS[1], int(now + kept), ARGV[i])
   end
 end
 return 0

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -122,22 +123,7 @@ func TestSeveralProcessesAgainstBroker(t *testing.T) {
 	}
 	bin := brokerproc.Binary(t)
 	b := testbroker.Start(t, testbroker.Options{NoDemo: true})
-	out := filepath.Join(t.TempDir(), "runs.jsonl")
-	cmd := exec.CommandContext(t.Context(), bin, "bench", "-url", b.URL, "-scenario", "conversations",
-		"-streams", "6", "-subscribers", "12", "-count", "300", "-rate", "1000", "-procs", "3", "-json", out)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("broker bench -procs 3: %v\n%s%s", err, stdout.String(), stderr.String())
-	}
-	line, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var res Result
-	if err := json.Unmarshal(line, &res); err != nil {
-		t.Fatalf("%v: %s", err, line)
-	}
+	res, stdout := benchThreeProcesses(t, bin, b.URL, 300)
 	if res.Procs != 3 || res.Connected != 12 || res.ConnectErrors != 0 || res.Published != 300 || res.PublishErrors != 0 {
 		t.Fatalf("procs %d connected %d (errors %d) published %d (errors %d)", res.Procs, res.Connected, res.ConnectErrors, res.Published, res.PublishErrors)
 	}
@@ -148,9 +134,31 @@ func TestSeveralProcessesAgainstBroker(t *testing.T) {
 	if res.LatencyUS.P50 <= 0 || res.LatencyUS.Max < res.LatencyUS.P99 || res.RSSConnected <= 0 || res.MetricsError != "" {
 		t.Fatalf("latency %+v rss %v metrics error %q", res.LatencyUS, res.RSSConnected, res.MetricsError)
 	}
-	if !strings.Contains(stdout.String(), "(3 processes)") {
-		t.Fatalf("summary line: %s", stdout.String())
+	if !strings.Contains(stdout, "(3 processes)") {
+		t.Fatalf("summary line: %s", stdout)
 	}
+}
+
+// benchThreeProcesses runs `broker bench -procs 3` (bin) against url:
+// conversations, 6 streams × 2 subscribers, count events at 1,000/s.
+func benchThreeProcesses(t *testing.T, bin, url string, count int) (res Result, stdout string) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "runs.jsonl")
+	cmd := exec.CommandContext(t.Context(), bin, "bench", "-url", url, "-scenario", "conversations",
+		"-streams", "6", "-subscribers", "12", "-count", strconv.Itoa(count), "-rate", "1000", "-procs", "3", "-json", out)
+	var so, se bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &so, &se
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("broker bench -procs 3: %v\n%s%s", err, so.String(), se.String())
+	}
+	line, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(line, &res); err != nil {
+		t.Fatalf("%v: %s", err, line)
+	}
+	return res, so.String()
 }
 
 // -procs needs a stream per process: each worker publishes to its own.
@@ -209,20 +217,7 @@ func TestServerFiguresAreReadBeforeTheSubscribersClose(t *testing.T) {
 		if testing.Short() {
 			t.Skip("builds the broker binary")
 		}
-		out := filepath.Join(t.TempDir(), "runs.jsonl")
-		cmd := exec.CommandContext(t.Context(), brokerproc.Binary(t), "bench", "-url", u, "-scenario", "conversations",
-			"-streams", "6", "-subscribers", "12", "-count", "120", "-rate", "1000", "-procs", "3", "-json", out)
-		if msg, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("broker bench -procs 3: %v\n%s", err, msg)
-		}
-		line, err := os.ReadFile(out)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var res Result
-		if err := json.Unmarshal(line, &res); err != nil {
-			t.Fatalf("%v: %s", err, line)
-		}
+		res, _ := benchThreeProcesses(t, brokerproc.Binary(t), u, 120)
 		if res.RSSConnected != 12 || res.RSSAfter != 12 || res.Lost != 0 || res.Delivered != 240 {
 			t.Fatalf("subscriptions open when connected %v, after %v (want 12, 12); lost %d, delivered %d", res.RSSConnected, res.RSSAfter, res.Lost, res.Delivered)
 		}

@@ -56,6 +56,11 @@ func serveCmd(args, environ []string, stdout, stderr io.Writer) int {
 		config.Usage(stdout, "broker")
 		return 0
 	}
+	if err == nil {
+		// Key files are configuration too: a bad one is one line naming
+		// its key and exit 2, before anything starts.
+		err = checkKeys(cfg)
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
@@ -96,9 +101,16 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// The address next: a port in use fails before a bolt file is created
+	// and locked or Redis is contacted. (srv.Shutdown closes ln.)
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
 	hub := broker.NewHub(cfg.Subscribers.Max, cfg.Subscribers.Queue)
 	store, err := openStore(ctx, cfg, hub, log)
 	if err != nil {
+		ln.Close()
 		return err
 	}
 	defer func() {
@@ -126,12 +138,8 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          stdlog.New(log.With().Str("component", "http").Logger(), "", 0),
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
-	}
 	tlsOn := cfg.TLS.CertFile != ""
-	log.Info().Str("addr", ln.Addr().String()).Str("store", cfg.Store).Bool("tls", tlsOn).
+	log.Info().Str("addr", ln.Addr().String()).Str("store", cfg.Redacted().Store).Bool("tls", tlsOn).
 		Str("protocols", protocolNames(cfg)).Bool("demo", cfg.Demo.Enabled).Msg("broker listening")
 	if !cfg.AuthEnabled() {
 		log.Warn().Msg("authentication is off: anyone who can reach the broker can publish and subscribe to any stream")

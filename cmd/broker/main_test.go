@@ -27,6 +27,10 @@ func TestBadConfigurationStopsAtStart(t *testing.T) {
 	if err := os.WriteFile(unknown, []byte("history:\n  max_event: 5\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	junk := filepath.Join(dir, "junk.pem")
+	if err := os.WriteFile(junk, []byte("junk\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name    string
 		args    []string
@@ -38,6 +42,13 @@ func TestBadConfigurationStopsAtStart(t *testing.T) {
 		{"bad flag value", []string{"--log-level", "loud"}, nil, "log.level"},
 		{"missing config file", []string{"--config", filepath.Join(dir, "nope.yaml")}, nil, "nope.yaml"},
 		{"bad store", []string{"--store", "etcd://x"}, nil, "store"},
+		// The masks `broker config check` prints are not secrets: its output
+		// saved as a file must not run with a JWT key anyone can read.
+		{"masked JWT secret", nil, []string{"BROKER_AUTH_JWT_SECRET=REDACTED"}, "auth.jwt.secret"},
+		{"masked Redis password", []string{"--store", "redis://u:xxxxx@127.0.0.1:1/0"}, nil, "store"},
+		// Key files are configuration: checked before anything starts.
+		{"bad TLS key pair", nil, []string{"BROKER_TLS_CERT_FILE=" + junk, "BROKER_TLS_KEY_FILE=" + junk}, "tls.cert_file"},
+		{"bad JWT public key", nil, []string{"BROKER_AUTH_JWT_PUBLIC_KEY_FILE=" + junk, "BROKER_AUTH_JWT_ALGORITHM=ES256"}, "auth.jwt.public_key_file"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -52,6 +63,34 @@ func TestBadConfigurationStopsAtStart(t *testing.T) {
 	var stdout bytes.Buffer
 	if code := run([]string{"--help"}, nil, &stdout, io.Discard); code != 0 || !strings.Contains(stdout.String(), "--listen") {
 		t.Fatalf("--help: exit %d, %q", code, stdout.String())
+	}
+}
+
+// A listen address in use stops the broker before it opens its store: no
+// bolt file is created or locked for a broker that cannot serve.
+func TestAddressInUseStopsBeforeTheStore(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	db := filepath.Join(t.TempDir(), "broker.db")
+	var stderr bytes.Buffer
+	code := run([]string{"--listen", taken.Addr().String(), "--store", "bolt:" + db}, []string{"BROKER_LOG_FORMAT=json"}, io.Discard, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "address already in use") {
+		t.Fatalf("exit %d, log %s", code, stderr.String())
+	}
+	if _, err := os.Stat(db); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the bolt file was created: %v", err)
+	}
+}
+
+// The start-up line names the store without its password.
+func TestStartLogHidesTheRedisPassword(t *testing.T) {
+	p := brokerproc.Start(t, "--store", "redis://user:s3cretpw@127.0.0.1:1/0") // no Redis there: it starts anyway, not ready
+	logs := p.Logs()
+	if strings.Contains(logs, "s3cretpw") || !strings.Contains(logs, "redis://user:xxxxx@127.0.0.1:1/0") {
+		t.Fatalf("start-up log:\n%s", logs)
 	}
 }
 

@@ -15,6 +15,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"slices"
@@ -122,6 +123,21 @@ func (c Config) AuthEnabled() bool {
 
 // redactedMark replaces secrets; it is visibly not a real value.
 const redactedMark = "REDACTED"
+
+// redactedPassword is what url.URL.Redacted puts in place of a password.
+const redactedPassword = "xxxxx"
+
+// errMasked refuses a secret that is the mask Redacted prints: the output
+// of `broker config check` saved as a configuration file would otherwise
+// run with a secret anyone can read in this source (a forgeable JWT key).
+var errMasked = errors.New("is the mask that `broker config check` prints in place of the secret; set the real value (for example in its environment variable)")
+
+func checkNotMasked(s string) error {
+	if s == redactedMark {
+		return errMasked
+	}
+	return nil
+}
 
 // Redacted returns a copy that is safe to print or log as the effective
 // configuration: the JWT secret and any password in a redis:// store URL are

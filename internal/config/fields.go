@@ -190,7 +190,7 @@ func stringField(key, flagName, doc string, p func(*Config) *string, chk func(st
 // secretField is a string whose value never appears in an error message or
 // in the generated documentation.
 func secretField(key, doc string, p func(*Config) *string) field {
-	f := stringField(key, "", doc, p, nil)
+	f := stringField(key, "", doc, p, checkNotMasked)
 	f.secret = true
 	return f
 }

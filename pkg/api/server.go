@@ -113,7 +113,9 @@ func New(opts Options) *Server {
 // ServeHTTP makes Server an http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
-// Shutdown starts draining: /readyz answers 503, every subscription ends
+// Shutdown starts draining: /readyz answers 503 (to requests on
+// connections still open: http.Server.Shutdown refuses new ones), every
+// subscription ends
 // its response cleanly (clients reconnect elsewhere with Last-Event-ID),
 // and the demo's publishers stop. It waits for the demo publishers until
 // ctx ends. Call it beside http.Server.Shutdown, which waits for in-flight

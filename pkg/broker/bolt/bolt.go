@@ -73,6 +73,12 @@ const (
 	// lockTimeout is how long Open waits for the file lock: another broker
 	// on the same file makes Open fail instead of hang.
 	lockTimeout = time.Second
+	// commitStallLimit: a commit under way longer than this (an fsync
+	// takes milliseconds, a busy disk a second) means a hung disk, and
+	// readiness goes down.
+	commitStallLimit = 5 * time.Second
+	// closeWait bounds Close's wait for a commit under way.
+	closeWait = 5 * time.Second
 )
 
 // Store is the bbolt store.
@@ -96,6 +102,19 @@ type Store struct {
 	// commits counts committed write transactions (benchmarks report
 	// commits per event).
 	commits atomic.Uint64
+
+	// commit commits a write transaction: (*bbolt.Tx).Commit, which tests
+	// replace to make a commit fail or hang as a disk can.
+	commit func(*bbolt.Tx) error
+	// commitSince is when the write transaction under way began (Unix ns;
+	// 0: none). One running longer than stallLimit (a hung disk) makes
+	// Ping report the store unavailable; Close waits at most closeWait
+	// for it.
+	commitSince           atomic.Int64
+	stallLimit, closeWait time.Duration
+	// broken is set once a commit failed after it reached the file (see
+	// afterFailedCommit): writes are refused until a restart.
+	broken atomic.Pointer[error]
 
 	mu    sync.RWMutex
 	cache map[string]meta // every stream's record as of the last commit
@@ -143,6 +162,9 @@ func Open(path string, opts broker.StoreOptions, fan broker.Fanout) (*Store, err
 		janitorDone:   make(chan struct{}),
 		cache:         make(map[string]meta),
 		watched:       make(map[string]time.Time),
+		commit:        (*bbolt.Tx).Commit,
+		stallLimit:    commitStallLimit,
+		closeWait:     closeWait,
 	}
 	maxID, err := s.load()
 	if err != nil {
@@ -389,10 +411,19 @@ func (s *Store) Info(_ context.Context, stream string) (broker.StreamInfo, error
 	return si, nil
 }
 
-// Ping answers nil while the file can be read.
+// Ping answers nil while the file can be read and written: not after a
+// commit failed past the point of no return, nor while one hangs.
 func (s *Store) Ping(context.Context) error {
 	if s.closing.Load() {
 		return errClosed
+	}
+	if err := s.broken.Load(); err != nil {
+		return *err
+	}
+	if since := s.commitSince.Load(); since != 0 {
+		if d := time.Since(time.Unix(0, since)); d > s.stallLimit {
+			return fmt.Errorf("%w: bolt: a commit has been under way for %s (is the disk hung?)", broker.ErrStoreUnavailable, d.Round(time.Millisecond))
+		}
 	}
 	if err := s.db.View(func(*bbolt.Tx) error { return nil }); err != nil {
 		return unavailable(err)
@@ -409,12 +440,18 @@ func (s *Store) Len() int {
 
 // Close stops the janitor and the committer (a request already taken is
 // finished and answered) and closes the file. Calls after Close fail with
-// broker.ErrStoreUnavailable.
+// broker.ErrStoreUnavailable. A commit that hangs (a hung disk) is waited
+// for at most closeWait; the file then stays open for the process's exit.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.closing.Store(true)
 		close(s.quit)
-		<-s.committerDone
+		select {
+		case <-s.committerDone:
+		case <-time.After(s.closeWait):
+			s.closeErr = fmt.Errorf("bolt: close %s: a commit has not finished after %s (is the disk hung?); the file is left open", s.path, s.closeWait)
+			return
+		}
 		<-s.janitorDone
 		if err := s.db.Close(); err != nil {
 			s.closeErr = fmt.Errorf("bolt: close %s: %w", s.path, err)

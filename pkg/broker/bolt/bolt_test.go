@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -568,4 +569,124 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// failingCommit makes the store's commits fail while fail is set: after
+// reaching the file (bbolt's fsync after the meta page failed: the
+// transaction is visible) or cleanly (rolled back, as when the disk is
+// full while the pages are written).
+type failingCommit struct {
+	fail, reached atomic.Bool
+}
+
+func (f *failingCommit) commit(tx *bbolt.Tx) error {
+	if !f.fail.Load() {
+		return tx.Commit()
+	}
+	if f.reached.Load() {
+		if err := tx.Commit(); err != nil {
+			return err
+		}
+		return errors.New("fdatasync: input/output error")
+	}
+	_ = tx.Rollback()
+	return errors.New("write: no space left on device")
+}
+
+// A commit that fails after reaching the file leaves its events readable
+// although their publisher was told they failed and no subscriber got
+// them. The store then refuses writes until a restart, says it is not
+// ready, and ends every subscription, so that clients resume from what
+// the file holds: nothing is lost silently and no id is issued twice.
+func TestCommitFailingAfterReachingTheFile(t *testing.T) {
+	s, fan := newStore(t, broker.StoreOptions{})
+	var fc failingCommit
+	s.commit = fc.commit
+	a := pub(t, s, "s", "a")
+	fc.reached.Store(true)
+	fc.fail.Store(true)
+	msgs := []broker.Message{{Name: broker.EventMessage, Data: "b"}}
+	if _, err := s.Publish(context.Background(), "s", msgs, ""); !errors.Is(err, broker.ErrStoreUnavailable) {
+		t.Fatalf("publish whose commit failed: %v", err)
+	}
+	fc.fail.Store(false) // the disk works again; the store must not trust it
+	if _, err := s.Publish(context.Background(), "s", msgs, ""); !errors.Is(err, broker.ErrStoreUnavailable) {
+		t.Fatalf("publish after a commit failed past the meta page: %v, want refused until a restart", err)
+	}
+	if err := s.Ping(context.Background()); !errors.Is(err, broker.ErrStoreUnavailable) {
+		t.Fatalf("ping: %v", err)
+	}
+	if !fan.Ended("*") {
+		t.Fatal("subscriptions were not ended: they would never see b")
+	}
+	if rr := read(t, s, "s", a[0]); len(rr.Events) != 1 || rr.Events[0].Data != "b" || rr.Gap {
+		t.Fatalf("a resume after a: %+v, want b, which the file holds", rr)
+	}
+	if got := fan.IDs("s"); !slices.Equal(got, a) {
+		t.Fatalf("delivered %v", got)
+	}
+}
+
+// A commit that fails cleanly (rolled back) leaves the store working.
+func TestCommitFailingCleanlyLeavesTheStoreWorking(t *testing.T) {
+	s, fan := newStore(t, broker.StoreOptions{})
+	var fc failingCommit
+	s.commit = fc.commit
+	a := pub(t, s, "s", "a")
+	fc.fail.Store(true)
+	msgs := []broker.Message{{Name: broker.EventMessage, Data: "b"}}
+	if _, err := s.Publish(context.Background(), "s", msgs, ""); !errors.Is(err, broker.ErrStoreUnavailable) {
+		t.Fatalf("publish whose commit failed: %v", err)
+	}
+	fc.fail.Store(false)
+	c := pub(t, s, "s", "c")
+	if err := s.Ping(context.Background()); err != nil {
+		t.Fatalf("ping: %v", err)
+	}
+	want := append(slices.Clone(a), c...)
+	if rr := read(t, s, "s", 0); !slices.Equal(ids(rr), want) || !slices.Equal(fan.IDs("s"), want) || fan.Ended("*") {
+		t.Fatalf("stored %v, delivered %v, want %v both", ids(rr), fan.IDs("s"), want)
+	}
+}
+
+// A hung disk: a publish gives up at its deadline instead of waiting for
+// the commit, readiness goes down while the commit hangs and comes back
+// after it, and Close does not wait for it forever.
+func TestHungCommit(t *testing.T) {
+	s, _ := newStore(t, broker.StoreOptions{})
+	s.stallLimit, s.closeWait = 100*time.Millisecond, 200*time.Millisecond
+	hang, release := make(chan struct{}), make(chan struct{})
+	var hung atomic.Bool
+	s.commit = func(tx *bbolt.Tx) error {
+		if hung.Load() {
+			close(hang)
+			<-release
+		}
+		return tx.Commit()
+	}
+	pub(t, s, "s", "a")
+	hung.Store(true)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Publish(ctx, "s", []broker.Message{{Name: broker.EventMessage, Data: "b"}}, "")
+		done <- err
+	}()
+	<-hang
+	select {
+	case err := <-done:
+		if !errors.Is(err, broker.ErrStoreUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("publish during a hung commit: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the publish waited for the hung commit past its deadline")
+	}
+	if err := s.Ping(context.Background()); !errors.Is(err, broker.ErrStoreUnavailable) {
+		t.Fatalf("ping during a hung commit: %v", err)
+	}
+	if err := s.Close(); err == nil || !strings.Contains(err.Error(), "has not finished") {
+		t.Fatalf("close during a hung commit: %v", err)
+	}
+	close(release) // the commit ends; the file is left to the test's end
 }

@@ -39,10 +39,15 @@ type request struct {
 
 // submit hands r to the committer and waits for its answer. If ctx ends
 // before the committer takes r, r is dropped; once taken, its result
-// stands.
+// stands, but the caller stops waiting for it when ctx ends (a hung disk
+// must not hold a request past its deadline): a publish answered so may
+// still be stored, as with any store that times out.
 func (s *Store) submit(ctx context.Context, r *request) error {
 	if s.closing.Load() {
 		return errClosed
+	}
+	if err := s.broken.Load(); err != nil {
+		return *err
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -55,8 +60,12 @@ func (s *Store) submit(ctx context.Context, r *request) error {
 	case <-s.quit:
 		return errClosed
 	}
-	<-r.done
-	return r.err
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		return unavailable(fmt.Errorf("the commit did not finish in time: %w", ctx.Err()))
+	}
 }
 
 func (s *Store) commitLoop() {
@@ -124,7 +133,9 @@ type effect struct {
 // run applies reqs in one transaction, commits it, hands what it stored to
 // the Fanout and answers every request.
 func (s *Store) run(reqs []*request) {
+	s.commitSince.Store(time.Now().UnixNano())
 	defer func() {
+		s.commitSince.Store(0)
 		for _, r := range reqs {
 			close(r.done)
 		}
@@ -160,7 +171,9 @@ func (s *Store) run(reqs []*request) {
 			fail(err)
 			return
 		}
-		if err := tx.Commit(); err != nil {
+		txID := tx.ID()
+		if err := s.commit(tx); err != nil {
+			s.afterFailedCommit(txID, err)
 			fail(fmt.Errorf("commit: %w", err))
 			return
 		}
@@ -188,6 +201,27 @@ func (s *Store) run(reqs []*request) {
 			s.opts.Logger.Info().Str("stream", e.expired).Dur("idle", e.idle).Msg("stream expired")
 		}
 	}
+}
+
+// afterFailedCommit tells a commit that failed cleanly (nothing of it
+// reached the file: a full disk while writing its pages) from one that
+// failed after its meta page was written (the fsync after it failed).
+// bbolt then treats the transaction as committed: what it wrote is
+// readable, although its publishers were told it failed and no subscriber
+// was sent it, and whether it is on the disk is unknown. The store then
+// refuses writes until a restart (like PostgreSQL after a failed fsync),
+// ends every subscription so that clients resume from what the file
+// holds, and says so.
+func (s *Store) afterFailedCommit(txID int, cause error) {
+	visible := -1
+	err := s.db.View(func(tx *bbolt.Tx) error { visible = tx.ID(); return nil })
+	if err == nil && visible < txID {
+		return // rolled back: the file is as before the transaction
+	}
+	broken := fmt.Errorf("%w: bolt: a commit failed after reaching the file (%w); restart the broker", broker.ErrStoreUnavailable, cause)
+	s.broken.Store(&broken)
+	s.opts.Logger.Error().Err(cause).Msg("bolt: a commit failed after reaching the file, so it may not be durable; writes are refused until a restart")
+	s.fan.EndAll()
 }
 
 // apply applies one request. A request's own failure (closed stream, too

@@ -571,17 +571,21 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// failingCommit makes the store's commits fail while fail is set: after
-// reaching the file (bbolt's fsync after the meta page failed: the
+// failingCommit makes the store's next commit fail once fail is set:
+// after reaching the file (bbolt's fsync after the meta page failed: the
 // transaction is visible) or cleanly (rolled back, as when the disk is
 // full while the pages are written).
 type failingCommit struct {
 	fail, reached atomic.Bool
+	during        func() // run in a failing commit, before it fails
 }
 
 func (f *failingCommit) commit(tx *bbolt.Tx) error {
-	if !f.fail.Load() {
+	if !f.fail.CompareAndSwap(true, false) {
 		return tx.Commit()
+	}
+	if f.during != nil {
+		f.during()
 	}
 	if f.reached.Load() {
 		if err := tx.Commit(); err != nil {
@@ -603,13 +607,26 @@ func TestCommitFailingAfterReachingTheFile(t *testing.T) {
 	var fc failingCommit
 	s.commit = fc.commit
 	a := pub(t, s, "s", "a")
+	// A publish that arrives while the failing commit runs waits for the
+	// committer, which takes it once the commit has failed.
+	waiting := make(chan error, 1)
+	fc.during = func() {
+		go func() {
+			_, err := s.Publish(context.Background(), "s", []broker.Message{{Name: broker.EventMessage, Data: "waiting"}}, "")
+			waiting <- err
+		}()
+		time.Sleep(50 * time.Millisecond) // into submit, blocked on the committer
+	}
 	fc.reached.Store(true)
 	fc.fail.Store(true)
 	msgs := []broker.Message{{Name: broker.EventMessage, Data: "b"}}
 	if _, err := s.Publish(context.Background(), "s", msgs, ""); !errors.Is(err, broker.ErrStoreUnavailable) {
 		t.Fatalf("publish whose commit failed: %v", err)
 	}
-	fc.fail.Store(false) // the disk works again; the store must not trust it
+	// The disk works again (the failure was once); the store must not trust it.
+	if err := <-waiting; !errors.Is(err, broker.ErrStoreUnavailable) {
+		t.Fatalf("publish that was waiting when the commit failed: %v, want refused", err)
+	}
 	if _, err := s.Publish(context.Background(), "s", msgs, ""); !errors.Is(err, broker.ErrStoreUnavailable) {
 		t.Fatalf("publish after a commit failed past the meta page: %v, want refused until a restart", err)
 	}
@@ -638,7 +655,6 @@ func TestCommitFailingCleanlyLeavesTheStoreWorking(t *testing.T) {
 	if _, err := s.Publish(context.Background(), "s", msgs, ""); !errors.Is(err, broker.ErrStoreUnavailable) {
 		t.Fatalf("publish whose commit failed: %v", err)
 	}
-	fc.fail.Store(false)
 	c := pub(t, s, "s", "c")
 	if err := s.Ping(context.Background()); err != nil {
 		t.Fatalf("ping: %v", err)

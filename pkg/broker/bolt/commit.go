@@ -140,6 +140,14 @@ func (s *Store) run(reqs []*request) {
 			close(r.done)
 		}
 	}()
+	if err := s.broken.Load(); err != nil {
+		// Requests that were already waiting when a commit failed past
+		// the meta page: refused like every later one.
+		for _, r := range reqs {
+			r.err = *err
+		}
+		return
+	}
 	b := &batch{s: s, now: time.Now(), streams: make(map[string]*wstream)}
 	s.mu.RLock()
 	b.count = len(s.cache)

@@ -30,10 +30,16 @@ func (s *Store) runFeed(up chan struct{}) {
 		}
 		if s.feedUp.Swap(false) {
 			s.log.Error().Err(err).Msg("redis event feed lost; local subscribers resume from history")
-			s.fan.EndAll()
 		} else {
 			s.log.Debug().Err(err).Msg("redis event feed not subscribed")
 		}
+		// Every failed attempt ends the local subscribers: those that
+		// subscribed since the last one got their backlog and would get
+		// nothing live while the feed is down. Ended, they come back after
+		// retry: and read what was published meanwhile, so a feed that stays
+		// down costs them delay, never events. (Refusing them would not do:
+		// EventSource gives up for good on an error status.)
+		s.fan.EndAll()
 		if subscribed {
 			backoff = 50 * time.Millisecond
 		}

@@ -575,17 +575,12 @@ func (s *Store) Read(ctx context.Context, stream string, after uint64, limit int
 	if limit < 0 {
 		limit = 0
 	}
-	// A subscription is registered with the hub before its read. While
-	// this node's feed is down it would get its backlog and then nothing
-	// live until the feed is back, so it is refused, as when Redis is down.
-	// Otherwise the read renews the stream's TTL as the janitor does for
-	// watched streams: one close to its idle expiry must not expire under
-	// the new subscriber before the janitor's next round.
+	// A subscription is registered with the hub before its read: the read
+	// renews the stream's TTL as the janitor does for watched streams, so
+	// that one close to its idle expiry does not expire under the new
+	// subscriber before the janitor's next round.
 	var renewMS int64
 	if s.fan.Subscribers(stream) > 0 {
-		if !s.feedUp.Load() {
-			return broker.ReadResult{}, fmt.Errorf("%w: the redis event feed is not subscribed", broker.ErrStoreUnavailable)
-		}
 		renewMS = s.renewMS()
 	}
 	sn, err := s.snapshot(ctx, stream, after, limit, renewMS, "read")

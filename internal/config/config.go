@@ -124,12 +124,11 @@ func (c Config) AuthEnabled() bool {
 // redactedMark replaces secrets; it is visibly not a real value.
 const redactedMark = "REDACTED"
 
-// redactedPassword is what url.URL.Redacted puts in place of a password.
-const redactedPassword = "xxxxx"
-
-// errMasked refuses a secret that is the mask Redacted prints: the output
-// of `broker config check` saved as a configuration file would otherwise
-// run with a secret anyone can read in this source (a forgeable JWT key).
+// errMasked refuses a JWT secret that is the mask Redacted prints: the
+// output of `broker config check` saved as a configuration file would
+// otherwise run with a key anyone can read in this source and forge tokens
+// with. (A masked Redis password needs no such check: it fails Redis's AUTH
+// at start, visibly.)
 var errMasked = errors.New("is the mask that `broker config check` prints in place of the secret; set the real value (for example in its environment variable)")
 
 func checkNotMasked(s string) error {

@@ -186,9 +186,6 @@ func parseRedis(s string) (StoreSpec, error) {
 		}
 		spec.DB = n
 	}
-	if pw, ok := u.User.Password(); ok && pw == redactedPassword {
-		return bad("the password " + errMasked.Error())
-	}
 	if u.User != nil {
 		spec.Username = u.User.Username()
 		spec.Password, _ = u.User.Password()

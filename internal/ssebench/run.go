@@ -365,8 +365,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	r.publish(ctx)
 	pubElapsed := time.Since(pubStart)
+	// Publishing is over: the acknowledged events are known.
+	acked := make(map[*stream]seqSet, len(r.streams))
+	for _, st := range r.streams {
+		acked[st] = st.acked.snapshot()
+	}
 	var lastDelivery time.Time
-	res.DrainEnd, lastDelivery = r.drain(ctx)
+	res.DrainEnd, lastDelivery = r.drain(ctx, acked)
 	res.HostStealPct = -1 // with -procs the parent measures it, once for all workers
 	if !cfg.NoServerMetrics {
 		res.HostStealPct = steal.percent()
@@ -384,21 +389,19 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	close(progDone)
 	progWG.Wait()
 	after := server.sample(ctx)
+	// The run is over: the readers record nothing more (a worker of -procs
+	// may wait a while for the others in AfterDrain; what arrives then is
+	// not part of its run).
+	r.stopped.Store(true)
 	if cfg.AfterDrain != nil {
 		if err := cfg.AfterDrain(ctx); err != nil {
 			return nil, err
 		}
 	}
 
-	// Count what each reading subscriber had at this point (the readers
-	// record nothing more), then look at the ones that never read (reading
-	// them may unblock a server that stalled on them; what arrives then no
-	// longer counts).
-	r.stopped.Store(true)
-	acked := make(map[*stream]seqSet, len(r.streams))
-	for _, st := range r.streams {
-		acked[st] = st.acked.snapshot()
-	}
+	// Count what each reading subscriber had, then look at the ones that
+	// never read (reading them may unblock a server that stalled on them;
+	// what arrives then no longer counts).
 	for _, s := range r.subs {
 		if s.slow && r.slowWasCut(s) {
 			res.SlowCutOff++
@@ -742,12 +745,12 @@ func (r *runner) publishOne(ctx context.Context, st *stream, data []byte, conten
 // or after DrainTimeout in all. It returns why it ended (Result.DrainEnd)
 // and when the last event arrived (or a subscriber was last seen waiting to
 // resume).
-func (r *runner) drain(ctx context.Context) (string, time.Time) {
+func (r *runner) drain(ctx context.Context, acked map[*stream]seqSet) (string, time.Time) {
 	start := time.Now()
 	last := r.delivered.Load()
 	lastChange := start
 	for {
-		if r.caughtUp() {
+		if r.caughtUp(acked) {
 			return "caught_up", time.Now()
 		}
 		now := time.Now()
@@ -767,7 +770,7 @@ func (r *runner) drain(ctx context.Context) (string, time.Time) {
 	}
 }
 
-func (r *runner) caughtUp() bool {
+func (r *runner) caughtUp(acked map[*stream]seqSet) bool {
 	for _, s := range r.subs {
 		if s.slow {
 			continue
@@ -777,7 +780,10 @@ func (r *runner) caughtUp() bool {
 			continue // this reader has ended; it will get nothing more
 		default:
 		}
-		if s.distinct.Load() >= s.st.published.Load() {
+		// The count first (cheap); it can be reached with an acknowledged
+		// event still missing when one never acknowledged came, so the sets
+		// decide.
+		if s.distinct.Load() >= s.st.published.Load() && s.hasAll(acked[s.st]) {
 			continue
 		}
 		// With a gap some ids never come; reaching the last one is caught up.

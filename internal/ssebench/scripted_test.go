@@ -119,6 +119,23 @@ func TestMiscountsAreCaught(t *testing.T) {
 		},
 		want: counts{published: 19, delivered: 19, lost: 1, unexpected: 1},
 	}, {
+		// The count of events received reaches the count acknowledged
+		// before the last one arrives: the drain must wait for it.
+		name: "delivers event 8 but answers its publish 500, sends the last event 300 ms late",
+		script: func(f *fakeStream, n int, data string) (int, int) {
+			switch n {
+			case 8:
+				id, _ := faithfully(f, data)
+				return id, http.StatusInternalServerError
+			case 20:
+				id := f.id()
+				time.AfterFunc(300*time.Millisecond, func() { f.send(id, data) })
+				return id, http.StatusCreated
+			}
+			return faithfully(f, data)
+		},
+		want: counts{published: 19, delivered: 20, unexpected: 1},
+	}, {
 		name: "sends event 7 again under a new id",
 		script: func(f *fakeStream, n int, data string) (int, int) {
 			id, status := faithfully(f, data)

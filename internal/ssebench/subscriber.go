@@ -31,10 +31,14 @@ type subscriber struct {
 	mu   sync.Mutex // guards body: the reader replaces it on a resume, Run closes it at the end
 	body io.ReadCloser
 
+	// seen is the payload sequence numbers received: written by the
+	// reader goroutine under seenMu, which the drain takes to compare.
+	seenMu sync.Mutex
+	seen   seqSet
+
 	// Written only by the reader goroutine, read after done is closed.
 	ended       error  // why the reader stopped for good
 	byID        bool   // the server sends ids that must increase (broker)
-	seen        seqSet // payload sequence numbers received
 	dup         uint64 // events received again (a sequence number already seen)
 	reordered   uint64 // byID: new events whose id was not above the last one
 	resumes     uint64 // connections this subscriber reopened
@@ -64,7 +68,10 @@ func (s *subscriber) closeBody() {
 // protocols (the baseline's ids say nothing); with the broker's ids it also
 // checks their order.
 func (s *subscriber) track(id uint64, seq uint64) {
-	if !s.seen.add(seq) {
+	s.seenMu.Lock()
+	added := s.seen.add(seq)
+	s.seenMu.Unlock()
+	if !added {
 		s.dup++
 		return
 	}
@@ -77,6 +84,13 @@ func (s *subscriber) track(id uint64, seq uint64) {
 	} else {
 		s.reordered++
 	}
+}
+
+// hasAll reports whether s has received every event of want.
+func (s *subscriber) hasAll(want seqSet) bool {
+	s.seenMu.Lock()
+	defer s.seenMu.Unlock()
+	return want.countNotIn(s.seen) == 0
 }
 
 // sseState is what an EventSource keeps across its connections: the last

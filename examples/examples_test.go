@@ -90,6 +90,26 @@ func TestPublishers(t *testing.T) {
 				checkRun(t, b.URL, subToken, stream, run, sub.wait(t))
 				checkRetries(t, proxy.requests(), len(run.Tokens), dropAt)
 			})
+
+			// The stream as the first argument (STREAM unset); the answers
+			// to a publish and to the close are cut halfway through their
+			// body: a 201 whose JSON never completes is retried like a lost
+			// answer, with the same key.
+			t.Run("stream argument, answers cut mid-body", func(t *testing.T) {
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				stream := "given-cut-" + p.name
+				sub := subscribe(t, ctx, b.URL, subToken, stream)
+				const dropAt = 2
+				proxy := startLossyProxy(t, b.URL, dropAt)
+				proxy.cutBody = true
+				run := startPublisher(t, p, env(proxy.URL, bothToken, ""), stream).wait(t)
+				if run.Stream != stream {
+					t.Fatalf("the publisher printed stream %q, want the argument %q\n%s", run.Stream, stream, run.Stderr)
+				}
+				checkRun(t, b.URL, subToken, stream, run, sub.wait(t))
+				checkRetries(t, proxy.requests(), len(run.Tokens), dropAt)
+			})
 		})
 	}
 }

@@ -2,6 +2,7 @@ package examples_test
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -27,6 +28,10 @@ type proxied struct {
 type lossyProxy struct {
 	URL    string
 	dropAt int
+	// cutBody: the two answers are cut halfway through their body instead
+	// of before it (the status and headers arrive, then the connection
+	// ends). Set it before the first request.
+	cutBody bool
 
 	mu        sync.Mutex
 	posts     []proxied
@@ -102,11 +107,16 @@ func (p *lossyProxy) serve(t *testing.T, transport http.RoundTripper, upstream s
 	}
 	if drop {
 		// The broker has done it; the publisher hears a connection cut
-		// before any answer.
+		// before any answer, or halfway through its body.
 		conn, _, err := http.NewResponseController(w).Hijack()
 		if err != nil {
 			t.Errorf("lossy proxy: hijack: %v", err)
 			return
+		}
+		if p.cutBody {
+			fmt.Fprintf(conn, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n",
+				res.StatusCode, http.StatusText(res.StatusCode), res.Header.Get("Content-Type"), len(answer))
+			_, _ = conn.Write(answer[:len(answer)/2])
 		}
 		conn.Close()
 		return

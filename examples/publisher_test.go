@@ -122,9 +122,10 @@ type runningPublisher struct {
 
 // startPublisher runs p with env (over the test's own environment) and
 // follows its output. The process is killed if the test ends first.
-func startPublisher(t *testing.T, p publisher, env map[string]string) *runningPublisher {
+func startPublisher(t *testing.T, p publisher, env map[string]string, args ...string) *runningPublisher {
 	t.Helper()
 	cmd := p.command(t)
+	cmd.Args = append(cmd.Args, args...)
 	cmd.Env = withEnv(os.Environ(), env)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

@@ -73,8 +73,12 @@ class Broker {
           body: body === undefined ? undefined : JSON.stringify(body),
           signal: AbortSignal.timeout(10_000),
         });
+        if (res.ok) {
+          // A 2xx whose body is cut or garbled throws here and is retried
+          // like a network error: the same Idempotency-Key makes it safe.
+          return await res.json();
+        }
         const answer = await res.json().catch(() => ({}));
-        if (res.ok) return answer;
         failure = new BrokerError(res.status, answer.error ?? "", answer.message ?? res.statusText);
         if (!RETRY_STATUSES.has(res.status)) throw failure;
         const after = Number.parseFloat(res.headers.get("Retry-After"));

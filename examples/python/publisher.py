@@ -20,6 +20,7 @@ It prints one line per step, so a person or a test can follow it:
     stop <event id>
 """
 
+import http.client
 import json
 import os
 import re
@@ -86,7 +87,10 @@ class Broker:
                 if err.code not in RETRY_STATUSES:
                     raise failure from None
                 wait = retry_after(err.headers, pause)
-            except (urllib.error.URLError, OSError) as err:
+            except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as err:
+                # A network error, or a 2xx whose body was cut or garbled
+                # (IncompleteRead, bad JSON): the publish may be stored;
+                # the retry's Idempotency-Key makes that safe.
                 failure, wait = err, pause
             if attempt == ATTEMPTS:
                 raise failure

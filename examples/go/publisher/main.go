@@ -62,6 +62,13 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	switch fs.NArg() { // the stream may also be the first argument, as in the Python and Node publishers
+	case 0:
+	case 1:
+		*stream = fs.Arg(0)
+	default:
+		return fmt.Errorf("one argument at most (the stream), got %q", fs.Args())
+	}
 
 	var opts []client.Option
 	if *token != "" {

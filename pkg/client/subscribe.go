@@ -68,6 +68,23 @@ type subscription struct {
 	last string
 	// retry is the server's last retry: value.
 	retry time.Duration
+	// fruitless counts the connections in a row that brought no event
+	// (refused, failed, or ended at once): each doubles the next pause.
+	fruitless int
+}
+
+// reconnectWait is the pause before the next connection: the server's
+// retry: (at least minReconnect), doubled for every connection in a row
+// that brought no event, up to maxReconnect (or retry:, when the server
+// asked for more), and spread.
+func (s *subscription) reconnectWait() time.Duration {
+	d := max(s.retry, minReconnect)
+	ceiling := max(maxReconnect, s.retry)
+	for range min(s.fruitless, 16) {
+		d = min(2*d, ceiling)
+	}
+	s.fruitless++
+	return spread(d)
 }
 
 func (s *subscription) run(ctx context.Context, yield func(Event, error) bool) {
@@ -123,7 +140,7 @@ func (s *subscription) connect(ctx context.Context, yield func(Event, error) boo
 
 	resp, err := s.c.hc.Do(req)
 	if err != nil {
-		return spread(s.retry), idleOr(err), false
+		return s.reconnectWait(), idleOr(err), false
 	}
 	defer resp.Body.Close()
 	switch code := resp.StatusCode; {
@@ -132,9 +149,10 @@ func (s *subscription) connect(ctx context.Context, yield func(Event, error) boo
 	case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500:
 		ae := readAPIError(resp)
 		if ae.RetryAfter > 0 {
+			s.fruitless++
 			return atLeast(ae.RetryAfter), ae, false
 		}
-		return spread(s.retry), ae, false
+		return s.reconnectWait(), ae, false
 	case code != http.StatusOK:
 		yield(Event{}, fmt.Errorf("subscribe to %q: %w", s.stream, readAPIError(resp)))
 		return 0, nil, true
@@ -153,13 +171,15 @@ func (s *subscription) connect(ctx context.Context, yield func(Event, error) boo
 	for {
 		ev, err := dec.Next()
 		if ms, ok := dec.Retry(); ok {
-			s.retry = time.Duration(ms) * time.Millisecond
+			// Capped before the multiplication: a huge value must not
+			// overflow into a negative pause.
+			s.retry = time.Duration(min(ms, maxRetryAfter.Milliseconds())) * time.Millisecond
 		}
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				err = ErrEndedWithoutStop
 			}
-			return spread(s.retry), idleOr(err), false
+			return s.reconnectWait(), idleOr(err), false
 		}
 		if ctx.Err() != nil {
 			// Events already buffered must not outlive the caller's context.
@@ -171,6 +191,7 @@ func (s *subscription) connect(ctx context.Context, yield func(Event, error) boo
 		} else if ev.ID != "" {
 			s.last = ev.ID
 		}
+		s.fruitless = 0
 		if !yield(out, nil) {
 			return 0, nil, true
 		}

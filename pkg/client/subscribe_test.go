@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"sync"
 	"testing"
@@ -435,5 +436,61 @@ func TestSubscribeAcrossADelete(t *testing.T) {
 	}
 	if waits[0] < 25*time.Millisecond || waits[0] >= 75*time.Millisecond {
 		t.Fatalf("waited %v for retry: 50ms; want [25ms, 75ms)", waits[0])
+	}
+}
+
+// reconnectWaits subscribes to a server that answers every connection with
+// body and ends it, and returns the pauses the client chose before its
+// first n reconnects (the loop is ended then, so nothing actually waits).
+func reconnectWaits(t *testing.T, body string, n int) []time.Duration {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, body)
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var waits []time.Duration
+	opts := client.SubscribeOptions{OnReconnect: func(_ error, wait time.Duration) {
+		waits = append(waits, wait)
+		if len(waits) == n {
+			cancel()
+		}
+	}}
+	for _, err := range client.New(srv.URL).Subscribe(ctx, "s", opts) {
+		if err != nil {
+			break
+		}
+	}
+	return waits
+}
+
+// A retry: too large for a time.Duration in nanoseconds is capped, not
+// overflowed into a negative pause (which panicked).
+func TestHugeRetryIsCapped(t *testing.T) {
+	waits := reconnectWaits(t, "retry: 10000000000000\n\nid: 1\ndata: x\n\n", 1)
+	if len(waits) != 1 || waits[0] <= 0 || waits[0] > 5*time.Minute*3/2 {
+		t.Fatalf("waits %v, want one within 1.5 × 5 min", waits)
+	}
+}
+
+// A server that says retry: 0 and ends every connection at once, with no
+// event, is not hammered in a tight loop: each such connection in a row
+// doubles the pause, from 10 ms (up to 30 s: wait_internal_test.go).
+func TestFruitlessReconnectsBackOff(t *testing.T) {
+	waits := reconnectWaits(t, "retry: 0\n\n", 6)
+	for i, w := range waits {
+		want := 10 * time.Millisecond << i
+		if w < want/2 || w >= want*3/2 {
+			t.Fatalf("pause %d: %v, want [%v, %v); all: %v", i, w, want/2, want*3/2, waits)
+		}
+	}
+	// One that brings an event each time reconnects after its retry: alone.
+	waits = reconnectWaits(t, "retry: 40\n\nid: 1\ndata: x\n\n", 5)
+	for i, w := range waits {
+		if w < 20*time.Millisecond || w >= 60*time.Millisecond {
+			t.Fatalf("pause %d after an event: %v, want [20ms, 60ms)", i, w)
+		}
 	}
 }

@@ -16,14 +16,25 @@ const (
 	// publishBackoffMax.
 	publishBackoffBase = 200 * time.Millisecond
 	publishBackoffMax  = 5 * time.Second
-	// maxRetryAfter caps a Retry-After, so a misconfigured proxy cannot
-	// park a client for hours.
+	// maxRetryAfter caps a Retry-After, and a retry: field, so a
+	// misconfigured proxy cannot park a client for hours.
 	maxRetryAfter = 5 * time.Minute
+	// minReconnect is the shortest pause before a reconnect, whatever
+	// retry: says (0 would reconnect in a tight loop). It is small, since
+	// a server may mean a short retry:; a server that keeps failing or
+	// ending connections at once meets the backoff instead: every
+	// connection in a row that brought no event doubles the pause, up to
+	// maxReconnect.
+	minReconnect = 10 * time.Millisecond
+	maxReconnect = 30 * time.Second
 )
 
 // spread returns d × [0.5, 1.5): the mean stays what the server asked for,
 // and clients cut at the same moment do not all come back at once.
 func spread(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
 	return d/2 + rand.N(d+1)
 }
 

@@ -36,6 +36,10 @@ type Decoder struct {
 	retry    int64
 	comments int
 	line     []byte
+	// skipLF: the last line ended with a CR; an LF right after it is the
+	// rest of a CRLF. (Peeking for it instead would hold back an event
+	// whose blank line is a lone CR until the next byte arrives.)
+	skipLF bool
 }
 
 // NewDecoder returns a Decoder reading from r.
@@ -123,13 +127,17 @@ func (d *Decoder) readLine() ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
+		if d.skipLF {
+			d.skipLF = false
+			if c == '\n' {
+				continue
+			}
+		}
 		switch c {
 		case '\n':
 			return d.stripBOM(), nil
 		case '\r':
-			if next, err := d.r.Peek(1); err == nil && next[0] == '\n' {
-				_, _ = d.r.ReadByte()
-			}
+			d.skipLF = true
 			return d.stripBOM(), nil
 		}
 		d.line = append(d.line, c)

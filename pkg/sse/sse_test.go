@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestAppendEventWireBytes(t *testing.T) {
@@ -119,3 +120,31 @@ func TestAppendEventDoesNotAllocate(t *testing.T) {
 }
 
 func itoa(i int) string { return string(AppendUint(nil, uint64(i))) }
+
+// An event whose lines end with lone CRs is dispatched at its blank line,
+// without waiting for the next byte (which may come only with the next
+// event or heartbeat): the decoder must not peek past a CR.
+func TestLoneCRDispatchesAtOnce(t *testing.T) {
+	r, w := io.Pipe()
+	defer w.Close()
+	go func() { _, _ = io.WriteString(w, "id: 1\rdata: hello\r\r") }() // then nothing more
+	got := make(chan Event, 1)
+	go func() {
+		if ev, err := NewDecoder(r).Next(); err == nil {
+			got <- ev
+		}
+	}()
+	select {
+	case ev := <-got:
+		if ev.ID != "1" || ev.Data != "hello" {
+			t.Fatalf("event %+v", ev)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the event was held back waiting for a byte after its last CR")
+	}
+	// CRLF still counts as one line end.
+	ev, err := NewDecoder(strings.NewReader("id: 2\r\ndata: a\r\n\r\nid: 3\r\ndata: b\r\n\r\n")).Next()
+	if err != nil || ev.ID != "2" || ev.Data != "a" {
+		t.Fatalf("CRLF: %+v %v", ev, err)
+	}
+}

@@ -82,7 +82,7 @@ func TestPublishers(t *testing.T) {
 				// subscriber waits for its first event.
 				sub := subscribe(t, ctx, b.URL, subToken, stream)
 				const dropAt = 3
-				proxy := startLossyProxy(t, b.URL, dropAt)
+				proxy := startLossyProxy(t, b.URL, dropAt, false)
 				run := startPublisher(t, p, env(proxy.URL, bothToken, stream)).wait(t)
 				if run.Stream != stream {
 					t.Fatalf("the publisher printed stream %q, want the given %q", run.Stream, stream)
@@ -101,8 +101,7 @@ func TestPublishers(t *testing.T) {
 				stream := "given-cut-" + p.name
 				sub := subscribe(t, ctx, b.URL, subToken, stream)
 				const dropAt = 2
-				proxy := startLossyProxy(t, b.URL, dropAt)
-				proxy.cutBody = true
+				proxy := startLossyProxy(t, b.URL, dropAt, true)
 				run := startPublisher(t, p, env(proxy.URL, bothToken, ""), stream).wait(t)
 				if run.Stream != stream {
 					t.Fatalf("the publisher printed stream %q, want the argument %q\n%s", run.Stream, stream, run.Stderr)

@@ -30,7 +30,7 @@ type lossyProxy struct {
 	dropAt int
 	// cutBody: the two answers are cut halfway through their body instead
 	// of before it (the status and headers arrive, then the connection
-	// ends). Set it before the first request.
+	// ends).
 	cutBody bool
 
 	mu        sync.Mutex
@@ -40,9 +40,9 @@ type lossyProxy struct {
 	closeCut  bool
 }
 
-func startLossyProxy(t *testing.T, upstream string, dropAt int) *lossyProxy {
+func startLossyProxy(t *testing.T, upstream string, dropAt int, cutBody bool) *lossyProxy {
 	t.Helper()
-	p := &lossyProxy{dropAt: dropAt, keys: map[string]bool{}}
+	p := &lossyProxy{dropAt: dropAt, cutBody: cutBody, keys: map[string]bool{}}
 	transport := &http.Transport{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.serve(t, transport, upstream, w, r)

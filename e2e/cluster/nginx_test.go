@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -101,4 +102,38 @@ func freePort(t *testing.T) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// With no node reachable, the shipped nginx answers an event stream with
+// an empty 200 event stream that asks for a reconnect (EventSource gives up
+// for good on a 502), while a publish still gets nginx's 502 for its
+// client to retry with the same Idempotency-Key.
+func TestNginxWithNoNodeAsksEventStreamsToComeBack(t *testing.T) {
+	down1 := fmt.Sprintf("127.0.0.1:%d", freePort(t)) // nothing listens on these
+	down2 := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	proxy := startNginx(t, down1, down2)
+
+	req, err := http.NewRequest(http.MethodGet, proxy+"/v1/streams/s/events", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Last-Event-ID", "1")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || res.Header.Get("Content-Type") != "text/event-stream" || string(body) != "retry: 3000\n\n" {
+		t.Fatalf("event stream with no node: %d %q %q", res.StatusCode, res.Header.Get("Content-Type"), body)
+	}
+
+	res, err = http.Post(proxy+"/v1/streams/s/messages", "text/plain", strings.NewReader("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusBadGateway {
+		t.Fatalf("publish with no node: %d, want 502", res.StatusCode)
+	}
 }

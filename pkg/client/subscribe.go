@@ -69,7 +69,8 @@ type subscription struct {
 	// retry is the server's last retry: value.
 	retry time.Duration
 	// fruitless counts the connections in a row that brought no event
-	// (refused, failed, or ended at once): each doubles the next pause.
+	// (refused, failed, or ended within maxReconnect): each doubles the
+	// next pause.
 	fruitless int
 }
 
@@ -162,6 +163,7 @@ func (s *subscription) connect(ctx context.Context, yield func(Event, error) boo
 		return 0, nil, true
 	}
 
+	opened := time.Now()
 	var body io.Reader = resp.Body
 	if watchdog != nil {
 		watchdog.Reset(s.opts.IdleTimeout)
@@ -178,6 +180,11 @@ func (s *subscription) connect(ctx context.Context, yield func(Event, error) boo
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				err = ErrEndedWithoutStop
+			}
+			if time.Since(opened) >= maxReconnect {
+				// A long-lived connection on a quiet stream (heartbeats
+				// only) was not fruitless: no backoff for its end.
+				s.fruitless = 0
 			}
 			return s.reconnectWait(), idleOr(err), false
 		}

@@ -22,9 +22,10 @@
 //   - it waits as long as the server's last retry: field says (3s until
 //     one is known; at least 10ms, at most 5min), or the Retry-After of a
 //     429/503, with jitter so that many clients cut at once do not come
-//     back at once; each connection in a row that brings no event doubles
-//     the wait, up to 30s (or retry:, if longer), so a server that fails
-//     or ends every connection at once is not hammered;
+//     back at once; each connection in a row that brings no event and
+//     lasts under 30s doubles the wait, up to 30s (or retry:, if longer),
+//     so a server that fails or ends every connection at once is not
+//     hammered;
 //   - the broker's gap event (events lost after the resume point) is
 //     yielded as its own kind of value, KindGap, with the parsed GapInfo;
 //   - it ends with no error after yielding the stop event of a closed

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/sse-broker/broker/internal/config"
+	"github.com/sse-broker/broker/pkg/auth"
 )
 
 const configCheckUsage = `Usage: broker config check [--config FILE] [serve flags]
@@ -38,7 +39,7 @@ func runConfig(c cli, args []string) int {
 		return 0
 	}
 	if err == nil {
-		err = checkKeys(cfg)
+		_, err = checkKeys(cfg)
 	}
 	if err != nil {
 		fmt.Fprintln(c.stderr, err)
@@ -64,16 +65,18 @@ func runConfig(c cli, args []string) int {
 }
 
 // checkKeys parses the key files config.Load only checks for
-// readability, the way serve does at start, so that a wrong key fails
-// here and not at the next deployment.
-func checkKeys(cfg config.Config) error {
-	if _, err := newVerifier(cfg); err != nil {
-		return err
+// readability, so that a wrong key fails as configuration (in config check
+// and before serve starts anything), and returns the token verifier (nil:
+// auth off).
+func checkKeys(cfg config.Config) (*auth.Verifier, error) {
+	verifier, err := newVerifier(cfg)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.TLS.CertFile != "" {
 		if _, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile); err != nil {
-			return fmt.Errorf("config: tls.cert_file, tls.key_file: %v", err)
+			return nil, fmt.Errorf("config: tls.cert_file, tls.key_file: %v", err)
 		}
 	}
-	return nil
+	return verifier, nil
 }

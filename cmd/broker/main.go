@@ -24,6 +24,7 @@ import (
 
 	"github.com/sse-broker/broker/internal/config"
 	"github.com/sse-broker/broker/pkg/api"
+	"github.com/sse-broker/broker/pkg/auth"
 	"github.com/sse-broker/broker/pkg/broker"
 )
 
@@ -56,10 +57,11 @@ func serveCmd(args, environ []string, stdout, stderr io.Writer) int {
 		config.Usage(stdout, "broker")
 		return 0
 	}
+	var verifier *auth.Verifier
 	if err == nil {
 		// Key files are configuration too: a bad one is one line naming
 		// its key and exit 2, before anything starts.
-		err = checkKeys(cfg)
+		verifier, err = checkKeys(cfg)
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -71,7 +73,7 @@ func serveCmd(args, environ []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := serve(ctx, cfg, log); err != nil {
+	if err := serve(ctx, cfg, verifier, log); err != nil {
 		log.Error().Err(err).Msg("broker stopped")
 		return 1
 	}
@@ -93,16 +95,11 @@ func newLogger(cfg config.Config, out io.Writer) zerolog.Logger {
 
 // serve runs the broker until ctx ends, then drains: readiness goes to
 // 503, subscriber responses end (clients reconnect elsewhere), in-flight
-// publishes finish, and the store closes last.
-func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
-	// The verifier first: a bad key is a configuration error, reported
-	// before any store is touched.
-	verifier, err := newVerifier(cfg)
-	if err != nil {
-		return err
-	}
-	// The address next: a port in use fails before a bolt file is created
-	// and locked or Redis is contacted. (srv.Shutdown closes ln.)
+// publishes finish, and the store closes last. verifier checks tokens (nil:
+// auth off).
+func serve(ctx context.Context, cfg config.Config, verifier *auth.Verifier, log zerolog.Logger) error {
+	// The address first: a port in use fails before a bolt file is
+	// created and locked or Redis is contacted. (srv.Shutdown closes ln.)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)

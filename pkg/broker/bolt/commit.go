@@ -46,9 +46,6 @@ func (s *Store) submit(ctx context.Context, r *request) error {
 	if s.closing.Load() {
 		return errClosed
 	}
-	if err := s.broken.Load(); err != nil {
-		return *err
-	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -141,8 +138,8 @@ func (s *Store) run(reqs []*request) {
 		}
 	}()
 	if err := s.broken.Load(); err != nil {
-		// Requests that were already waiting when a commit failed past
-		// the meta page: refused like every later one.
+		// After a commit failed past the meta page every request is
+		// refused, those already waiting then included.
 		for _, r := range reqs {
 			r.err = *err
 		}

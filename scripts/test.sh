@@ -3,7 +3,8 @@
 # what the tests need from Debian's packages: Chromium (browser tests),
 # redis-server (Redis store, several nodes), nginx (the shipped load
 # balancer config), docker-compose (to parse the compose files), shellcheck
-# (the scripts). Go must be on PATH.
+# (the scripts), gcc and the C headers (go test -race needs cgo, and a Go
+# installed from go.dev's tarball brings no C compiler). Go must be on PATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,8 @@ command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
+command -v gcc >/dev/null 2>&1 || need+=(gcc)
+[ -e /usr/include/stdlib.h ] || need+=(libc6-dev) # --no-install-recommends leaves it out
 if ((${#need[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -24,6 +25,8 @@ const (
 	// maxDemoAnswers bounds the mock answers being streamed at once, so the
 	// public demo cannot be used to make the broker hold unbounded work.
 	maxDemoAnswers = 64
+	// demoStoreTimeout bounds one publish or close of a demo answer.
+	demoStoreTimeout = 5 * time.Second
 )
 
 // demoRunner streams the demo's mock answers in the background and stops
@@ -124,25 +127,39 @@ func (s *Server) demoChat(w http.ResponseWriter, r *http.Request) {
 }
 
 // streamDemoAnswer publishes the rest of a demo answer, a token at a time,
-// then closes the stream.
+// then closes the stream, also when it stops early (shutdown, a store
+// error), so that the page gets its stop and gives the Send button back.
+//
+// Shutdown (ctx) is seen between tokens, never inside a store call: a
+// bolt or Redis publish cancelled half way would end the answer with the
+// stream left open. Each store call is bounded by demoStoreTimeout instead.
 func (s *Server) streamDemoAnswer(ctx context.Context, log zerolog.Logger, stream string, tokens []string) {
+	storeCtx := context.WithoutCancel(ctx)
+	defer func() {
+		cctx, cancel := context.WithTimeout(storeCtx, demoStoreTimeout)
+		defer cancel()
+		_, err := s.broker.CloseStream(cctx, stream, "")
+		switch {
+		case errors.Is(err, broker.ErrStreamClosed), errors.Is(err, broker.ErrStreamNotFound):
+			// Closed or deleted by someone else meanwhile: nothing to end.
+			log.Debug().Err(err).Msg("demo answer's stream already ended")
+		case err != nil:
+			log.Warn().Err(err).Msg("demo answer could not close its stream")
+		}
+	}()
 	for _, token := range tokens {
 		select {
 		case <-ctx.Done():
-			// Shutting down: close the stream so the page does not wait.
-			if _, err := s.broker.CloseStream(context.WithoutCancel(ctx), stream, ""); err != nil {
-				log.Debug().Err(err).Msg("demo close on shutdown")
-			}
 			return
 		case <-time.After(s.opts.DemoTokenDelay):
 		}
-		if _, err := s.broker.Publish(ctx, stream, []broker.Message{{Data: token}}, ""); err != nil {
+		pctx, cancel := context.WithTimeout(storeCtx, demoStoreTimeout)
+		_, err := s.broker.Publish(pctx, stream, []broker.Message{{Data: token}}, "")
+		cancel()
+		if err != nil {
 			log.Warn().Err(err).Msg("demo answer stopped")
 			return
 		}
-	}
-	if _, err := s.broker.CloseStream(ctx, stream, ""); err != nil {
-		log.Warn().Err(err).Msg("demo answer could not close its stream")
 	}
 }
 

@@ -194,11 +194,17 @@ func (s *Server) adminLive(w http.ResponseWriter, r *http.Request) {
 	send := func(b []byte) error {
 		// Best effort, as for subscribers: a writer without deadlines
 		// still works.
-		_ = rc.SetWriteDeadline(time.Now().Add(subscriberWriteTimeout))
+		_ = rc.SetWriteDeadline(time.Now().Add(s.writeTimeout))
 		if _, err := w.Write(b); err != nil {
 			return err
 		}
-		return rc.Flush()
+		if err := rc.Flush(); err != nil {
+			return err
+		}
+		// Lifted once written: HTTP/2 resets a stream whose deadline
+		// passes even while nothing is being written (see sseWriter.flush).
+		_ = rc.SetWriteDeadline(time.Time{})
+		return nil
 	}
 	snapshot := func(dst []byte) []byte {
 		data, err := json.Marshal(s.adminSnapshot(r.Context()))

@@ -87,6 +87,10 @@ type Server struct {
 	// coalesce starts the parked subscriptions' deliveries.
 	coalesce *coalescer
 
+	// writeTimeout bounds one write to a subscriber
+	// (subscriberWriteTimeout; tests shorten it).
+	writeTimeout time.Duration
+
 	// publishLimit and subscribeLimit are nil when their rate is 0.
 	publishLimit, subscribeLimit *limiter
 }
@@ -100,6 +104,8 @@ func New(opts Options) *Server {
 		opts:     opts,
 		broker:   opts.Broker,
 		draining: make(chan struct{}),
+
+		writeTimeout: subscriberWriteTimeout,
 	}
 	s.metrics = newMetrics(opts.Broker)
 	s.publishLimit, s.subscribeLimit = newLimiter(opts.PublishRate), newLimiter(opts.SubscribeRate)

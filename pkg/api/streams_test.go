@@ -269,6 +269,39 @@ func TestDemo(t *testing.T) {
 	}
 }
 
+// HEAD of the events route answers the status GET would (RFC 9110 §9.3.2):
+// 204 when the resume point is at or past stop, 503 when the node is full.
+func TestHeadOfEventsAnswersAsGetWould(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{MaxSubscribers: 1})
+	publish(t, b, "s", "x")
+	stop := closeStream(t, b, "s")
+	client := &http.Client{Timeout: 5 * time.Second}
+	status := func(method, stream, lastID string) int {
+		t.Helper()
+		req, err := http.NewRequest(method, b.URL+"/v1/streams/"+stream+"/events", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lastID != "" {
+			req.Header.Set("Last-Event-ID", lastID)
+		}
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = res.Body.Close()
+		return res.StatusCode
+	}
+	if got, head := status("GET", "s", stop), status("HEAD", "s", stop); got != http.StatusNoContent || head != got {
+		t.Errorf("closed stream, resuming at its stop: GET %d, HEAD %d; want 204 both", got, head)
+	}
+	hold := subscribe(t, b, "/v1/streams/open/events", "") // the node's one place
+	if got, head := status("GET", "open", ""), status("HEAD", "open", ""); got != http.StatusServiceUnavailable || head != got {
+		t.Errorf("node full: GET %d, HEAD %d; want 503 both", got, head)
+	}
+	hold.close()
+}
+
 // Stream ids are checked after percent-decoding: %41 is "A".
 func TestStreamIDPercentDecoded(t *testing.T) {
 	b := testbroker.Start(t, testbroker.Options{})

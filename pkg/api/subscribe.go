@@ -84,14 +84,17 @@ func (s *Server) startSubscription(w http.ResponseWriter, r *http.Request) (*bro
 		s.writeError(w, r, err)
 		return nil, nil
 	}
-	if r.Method == http.MethodHead { // the answer's head, no subscription
-		setStreamHeaders(w.Header())
-		w.WriteHeader(http.StatusOK)
-		return nil, nil
-	}
 	sub, err := s.broker.Subscribe(r.Context(), stream, after)
 	if err != nil {
 		s.writeError(w, r, err)
+		return nil, nil
+	}
+	if r.Method == http.MethodHead && !sub.NoContent {
+		// The head GET would get (a full node's 503 and the 204 after stop
+		// came above), and no subscription.
+		sub.Close()
+		setStreamHeaders(w.Header())
+		w.WriteHeader(http.StatusOK)
 		return nil, nil
 	}
 	if sub.NoContent {
@@ -116,7 +119,7 @@ func (s *Server) startSubscription(w http.ResponseWriter, r *http.Request) (*bro
 	setStreamHeaders(w.Header())
 	w.WriteHeader(http.StatusOK)
 
-	sw := &sseWriter{w: w, rc: http.NewResponseController(w), metrics: s.metrics}
+	sw := &sseWriter{w: w, rc: http.NewResponseController(w), metrics: s.metrics, timeout: s.writeTimeout}
 	sw.write = sw.writeWire
 	err = s.writeBacklog(sw.writeWire, sub)
 	if err == nil {
@@ -146,7 +149,7 @@ func (s *Server) startParked(r *http.Request, h http.Header, conn net.Conn, sub 
 	s.heartbeats.join()
 	s.parked.add(p)
 
-	_ = conn.SetWriteDeadline(time.Now().Add(subscriberWriteTimeout))
+	_ = conn.SetWriteDeadline(time.Now().Add(s.writeTimeout))
 	_, err := conn.Write(writeHead(make([]byte, 0, 256), h))
 	if err == nil {
 		p.buf = chunkPool.Get().(*[]byte)
@@ -271,6 +274,7 @@ type sseWriter struct {
 	w       http.ResponseWriter
 	rc      *http.ResponseController
 	metrics *metrics
+	timeout time.Duration // of one write and its flush
 	// pending: bytes were written since the last flush (and a write
 	// deadline covers them).
 	pending bool
@@ -283,7 +287,7 @@ func (sw *sseWriter) writeWire(wire []byte, events int, published time.Time) err
 	if !sw.pending {
 		// Best effort: a ResponseWriter without deadlines (a test recorder)
 		// still works, only without the bound.
-		_ = sw.rc.SetWriteDeadline(time.Now().Add(subscriberWriteTimeout))
+		_ = sw.rc.SetWriteDeadline(time.Now().Add(sw.timeout))
 		sw.pending = true
 	}
 	if _, err := sw.w.Write(wire); err != nil {
@@ -309,7 +313,15 @@ func (sw *sseWriter) deliver(sub *broker.Subscription) (broker.EndReason, error)
 
 func (sw *sseWriter) flush() error {
 	sw.pending = false
-	return sw.rc.Flush()
+	if err := sw.rc.Flush(); err != nil {
+		return err
+	}
+	// The deadline is for this write alone. HTTP/1 only checks one while
+	// writing, but HTTP/2 arms a timer that resets the stream when it
+	// fires, written to or not: left set, it would cut every subscription
+	// quiet for longer than the timeout, before its first heartbeat.
+	_ = sw.rc.SetWriteDeadline(time.Time{})
+	return nil
 }
 
 var heartbeatComment = sse.AppendComment(nil, "heartbeat")

@@ -6,7 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -66,7 +69,62 @@ func (s *Server) verifyRequest(w http.ResponseWriter, r *http.Request) *http.Req
 		s.writeError(w, r, fmt.Errorf("%w: %v", errUnauthorized, err))
 		return nil
 	}
+	if source == auth.SourceCookie && !safeMethod(r.Method) {
+		if err := s.checkCookieWriteOrigin(r); err != nil {
+			hlog.FromRequest(r).Debug().Str("reason", err.Error()).Msg("cookie write from another origin refused")
+			s.writeError(w, r, err)
+			return nil
+		}
+	}
 	return r.WithContext(auth.NewContext(r.Context(), claims))
+}
+
+// hostname is host without its port, if it has one.
+func hostname(host string) string {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		return h
+	}
+	return strings.Trim(host, "[]") // an IPv6 literal without a port
+}
+
+// safeMethod: a request that changes nothing (RFC 9110 §9.2.1).
+func safeMethod(method string) bool {
+	return method == http.MethodGet || method == http.MethodHead || method == http.MethodOptions
+}
+
+// checkCookieWriteOrigin refuses (403) a write authenticated by the
+// access_token cookie unless it comes from the broker's own origin or one
+// of cors.allowed_origins. A browser attaches the cookie to a form that
+// any other site posts here (a text/plain form needs no CORS preflight),
+// and CORS only keeps that site from reading the answer, not the write
+// from happening (cross-site request forgery). Browsers send Origin with
+// every POST and DELETE they make from a page; Referer stands in where an
+// older one does not. A client with neither (curl -b) sends its token in
+// the Authorization header instead, as services should.
+func (s *Server) checkCookieWriteOrigin(r *http.Request) error {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		if ref, err := url.Parse(r.Header.Get("Referer")); err == nil && ref.Host != "" {
+			origin = ref.Scheme + "://" + ref.Host
+		}
+	}
+	if origin == "" || origin == "null" {
+		return fmt.Errorf("%w: a write authenticated by the access_token cookie must come from a page (Origin header); send the token as \"Authorization: Bearer <token>\" instead", errForbidden)
+	}
+	// The broker's own pages (the demo), directly or through a proxy that
+	// passes Host on. Ports are not compared: nginx's $host drops the
+	// port, and a cookie is sent to every port of its host anyway.
+	if u, err := url.Parse(origin); err == nil && u.Host != "" && strings.EqualFold(u.Hostname(), hostname(r.Host)) {
+		return nil
+	}
+	for _, allowed := range s.opts.CORSOrigins {
+		// "*" lets any site read, never with credentials: it does not
+		// vouch for a write made with the cookie.
+		if allowed != "*" && strings.EqualFold(allowed, origin) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: a write authenticated by the access_token cookie from origin %q, which is neither this server's nor in cors.allowed_origins", errForbidden, origin)
 }
 
 // authorize answers whether the request's token has right on stream

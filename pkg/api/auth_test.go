@@ -577,6 +577,81 @@ func TestAuthTokenSources(t *testing.T) {
 	}
 }
 
+// A write authenticated by the access_token cookie is refused (403) unless
+// it comes from the broker's own origin or one of cors.allowed_origins: a
+// form on any other site can post text/plain here without a preflight, and
+// the browser attaches the cookie (cross-site request forgery). Reads with
+// the cookie, and writes with the token in a header (which another site
+// cannot set without a preflight), are not affected.
+func TestAuthCookieWritesOnlyFromTrustedOrigins(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{Auth: hsVerifier(t), CORSOrigins: []string{"https://app.example"}, DemoTokenDelay: time.Millisecond})
+	tok := authHS(t, rights([]string{"csrf-*"}, []string{"csrf-*"}))
+	const st = "csrf-1"
+	cookie := func(kv ...string) http.Header {
+		h := http.Header{"Cookie": {"access_token=" + tok}, "Content-Type": {"text/plain"}}
+		for i := 0; i < len(kv); i += 2 {
+			h.Set(kv[i], kv[i+1])
+		}
+		return h
+	}
+	published := 0
+	for _, tc := range []struct {
+		name   string
+		header http.Header
+		want   int
+	}{
+		{"foreign Origin", cookie("Origin", "https://evil.example"), http.StatusForbidden},
+		{"Origin null", cookie("Origin", "null"), http.StatusForbidden},
+		{"no Origin, foreign Referer", cookie("Referer", "https://evil.example/page"), http.StatusForbidden},
+		{"neither Origin nor Referer", cookie(), http.StatusForbidden},
+		{"an allowed origin in another case", cookie("Origin", "https://APP.example"), http.StatusCreated},
+		{"the broker's own origin", cookie("Origin", b.URL), http.StatusCreated},
+		{"the broker's own host behind a proxy on another port", cookie("Origin", "http://127.0.0.1:8080"), http.StatusCreated},
+		{"another host on the broker's port", cookie("Origin", strings.Replace(b.URL, "127.0.0.1", "127.0.0.2", 1)), http.StatusForbidden},
+		{"no Origin, the broker's own Referer", cookie("Referer", b.URL+"/"), http.StatusCreated},
+		{"header token from a foreign Origin", http.Header{"Authorization": {"Bearer " + tok}, "Origin": {"https://evil.example"}}, http.StatusCreated},
+	} {
+		status, _, body := b.Do(t, "POST", "/v1/streams/"+st+"/messages", tc.header, "x")
+		if status != tc.want {
+			t.Errorf("publish, %s: %d %s; want %d", tc.name, status, body, tc.want)
+		}
+		if status == http.StatusForbidden && !strings.Contains(body, `"error":"forbidden"`) {
+			t.Errorf("publish, %s: body %s; want the forbidden error", tc.name, body)
+		}
+		if status == http.StatusCreated {
+			published++
+		}
+	}
+	// Every other write with the cookie from a foreign origin is refused
+	// alike, and changes nothing.
+	evil := cookie("Origin", "https://evil.example")
+	for _, call := range []struct{ method, path, body string }{
+		{"POST", "/v1/streams/" + st + "/close", ""},
+		{"DELETE", "/v1/streams/" + st, ""},
+		{"POST", "/v1/streams", `{"prefix":"csrf-"}`},
+		{"POST", "/v1/demo/chat", `{"stream":"` + st + `","message":"hi"}`},
+	} {
+		if status, _, body := b.Do(t, call.method, call.path, evil, call.body); status != http.StatusForbidden {
+			t.Errorf("%s %s with the cookie from a foreign origin: %d %s; want 403", call.method, call.path, status, body)
+		}
+	}
+	// Reading with the cookie from anywhere is CORS's business, not refused.
+	status, _, body := b.Do(t, "GET", "/v1/streams/"+st, evil, "")
+	if status != http.StatusOK {
+		t.Fatalf("info with the cookie from a foreign origin: %d %s", status, body)
+	}
+	var info struct {
+		Closed   bool `json:"closed"`
+		Retained int  `json:"retained"`
+	}
+	if err := json.Unmarshal([]byte(body), &info); err != nil {
+		t.Fatal(err)
+	}
+	if info.Closed || info.Retained != published {
+		t.Fatalf("after the refused writes the stream has %d events (closed %v); want the %d accepted ones, open", info.Retained, info.Closed, published)
+	}
+}
+
 // A subscription ends, cleanly, when its token expires; the client then
 // reconnects with a fresh token.
 func TestAuthSubscriptionEndsAtExpiry(t *testing.T) {

@@ -407,7 +407,13 @@ func TestBadValues(t *testing.T) {
 		{key: "demo.enabled", text: "maybe"},
 		{key: "redis.allow_eviction", text: "perhaps"},
 		{key: "debug.pprof", text: "on-call"},
-		{key: "limits.publish_rate", text: "-1", yaml: "-1", inMsg: "-1 must be a number >= 0"},
+		{key: "limits.publish_rate", text: "-1", yaml: "-1", inMsg: "-1 must be 0 (no limit) or from 0.001 to 1e+09 per second"},
+		// Outside the limiter's range a rate would flip it: below, the
+		// window overflowed and every request passed; above, it rounded to
+		// 0 and every request was refused.
+		{key: "limits.publish_rate", text: "1e-10", inMsg: "1e-10 must be 0 (no limit) or from"},
+		{key: "limits.subscribe_rate", text: "1e19", inMsg: "1e+19 must be 0 (no limit) or from"},
+		{key: "limits.subscribe_rate", text: "+Inf", inMsg: "+Inf must be"},
 		{key: "limits.subscribe_rate", text: "fast"},
 		{key: "limits.subscribe_rate", text: "NaN", inMsg: "NaN must be"},
 		{key: "log.level", text: "verbose"},

@@ -3,10 +3,11 @@ package config
 import (
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sse-broker/broker/pkg/api"
 )
 
 // FieldInfo describes one configuration key for documentation and tests.
@@ -152,7 +153,7 @@ func table() []field {
 			"Serve the demo chat page at / and POST /v1/demo/chat; off, both answer 404.",
 			func(c *Config) *bool { return &c.Demo.Enabled }),
 		rateField("limits.publish_rate",
-			"Events per second per token subject (per client IP without auth); beyond, 429. 0 means no limit.",
+			"Events per second per token subject (per client IP without auth), 0.001 to 1e9; beyond, 429 with Retry-After. A batch above one window's budget passes when nothing else is counted, then holds its sender back as long as its events take at the rate. 0 means no limit.",
 			func(c *Config) *float64 { return &c.Limits.PublishRate }),
 		rateField("limits.subscribe_rate",
 			"New subscriptions per second, counted like publish_rate; 0 means no limit.",
@@ -329,8 +330,8 @@ func sizeField(key, doc string, p func(*Config) *int64) field {
 // rateField is a per-second rate where 0 switches the limit off.
 func rateField(key, doc string, p func(*Config) *float64) field {
 	chk := func(f float64) error {
-		if math.IsNaN(f) || math.IsInf(f, 0) || f < 0 {
-			return fmt.Errorf("%v must be a number >= 0 (0 means no limit)", f)
+		if f != 0 && !(f >= api.MinRate && f <= api.MaxRate) { // NaN fails too
+			return fmt.Errorf("%v must be 0 (no limit) or from %g to %g per second", f, api.MinRate, api.MaxRate)
 		}
 		return nil
 	}

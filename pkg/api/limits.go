@@ -69,6 +69,12 @@ func (e *rateLimitError) RetryAfter() time.Duration { return e.retryAfter }
 //
 // The check and the increment happen under one lock, so concurrent
 // requests of one key cannot all pass on the same remaining budget.
+//
+// A batch larger than a whole window's budget is not refused for good: it
+// passes when nothing of its key is counted, and becomes a debt (owing)
+// that holds the key back for as long as its events take at the rate. So
+// the long-run rate is the configured one, and every Retry-After is a time
+// at which the same request passes.
 type limiter struct {
 	rate   float64       // per second, as configured
 	limit  int           // per window
@@ -76,27 +82,39 @@ type limiter struct {
 
 	mu      sync.Mutex
 	counter httprate.LimitCounter
+	// owing holds each key let through with more than limit events until
+	// they are paid; paid entries go at most once a window.
+	owing     map[string]time.Time
+	sweptOwed time.Time
 }
+
+// Rates a limiter takes; the configuration refuses others (0 is no limit).
+// Within them the window is between 1 s and 1,000 s and its count fits in
+// an int32.
+const (
+	MinRate = 1e-3
+	MaxRate = 1e9
+)
 
 // newLimiter returns the limiter of rate per second; nil (no limit) for
 // rate <= 0. The window holds a whole number of requests: ceil(rate) in
 // ceil(rate)/rate seconds (5/s: 5 per 1 s; 2.5/s: 3 per 1.2 s; 0.5/s: 1 per
 // 2 s), so fractional rates are exact on average and the window is at
-// least one second (for any rate below 2^31 per second).
+// least one second. A rate outside [MinRate, MaxRate] is taken as the
+// nearer bound.
 func newLimiter(rate float64) *limiter {
-	if !(rate > 0) || math.IsInf(rate, 0) {
+	if !(rate > 0) {
 		return nil
 	}
+	rate = min(max(rate, MinRate), MaxRate)
 	limit := max(1, math.Ceil(rate))
-	if limit > math.MaxInt32 {
-		limit = math.MaxInt32
-	}
 	window := time.Duration(limit / rate * float64(time.Second))
 	return &limiter{
 		rate:    rate,
 		limit:   int(limit),
 		window:  window,
 		counter: httprate.NewLocalLimitCounter(window),
+		owing:   make(map[string]time.Time),
 	}
 }
 
@@ -108,29 +126,54 @@ func (l *limiter) allow(key string, n int, now time.Time, what string) error {
 		return nil
 	}
 	now = now.UTC()
-	cur := now.Truncate(l.window)
-	prev := cur.Add(-l.window)
-	into := now.Sub(cur)
-
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	// The local counter never fails.
-	curCount, prevCount, _ := l.counter.Get(key, cur, prev)
-	used := float64(prevCount)*float64(l.window-into)/float64(l.window) + float64(curCount)
-	if used+float64(n) <= float64(l.limit)+1e-9 {
-		_ = l.counter.IncrementBy(key, cur, n)
-		return nil
+	if wait := l.waitFor(key, n, now); wait > 0 {
+		return &rateLimitError{msg: fmt.Sprintf("more than %g %s per second", l.rate, what), retryAfter: wait}
 	}
 	if n > l.limit {
-		return &rateLimitError{
-			msg: fmt.Sprintf("one request of %d %s is more than the limit of %g per second allows at once; send smaller batches",
-				n, what, l.rate),
-			retryAfter: l.window,
-		}
+		// Nothing of key is counted (waitFor saw to it): the batch is
+		// paid for by holding key back as long as n events take at the
+		// rate, not by the window, which forgets after two.
+		l.owing[key] = now.Add(time.Duration(float64(n) / l.rate * float64(time.Second)))
+	} else {
+		// The local counter never fails.
+		_ = l.counter.IncrementBy(key, now.Truncate(l.window), n)
 	}
-	return &rateLimitError{
-		msg:        fmt.Sprintf("more than %g %s per second", l.rate, what),
-		retryAfter: l.wait(curCount, prevCount, into, n),
+	l.sweepOwing(now)
+	return nil
+}
+
+// waitFor is how long until n events of key fit: 0 when they fit at now.
+// A batch larger than the budget needs the whole window free.
+func (l *limiter) waitFor(key string, n int, now time.Time) time.Duration {
+	if until, ok := l.owing[key]; ok && now.Before(until) {
+		// The counter answers for a later time too: it keeps two windows
+		// and nothing of key is counted until then.
+		return until.Sub(now) + l.waitFor(key, n, until)
+	}
+	need := min(n, l.limit)
+	cur := now.Truncate(l.window)
+	into := now.Sub(cur)
+	curCount, prevCount, _ := l.counter.Get(key, cur, cur.Add(-l.window))
+	used := float64(prevCount)*float64(l.window-into)/float64(l.window) + float64(curCount)
+	if used+float64(need) <= float64(l.limit)+1e-9 {
+		return 0
+	}
+	return l.wait(curCount, prevCount, into, need)
+}
+
+// sweepOwing drops paid debts, at most once a window, so keys that never
+// come back do not stay.
+func (l *limiter) sweepOwing(now time.Time) {
+	if len(l.owing) == 0 || now.Sub(l.sweptOwed) < l.window {
+		return
+	}
+	l.sweptOwed = now
+	for key, until := range l.owing {
+		if !now.Before(until) {
+			delete(l.owing, key)
+		}
 	}
 }
 

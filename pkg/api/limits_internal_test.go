@@ -23,6 +23,12 @@ func TestNewLimiterWindow(t *testing.T) {
 		{2.5, 3, 1200 * time.Millisecond},
 		{0.5, 1, 2 * time.Second},
 		{1000, 1000, time.Second},
+		// Outside [MinRate, MaxRate] (the configuration refuses such rates)
+		// the nearer bound: below, the window overflowed into a negative
+		// one that let everything pass; above, it rounded to 0 and refused
+		// everything.
+		{1e-10, 1, 1000 * time.Second},
+		{1e19, 1e9, time.Second},
 	} {
 		l := newLimiter(tc.rate)
 		if l == nil || l.limit != tc.limit || l.window != tc.window {
@@ -48,11 +54,8 @@ func TestLimiterRetryAfterIsExact(t *testing.T) {
 	checked := 0
 	for _, rate := range []float64{5, 2.5, 0.5} {
 		for startMs := 0; startMs < 2000; startMs += 130 {
-			for _, n := range []int{1, 2, 3} {
+			for _, n := range []int{1, 2, 3, 7, 12} { // some above the budget
 				l := newLimiter(rate)
-				if n > l.limit {
-					continue
-				}
 				now := base.Add(time.Duration(startMs) * time.Millisecond)
 				// Spend the budget in a few steps.
 				for i := 0; i < 4*l.limit; i++ {
@@ -86,18 +89,82 @@ func TestLimiterRetryAfterIsExact(t *testing.T) {
 	}
 }
 
-// A request larger than the whole budget can never pass: it is refused
-// with a message that says so, and counts nothing.
+// A batch larger than a window's budget passes when nothing of its key is
+// counted, and holds the key back as long as its events take at the rate;
+// the Retry-After of what follows is exact. (It used to be refused for
+// good, each time with a Retry-After at which it was refused again.)
 func TestLimiterBatchOverBudget(t *testing.T) {
 	t.Parallel()
-	l := newLimiter(5)
-	now := time.Now()
-	err := l.allow("k", 6, now, "events published")
-	if !errors.Is(err, errRateLimited) {
-		t.Fatalf("6 events at 5/s: %v", err)
+	l := newLimiter(5) // 5 per 1 s window
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	if err := l.allow("k", 12, now, "events"); err != nil {
+		t.Fatalf("12 events at 5/s with nothing counted: %v", err)
 	}
-	if err := l.allow("k", 5, now, "events published"); err != nil {
-		t.Fatalf("the refused batch was counted: %v", err)
+	// 12 events are 2.4 s at 5/s.
+	err := l.allow("k", 1, now.Add(time.Millisecond), "events")
+	var rl *rateLimitError
+	if !errors.As(err, &rl) || rl.RetryAfter() != 2399*time.Millisecond {
+		t.Fatalf("the next event after 12 at 5/s: %v, want a refusal with Retry-After 2.399s", err)
+	}
+	if err := l.allow("k", 1, now.Add(2399*time.Millisecond), "events"); err == nil {
+		t.Fatal("passed 1 ms before the debt was paid")
+	}
+	if err := l.allow("k", 5, now.Add(2400*time.Millisecond), "events"); err != nil {
+		t.Fatalf("a full window refused once the debt was paid: %v", err)
+	}
+	// Other keys do not share the debt.
+	if err := l.allow("other", 5, now, "events"); err != nil {
+		t.Fatalf("another key: %v", err)
+	}
+}
+
+// Sending oversized batches whenever Retry-After allows keeps the long-run
+// rate the configured one, give or take one window's budget and one batch.
+func TestLimiterOversizedBatchesKeepTheRate(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		rate  float64
+		batch int
+	}{{5, 12}, {2.5, 40}, {10, 1000}} {
+		l := newLimiter(tc.rate)
+		start := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).Add(123 * time.Millisecond)
+		now, end := start, start.Add(time.Hour)
+		passed := 0
+		for now.Before(end) {
+			err := l.allow("k", tc.batch, now, "events")
+			if err == nil {
+				passed += tc.batch
+				continue
+			}
+			var rl *rateLimitError
+			if !errors.As(err, &rl) || rl.RetryAfter() <= 0 {
+				t.Fatalf("rate %v: refusal %v without a wait", tc.rate, err)
+			}
+			now = now.Add(rl.RetryAfter())
+		}
+		most := tc.rate*end.Sub(start).Seconds() + float64(l.limit+tc.batch)
+		if float64(passed) > most || float64(passed) < 0.9*most {
+			t.Fatalf("rate %v, batches of %d: %d events passed in an hour, want about %.0f and at most that", tc.rate, tc.batch, passed, most)
+		}
+	}
+}
+
+// Debts are dropped once paid, so keys that never come back do not stay.
+func TestLimiterDebtsAreSwept(t *testing.T) {
+	t.Parallel()
+	l := newLimiter(5)
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 1000 {
+		if err := l.allow(fmt.Sprintf("k%d", i), 6, now, "events"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(l.owing) != 1000 {
+		t.Fatalf("%d debts, want 1000", len(l.owing))
+	}
+	_ = l.allow("late", 1, now.Add(10*time.Second), "events")
+	if len(l.owing) != 0 {
+		t.Fatalf("%d debts left after all were paid", len(l.owing))
 	}
 }
 

@@ -71,42 +71,43 @@ func wantRateLimited(t *testing.T, what string, status int, h http.Header, body 
 	return ra
 }
 
-// Events are counted, not requests: a batch over the budget is refused
-// whole; the budget refills as the window slides, and Retry-After says
-// when.
+// Events are counted, not requests. A batch over the window's budget
+// passes only with nothing counted and then holds the client back as long
+// as its events take at the rate; while anything is counted it is refused
+// whole (nothing stored). Retry-After says when the same request passes.
 func TestPublishRateCountsEvents(t *testing.T) {
 	t.Parallel()
 	b := testbroker.Start(t, testbroker.Options{PublishRate: 5})
 	json := http.Header{"Content-Type": {"application/json"}}
-	path := "/v1/streams/limited/messages"
 
-	status, h, body := b.Do(t, "POST", path, json, batchOf(10))
-	wantRateLimited(t, "a batch of 10 at 5/s", status, h, body)
-	if !contains(body, "smaller batches") {
-		t.Errorf("an over-budget batch should say to send smaller batches: %s", body)
+	if ids := publishJSON(t, b, "limited", batchOf(3)); len(ids) != 3 {
+		t.Fatalf("a batch of 3 at 5/s: %d ids", len(ids))
 	}
-	if status, _, _ := b.Do(t, "GET", "/v1/streams/limited", nil, ""); status != http.StatusNotFound {
+	// 3 counted: a batch of 10 would need the whole window.
+	status, h, body := b.Do(t, "POST", "/v1/streams/big/messages", json, batchOf(10))
+	ra := wantRateLimited(t, "a batch of 10 at 5/s with 3 counted", status, h, body)
+	if status, _, _ := b.Do(t, "GET", "/v1/streams/big", nil, ""); status != http.StatusNotFound {
 		t.Fatalf("a refused batch created the stream: %d", status)
 	}
-
-	if ids := publishJSON(t, b, "limited", batchOf(5)); len(ids) != 5 {
-		t.Fatalf("a batch of 5 at 5/s: %d ids", len(ids))
+	// Retry-After is honest: waiting that long is enough for the batch.
+	time.Sleep(time.Duration(ra) * time.Second)
+	if ids := publishJSON(t, b, "big", batchOf(10)); len(ids) != 10 {
+		t.Fatalf("the batch of 10 after Retry-After: %d ids", len(ids))
 	}
-	// The budget is spent; even one more event waits, on any stream.
+	// 10 events are 2 s at 5/s: even one more event waits, on any stream.
 	status, h, body = b.Do(t, "POST", "/v1/streams/other/messages", nil, "one more")
-	ra := wantRateLimited(t, "a 6th event within the second", status, h, body)
-	if ra > 2 {
-		t.Errorf("Retry-After %d, want 1 or 2 for a 1 s window", ra)
+	ra = wantRateLimited(t, "an event right after 10 at 5/s", status, h, body)
+	if ra != 2 {
+		t.Errorf("Retry-After %d after 10 events at 5/s, want 2", ra)
 	}
-	// Retry-After is honest: waiting that long is enough.
 	time.Sleep(time.Duration(ra) * time.Second)
 	publish(t, b, "other", "after Retry-After")
 
 	_, _, hist := b.Do(t, "GET", "/v1/streams/limited/messages", nil, "")
 	var got struct{ Events []struct{} }
 	mustJSON(t, hist, &got)
-	if len(got.Events) != 5 {
-		t.Fatalf("history has %d events, want the 5 accepted ones", len(got.Events))
+	if len(got.Events) != 3 {
+		t.Fatalf("history has %d events, want the 3 accepted ones", len(got.Events))
 	}
 }
 

@@ -904,3 +904,53 @@ func TestAuthTokensNeverLogged(t *testing.T) {
 		t.Fatalf("the log mentions access_token:\n%s", out)
 	}
 }
+
+// One client (token subject, else IP) streams at most four demo answers at
+// once, so it cannot take every place of the demo from the others; a place
+// comes back when its answer ends.
+func TestDemoAnswersPerClient(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{Auth: hsVerifier(t), DemoTokenDelay: 100 * time.Millisecond})
+	claims := func(sub string) jwt.MapClaims {
+		c := rights([]string{"*"}, []string{"*"})
+		c["sub"] = sub
+		return c
+	}
+	alice, bob := bearer(authHS(t, claims("alice"))), bearer(authHS(t, claims("bob")))
+	ask := func(h http.Header, stream string) (int, string) {
+		status, _, body := b.Do(t, "POST", "/v1/demo/chat", h, `{"stream":"`+stream+`","message":"hello"}`)
+		return status, body
+	}
+	for i := range 4 {
+		if status, body := ask(alice, fmt.Sprintf("alice-%d", i)); status != http.StatusAccepted {
+			t.Fatalf("alice's answer %d: %d %s", i+1, status, body)
+		}
+	}
+	if status, body := ask(alice, "alice-4"); status != http.StatusTooManyRequests || !strings.Contains(body, "4 of your demo answers are streaming") {
+		t.Fatalf("alice's 5th answer at once: %d %s, want 429", status, body)
+	}
+	if status, body := ask(bob, "bob-0"); status != http.StatusAccepted {
+		t.Fatalf("bob while alice has four: %d %s", status, body)
+	}
+	// Once alice's first answer has closed its stream, she has a place again.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, _, info := b.Do(t, "GET", "/v1/streams/alice-0", alice, ""); strings.Contains(info, `"closed":true`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("alice's first answer did not finish")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	waitFor := time.Now().Add(5 * time.Second)
+	for {
+		status, body := ask(alice, "alice-5")
+		if status == http.StatusAccepted {
+			break
+		}
+		if time.Now().After(waitFor) {
+			t.Fatalf("alice after an answer ended: %d %s", status, body)
+		}
+		time.Sleep(20 * time.Millisecond) // the place is given back just after the close
+	}
+}

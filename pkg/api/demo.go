@@ -23,8 +23,11 @@ const (
 	// maxDemoMessage bounds the question the demo echoes back.
 	maxDemoMessage = 2000
 	// maxDemoAnswers bounds the mock answers being streamed at once, so the
-	// public demo cannot be used to make the broker hold unbounded work.
-	maxDemoAnswers = 64
+	// public demo cannot be used to make the broker hold unbounded work;
+	// maxDemoAnswersEach bounds one client's (token subject, else IP), so
+	// one client cannot take them all.
+	maxDemoAnswers     = 64
+	maxDemoAnswersEach = 4
 	// demoStoreTimeout bounds one publish or close of a demo answer.
 	demoStoreTimeout = 5 * time.Second
 )
@@ -37,11 +40,40 @@ type demoRunner struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	slots  chan struct{}
+
+	mu      sync.Mutex
+	running map[string]int // answers streaming per client (subjectOf)
 }
 
 func newDemoRunner(s *Server) demoRunner {
 	ctx, cancel := context.WithCancel(context.Background())
-	return demoRunner{s: s, ctx: ctx, cancel: cancel, slots: make(chan struct{}, maxDemoAnswers)}
+	return demoRunner{s: s, ctx: ctx, cancel: cancel, slots: make(chan struct{}, maxDemoAnswers), running: make(map[string]int)}
+}
+
+// acquire takes a place for one answer of client, or says why not (429).
+func (d *demoRunner) acquire(client string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.running[client] >= maxDemoAnswersEach {
+		return fmt.Errorf("%w: %d of your demo answers are streaming already", errRateLimited, maxDemoAnswersEach)
+	}
+	select {
+	case d.slots <- struct{}{}:
+	default:
+		return fmt.Errorf("%w: %d demo answers are streaming already", errRateLimited, maxDemoAnswers)
+	}
+	d.running[client]++
+	return nil
+}
+
+// release gives back the place acquire took.
+func (d *demoRunner) release(client string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	<-d.slots
+	if d.running[client]--; d.running[client] == 0 {
+		delete(d.running, client)
+	}
 }
 
 func (d *demoRunner) shutdown(ctx context.Context) error {
@@ -101,10 +133,9 @@ func (s *Server) demoChat(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, fmt.Errorf("%w: message must be 1 to %d characters", broker.ErrInvalidRequest, maxDemoMessage))
 		return
 	}
-	select {
-	case s.demo.slots <- struct{}{}:
-	default:
-		s.writeError(w, r, fmt.Errorf("%w: %d demo answers are streaming already", errRateLimited, maxDemoAnswers))
+	client := subjectOf(r)
+	if err := s.demo.acquire(client); err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	// The first token is published before the answer, so that what a
@@ -112,7 +143,7 @@ func (s *Server) demoChat(w http.ResponseWriter, r *http.Request) {
 	// store down: 503) is the demo's answer too, not a silent stop.
 	tokens := demoAnswer(req.Message)
 	if _, err := s.broker.Publish(r.Context(), req.Stream, []broker.Message{{Data: tokens[0]}}, ""); err != nil {
-		<-s.demo.slots
+		s.demo.release(client)
 		s.writeError(w, r, err)
 		return
 	}
@@ -120,7 +151,7 @@ func (s *Server) demoChat(w http.ResponseWriter, r *http.Request) {
 	s.demo.wg.Add(1)
 	go func() {
 		defer s.demo.wg.Done()
-		defer func() { <-s.demo.slots }()
+		defer s.demo.release(client)
 		s.streamDemoAnswer(s.demo.ctx, log, req.Stream, tokens[1:])
 	}()
 	writeJSON(w, http.StatusAccepted, map[string]string{"stream": req.Stream})

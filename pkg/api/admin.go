@@ -201,9 +201,11 @@ func (s *Server) adminLive(w http.ResponseWriter, r *http.Request) {
 		if err := rc.Flush(); err != nil {
 			return err
 		}
-		// Lifted once written: HTTP/2 resets a stream whose deadline
-		// passes even while nothing is being written (see sseWriter.flush).
-		_ = rc.SetWriteDeadline(time.Time{})
+		if r.ProtoMajor >= 2 {
+			// Lifted once written: HTTP/2 resets a stream whose deadline
+			// passes even while nothing is being written (sseWriter.flush).
+			_ = rc.SetWriteDeadline(time.Time{})
+		}
 		return nil
 	}
 	snapshot := func(dst []byte) []byte {

@@ -119,7 +119,7 @@ func (s *Server) startSubscription(w http.ResponseWriter, r *http.Request) (*bro
 	setStreamHeaders(w.Header())
 	w.WriteHeader(http.StatusOK)
 
-	sw := &sseWriter{w: w, rc: http.NewResponseController(w), metrics: s.metrics, timeout: s.writeTimeout}
+	sw := &sseWriter{w: w, rc: http.NewResponseController(w), metrics: s.metrics, timeout: s.writeTimeout, http2: r.ProtoMajor >= 2}
 	sw.write = sw.writeWire
 	err = s.writeBacklog(sw.writeWire, sub)
 	if err == nil {
@@ -275,6 +275,8 @@ type sseWriter struct {
 	rc      *http.ResponseController
 	metrics *metrics
 	timeout time.Duration // of one write and its flush
+	// http2: the deadline is lifted after each flush (see flush).
+	http2 bool
 	// pending: bytes were written since the last flush (and a write
 	// deadline covers them).
 	pending bool
@@ -316,11 +318,16 @@ func (sw *sseWriter) flush() error {
 	if err := sw.rc.Flush(); err != nil {
 		return err
 	}
-	// The deadline is for this write alone. HTTP/1 only checks one while
-	// writing, but HTTP/2 arms a timer that resets the stream when it
+	// HTTP/2 arms a timer for a deadline that resets the stream when it
 	// fires, written to or not: left set, it would cut every subscription
-	// quiet for longer than the timeout, before its first heartbeat.
-	_ = sw.rc.SetWriteDeadline(time.Time{})
+	// quiet for longer than the timeout, before its first heartbeat. So
+	// it is lifted there. HTTP/1 checks a deadline only while writing; it
+	// stays set, so that it also bounds the end of the response net/http
+	// writes after the handler returns (over TLS, where a subscription is
+	// not taken over, to a client that may have stopped reading).
+	if sw.http2 {
+		_ = sw.rc.SetWriteDeadline(time.Time{})
+	}
 	return nil
 }
 

@@ -1,0 +1,201 @@
+package api
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sse-broker/broker/pkg/broker"
+	"github.com/sse-broker/broker/pkg/broker/memory"
+)
+
+// gateConn models a socket whose send buffer fills up: once armed, it
+// accepts `room` more Write calls, then every Write blocks like a full
+// kernel buffer does: until the write deadline passes (timeout error) or,
+// with no deadline, until the connection is closed.
+type gateConn struct {
+	net.Conn
+	mu       sync.Mutex
+	armed    bool
+	room     int
+	deadline time.Time
+	closed   chan struct{}
+	once     sync.Once
+	blocked  chan struct{} // closed when a write starts blocking
+	bonce    sync.Once
+	unblock  chan error // result of the blocked write
+}
+
+func (c *gateConn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.deadline = t
+	c.mu.Unlock()
+	return c.Conn.SetWriteDeadline(t)
+}
+
+func (c *gateConn) SetDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.deadline = t
+	c.mu.Unlock()
+	return c.Conn.SetDeadline(t)
+}
+
+func (c *gateConn) Close() error {
+	c.once.Do(func() { close(c.closed) })
+	return c.Conn.Close()
+}
+
+func (c *gateConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	if !c.armed || c.room > 0 {
+		if c.armed {
+			c.room--
+		}
+		c.mu.Unlock()
+		return c.Conn.Write(p)
+	}
+	c.mu.Unlock()
+	c.bonce.Do(func() { close(c.blocked) })
+	for {
+		c.mu.Lock()
+		d := c.deadline
+		c.mu.Unlock()
+		if !d.IsZero() && time.Now().After(d) {
+			select {
+			case c.unblock <- os.ErrDeadlineExceeded:
+			default:
+			}
+			return 0, os.ErrDeadlineExceeded
+		}
+		select {
+		case <-c.closed:
+			return 0, net.ErrClosed
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+type gateListener struct {
+	net.Listener
+	conns chan *gateConn
+}
+
+func (l *gateListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	g := &gateConn{Conn: c, closed: make(chan struct{}), blocked: make(chan struct{}), unblock: make(chan error, 1)}
+	select {
+	case l.conns <- g:
+	default:
+	}
+	return g, nil
+}
+
+// A subscriber over HTTP/1.1 with TLS (served by net/http's goroutine, not
+// taken over) stops reading when its socket buffer has room for the stop
+// event but not for the end of the chunked response, which net/http
+// writes after the handler returns. The write deadline of the last
+// delivery must still bound that write; lifted after the flush (as it is
+// for HTTP/2), nothing did, and the connection and its goroutine stayed as
+// long as the client did.
+func TestTLSHTTP1StuckClientReleasedAfterStop(t *testing.T) {
+	hub := broker.NewHub(10, 64)
+	store := memory.New(broker.StoreOptions{MaxEvents: 10, MaxAge: time.Hour, IdleTTL: time.Hour, MaxStreams: 10}, hub)
+	t.Cleanup(func() { store.Close() })
+	s := New(Options{Broker: broker.New(store, hub), Retry: time.Second, Heartbeat: time.Hour, MaxBody: 1 << 20})
+	s.writeTimeout = 300 * time.Millisecond
+	ts := httptest.NewUnstartedServer(s)
+	gl := &gateListener{Listener: ts.Listener, conns: make(chan *gateConn, 8)}
+	ts.Listener = gl
+	ts.EnableHTTP2 = false
+	ts.StartTLS()
+	t.Cleanup(func() {
+		ts.CloseClientConnections()
+		ts.Close()
+	})
+
+	conn, err := tls.Dial("tcp", strings.TrimPrefix(ts.URL, "https://"), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "GET /v1/streams/tail/events HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil || res.StatusCode != http.StatusOK || res.ProtoMinor != 1 {
+		t.Fatalf("subscribe: %v %v", res, err)
+	}
+	g := <-gl.conns
+	// The client stops reading; its buffer takes the stop event only.
+	g.mu.Lock()
+	g.armed, g.room = true, 1
+	g.mu.Unlock()
+	if _, err := s.broker.CloseStream(context.Background(), "tail", ""); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-g.blocked:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the server never wrote past the stop event")
+	}
+	select {
+	case err := <-g.unblock:
+		t.Logf("the write after stop ended: %v", err)
+	case <-g.closed:
+	case <-time.After(10 * s.writeTimeout):
+		t.Fatalf("the write after the stop event is still blocked %v later (write timeout %v): nothing bounds it, the connection and its goroutine stay for as long as the client does", 10*s.writeTimeout, s.writeTimeout)
+	}
+}
+
+// Over HTTP/2 a subscriber that stops reading (no WINDOW_UPDATE) is still
+// cut off by the per-write deadline, though it is lifted after each flush.
+func TestHTTP2StuckReaderIsCut(t *testing.T) {
+	hub := broker.NewHub(10, 1000)
+	store := memory.New(broker.StoreOptions{MaxEvents: 10, MaxAge: time.Hour, IdleTTL: time.Hour, MaxStreams: 10}, hub)
+	t.Cleanup(func() { store.Close() })
+	b := broker.New(store, hub)
+	s := New(Options{Broker: b, Retry: time.Second, Heartbeat: time.Hour, MaxBody: 1 << 20})
+	s.writeTimeout = 500 * time.Millisecond
+	ts := httptest.NewUnstartedServer(s)
+	ts.EnableHTTP2 = true
+	ts.StartTLS()
+	t.Cleanup(func() {
+		_ = s.Shutdown(context.Background())
+		ts.Close()
+	})
+	res, err := ts.Client().Get(ts.URL + "/v1/streams/h2stuck/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.ProtoMajor != 2 {
+		t.Fatal(res.Proto)
+	}
+	// The body is never read.
+	chunk := strings.Repeat("x", 512<<10)
+	start := time.Now()
+	for range 20 {
+		if _, err := b.Publish(context.Background(), "h2stuck", []broker.Message{{Data: chunk}}, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for b.Stats().Subscribers != 0 {
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("HTTP/2 reader that stopped reading still subscribed after %v", time.Since(start))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("cut after %v", time.Since(start))
+}

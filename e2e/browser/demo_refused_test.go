@@ -70,15 +70,14 @@ func TestDemoShowsARefusedSubscription(t *testing.T) {
 	}
 }
 
-// /v1/demo/chat refuses (429: this client's demo answers are all busy;
-// the test and the page are one client, 127.0.0.1). The page shows the
+// /v1/demo/chat refuses (429: every demo place is busy). The page shows the
 // error and closes the EventSource it had opened for the answer: left open,
 // it would overwrite the error with "streaming", and six of them would hold
 // every connection Chromium allows per host, so the seventh question hangs.
 func TestDemoRefusedQuestionLeavesNoConnection(t *testing.T) {
 	b := testbroker.Start(t, testbroker.Options{DemoTokenDelay: 2 * time.Second, Retry: retry})
 	var wg sync.WaitGroup
-	for i := range 4 { // a client's every place, each answer now ~80 s long
+	for i := range 64 { // every place, each answer now ~80 s long
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -115,6 +115,9 @@ func (b *Broker) Do(t testing.TB, method, path string, header http.Header, body 
 	for k, v := range header {
 		req.Header[k] = v
 	}
+	if host := header.Get("Host"); host != "" {
+		req.Host = host // net/http sends req.Host, never a Host header field
+	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)

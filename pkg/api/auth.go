@@ -79,12 +79,30 @@ func (s *Server) verifyRequest(w http.ResponseWriter, r *http.Request) *http.Req
 	return r.WithContext(auth.NewContext(r.Context(), claims))
 }
 
-// hostname is host without its port, if it has one.
-func hostname(host string) string {
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		return h
+// sameOrigin reports whether origin is the broker's own (its pages, the
+// demo), directly or through a proxy that passes Host on: the same host
+// name; https when the request came over TLS (a page served over plain
+// HTTP, which anyone on the network can alter, does not vouch for an HTTPS
+// broker); and the same port when Host names one. nginx's $host drops the
+// port, and behind a proxy that ends TLS the scheme is the proxy's, so
+// there only the name is compared.
+func sameOrigin(origin string, r *http.Request) bool {
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return false
 	}
-	return strings.Trim(host, "[]") // an IPv6 literal without a port
+	if r.TLS != nil && u.Scheme != "https" {
+		return false
+	}
+	host, port, err := net.SplitHostPort(r.Host)
+	if err != nil { // no port
+		return strings.EqualFold(u.Hostname(), strings.Trim(r.Host, "[]"))
+	}
+	originPort := u.Port()
+	if originPort == "" {
+		originPort = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	return strings.EqualFold(u.Hostname(), host) && originPort == port
 }
 
 // safeMethod: a request that changes nothing (RFC 9110 §9.2.1).
@@ -111,10 +129,7 @@ func (s *Server) checkCookieWriteOrigin(r *http.Request) error {
 	if origin == "" || origin == "null" {
 		return fmt.Errorf("%w: a write authenticated by the access_token cookie must come from a page (Origin header); send the token as \"Authorization: Bearer <token>\" instead", errForbidden)
 	}
-	// The broker's own pages (the demo), directly or through a proxy that
-	// passes Host on. Ports are not compared: nginx's $host drops the
-	// port, and a cookie is sent to every port of its host anyway.
-	if u, err := url.Parse(origin); err == nil && u.Host != "" && strings.EqualFold(u.Hostname(), hostname(r.Host)) {
+	if sameOrigin(origin, r) {
 		return nil
 	}
 	for _, allowed := range s.opts.CORSOrigins {

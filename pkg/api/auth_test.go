@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -606,8 +607,11 @@ func TestAuthCookieWritesOnlyFromTrustedOrigins(t *testing.T) {
 		{"neither Origin nor Referer", cookie(), http.StatusForbidden},
 		{"an allowed origin in another case", cookie("Origin", "https://APP.example"), http.StatusCreated},
 		{"the broker's own origin", cookie("Origin", b.URL), http.StatusCreated},
-		{"the broker's own host behind a proxy on another port", cookie("Origin", "http://127.0.0.1:8080"), http.StatusCreated},
+		{"another port of the broker's host", cookie("Origin", "http://127.0.0.1:1"), http.StatusForbidden},
+		{"another scheme on the broker's host and port", cookie("Origin", strings.Replace(b.URL, "http:", "ws:", 1)), http.StatusForbidden},
 		{"another host on the broker's port", cookie("Origin", strings.Replace(b.URL, "127.0.0.1", "127.0.0.2", 1)), http.StatusForbidden},
+		{"behind a proxy that passes the host name alone ($host)", cookie("Origin", "https://chat.example", "Host", "chat.example"), http.StatusCreated},
+		{"behind a proxy, another host name", cookie("Origin", "https://evil.example", "Host", "chat.example"), http.StatusForbidden},
 		{"no Origin, the broker's own Referer", cookie("Referer", b.URL+"/"), http.StatusCreated},
 		{"header token from a foreign Origin", http.Header{"Authorization": {"Bearer " + tok}, "Origin": {"https://evil.example"}}, http.StatusCreated},
 	} {
@@ -905,9 +909,10 @@ func TestAuthTokensNeverLogged(t *testing.T) {
 	}
 }
 
-// One client (token subject, else IP) streams at most four demo answers at
+// With auth on, one token subject streams at most four demo answers at
 // once, so it cannot take every place of the demo from the others; a place
-// comes back when its answer ends.
+// comes back when its answer ends. Without auth there is no such cap:
+// behind a proxy every visitor has the proxy's address.
 func TestDemoAnswersPerClient(t *testing.T) {
 	b := testbroker.Start(t, testbroker.Options{Auth: hsVerifier(t), DemoTokenDelay: 100 * time.Millisecond})
 	claims := func(sub string) jwt.MapClaims {
@@ -931,6 +936,13 @@ func TestDemoAnswersPerClient(t *testing.T) {
 	if status, body := ask(bob, "bob-0"); status != http.StatusAccepted {
 		t.Fatalf("bob while alice has four: %d %s", status, body)
 	}
+	open := testbroker.Start(t, testbroker.Options{DemoTokenDelay: 100 * time.Millisecond})
+	for i := range 6 { // all from 127.0.0.1, as visitors behind a proxy are
+		status, _, body := open.Do(t, "POST", "/v1/demo/chat", nil, fmt.Sprintf(`{"stream":"visitor-%d","message":"hi"}`, i))
+		if status != http.StatusAccepted {
+			t.Fatalf("visitor %d without auth: %d %s", i+1, status, body)
+		}
+	}
 	// Once alice's first answer has closed its stream, she has a place again.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -952,5 +964,37 @@ func TestDemoAnswersPerClient(t *testing.T) {
 			t.Fatalf("alice after an answer ended: %d %s", status, body)
 		}
 		time.Sleep(20 * time.Millisecond) // the place is given back just after the close
+	}
+}
+
+// On an HTTPS broker a page of plain http:// on the broker's host name
+// (which anyone on the network can alter) or another port or scheme is
+// not the broker's origin: a cookie write from it is refused.
+func TestAuthCookieWriteOriginOverTLS(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{Auth: hsVerifier(t)})
+	ts := httptest.NewUnstartedServer(b.API)
+	ts.StartTLS()
+	defer ts.Close()
+	tok := authHS(t, rights([]string{"*"}, []string{"*"}))
+	for origin, want := range map[string]int{
+		"http://127.0.0.1": http.StatusForbidden, "http://127.0.0.1:8081": http.StatusForbidden, "ws://127.0.0.1": http.StatusForbidden,
+		strings.Replace(ts.URL, "https:", "http:", 1): http.StatusForbidden,
+		ts.URL: http.StatusCreated,
+	} {
+		req, err := http.NewRequest("POST", ts.URL+"/v1/streams/o/messages", strings.NewReader("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Cookie", "access_token="+tok)
+		req.Header.Set("Content-Type", "text/plain")
+		req.Header.Set("Origin", origin)
+		res, err := ts.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = res.Body.Close()
+		if res.StatusCode != want {
+			t.Errorf("HTTPS broker %s, cookie write from Origin %s: %d, want %d", ts.URL, origin, res.StatusCode, want)
+		}
 	}
 }

@@ -24,8 +24,9 @@ const (
 	maxDemoMessage = 2000
 	// maxDemoAnswers bounds the mock answers being streamed at once, so the
 	// public demo cannot be used to make the broker hold unbounded work;
-	// maxDemoAnswersEach bounds one client's (token subject, else IP), so
-	// one client cannot take them all.
+	// with auth on, maxDemoAnswersEach bounds one token subject's, so one
+	// user cannot take them all. (Without auth there is no fair key: behind
+	// a proxy every visitor has the proxy's address.)
 	maxDemoAnswers     = 64
 	maxDemoAnswersEach = 4
 	// demoStoreTimeout bounds one publish or close of a demo answer.
@@ -42,7 +43,7 @@ type demoRunner struct {
 	slots  chan struct{}
 
 	mu      sync.Mutex
-	running map[string]int // answers streaming per client (subjectOf)
+	running map[string]int // answers streaming per token subject
 }
 
 func newDemoRunner(s *Server) demoRunner {
@@ -50,11 +51,12 @@ func newDemoRunner(s *Server) demoRunner {
 	return demoRunner{s: s, ctx: ctx, cancel: cancel, slots: make(chan struct{}, maxDemoAnswers), running: make(map[string]int)}
 }
 
-// acquire takes a place for one answer of client, or says why not (429).
+// acquire takes a place for one answer of client (a token subject, or ""
+// without auth), or says why not (429).
 func (d *demoRunner) acquire(client string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.running[client] >= maxDemoAnswersEach {
+	if client != "" && d.running[client] >= maxDemoAnswersEach {
 		return fmt.Errorf("%w: %d of your demo answers are streaming already", errRateLimited, maxDemoAnswersEach)
 	}
 	select {
@@ -133,7 +135,10 @@ func (s *Server) demoChat(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, fmt.Errorf("%w: message must be 1 to %d characters", broker.ErrInvalidRequest, maxDemoMessage))
 		return
 	}
-	client := subjectOf(r)
+	var client string
+	if c, ok := auth.FromContext(r.Context()); ok {
+		client = "sub:" + c.Subject
+	}
 	if err := s.demo.acquire(client); err != nil {
 		s.writeError(w, r, err)
 		return

@@ -65,7 +65,8 @@ func (e *rateLimitError) RetryAfter() time.Duration { return e.retryAfter }
 // Memory stays bounded under any number of distinct keys: the counter
 // stores a 64-bit hash per key (never the key), and drops every count
 // older than the previous window when a new window starts. It holds at most
-// the keys seen in two windows.
+// the keys seen in two windows. The debts below hold their keys, one per
+// key that sent an oversized batch, until paid.
 //
 // The check and the increment happen under one lock, so concurrent
 // requests of one key cannot all pass on the same remaining budget.

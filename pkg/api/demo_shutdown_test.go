@@ -85,3 +85,20 @@ func TestDemoShutdownDuringAPublishClosesTheStream(t *testing.T) {
 		t.Fatalf("after shutdown the demo's stream is open (%d events, no stop): its page waits for good", info.Retained)
 	}
 }
+
+// A drain whose time ran out elsewhere (a slow upload, say) calls Shutdown
+// again with an expired context; with no demo answer streaming it must not
+// blame the demo.
+func TestDemoShutdownWithNoAnswerAndNoTimeLeft(t *testing.T) {
+	hub := broker.NewHub(10, 64)
+	mem := memory.New(broker.StoreOptions{MaxEvents: 100, MaxAge: time.Hour, IdleTTL: time.Hour, MaxStreams: 10}, hub)
+	defer mem.Close()
+	expired, cancel := context.WithCancel(context.Background())
+	cancel()
+	for range 50 {
+		srv := api.New(api.Options{Broker: broker.New(mem, hub), Logger: zerolog.New(io.Discard), Retry: time.Second, Heartbeat: time.Hour, MaxBody: 1 << 20, Demo: true})
+		if err := srv.Shutdown(expired); err != nil {
+			t.Fatalf("shutdown with no demo answer: %v", err)
+		}
+	}
+}

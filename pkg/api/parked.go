@@ -390,6 +390,7 @@ func (p *parkedSubscription) end(reason broker.EndReason, err error, msg string)
 		_ = p.conn.SetWriteDeadline(time.Now().Add(p.srv.writeTimeout))
 		_, err = p.conn.Write(lastChunk)
 	}
+	reason = endReason(p.sub, reason)
 	p.srv.hangups.unwatch(p) // before Close: the descriptor is still p's
 	_ = p.conn.Close()
 	if p.expiry != nil {

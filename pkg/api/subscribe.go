@@ -241,18 +241,30 @@ func subscriptionLog(r *http.Request, sub *broker.Subscription) *zerolog.Logger 
 //
 //go:noinline
 func logSubscriptionEnd(r *http.Request, sub *broker.Subscription, reason broker.EndReason, err error) {
-	logEnd(subscriptionLog(r, sub), reason, err)
+	logEnd(subscriptionLog(r, sub), endReason(sub, reason), err)
+}
+
+// endReason is the reason to log: reason, or, when there is none (a write
+// failed), the broker's, if it had ended the subscription meanwhile.
+func endReason(sub *broker.Subscription, reason broker.EndReason) broker.EndReason {
+	if reason == broker.EndNone {
+		return sub.EndReason()
+	}
+	return reason
 }
 
 // logEnd logs why a subscription ends.
 func logEnd(log *zerolog.Logger, reason broker.EndReason, err error) {
 	switch {
+	case reason == broker.EndSlow:
+		// Also with a write error: a slow client's write blocks while the
+		// broker cuts it off, and fails when the client goes or at its
+		// deadline.
+		log.Warn().Err(err).Str("reason", reason.String()).Msg("subscription ended by the broker")
 	case err != nil:
 		log.Debug().Err(err).Msg("subscriber write failed")
 	case reason == broker.EndNone:
 		log.Debug().Msg("subscription ended: token expired")
-	case reason == broker.EndSlow:
-		log.Warn().Str("reason", reason.String()).Msg("subscription ended by the broker")
 	default:
 		log.Debug().Str("reason", reason.String()).Msg("subscription ended by the broker")
 	}

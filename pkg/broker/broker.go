@@ -181,11 +181,20 @@ func (b *Broker) Subscribe(ctx context.Context, stream string, after uint64) (*S
 	if err != nil {
 		return nil, err
 	}
+	read := false
+	defer func() {
+		// Also when Read panics (the HTTP layer recovers): a registration
+		// left behind would count as a subscriber for good and hold a
+		// place in subscribers.max.
+		if !read {
+			b.hub.unregister(sub)
+		}
+	}()
 	rr, err := b.store.Read(ctx, stream, after, 0)
 	if err != nil {
-		b.hub.unregister(sub)
 		return nil, b.storeError(err, "subscribe to %q", stream)
 	}
+	read = true
 	s := &Subscription{
 		Stream:  stream,
 		After:   after,
@@ -298,6 +307,18 @@ func (s *Subscription) Drain(write WriteFunc) (EndReason, error) {
 		}
 	}
 	return reason, nil
+}
+
+// EndReason is why the broker ended the subscription, EndNone while it
+// has not. A write that failed may have been blocked while the broker cut
+// the subscriber off (EndSlow): the usual slow client stopped reading.
+func (s *Subscription) EndReason() EndReason {
+	if s.sub == nil {
+		return EndNone
+	}
+	s.sub.mu.Lock()
+	defer s.sub.mu.Unlock()
+	return s.sub.reason
 }
 
 // Close ends the subscription and frees its place on the node.

@@ -676,8 +676,7 @@ func (s *Store) Delete(parent context.Context, stream string) error {
 	// The delete notice reaches every node through the feed; ending the
 	// local subscriptions now as well makes Delete return after they ended.
 	s.fan.End(stream)
-	s.log.Info().Str("stream", stream).Msg("stream deleted")
-	return nil
+	return nil // logged by the API with the request's id, as in the other stores
 }
 
 // Ping reports whether Redis answers and this node's event feed is

@@ -17,18 +17,9 @@ import (
 // it fires, written to or not; a deadline left set after a delivery cut
 // every idle HTTP/2 subscriber before its first heartbeat.
 func TestHTTP2QuietSubscriptionOutlivesTheWriteTimeout(t *testing.T) {
-	hub := broker.NewHub(10, 64)
-	store := memory.New(broker.StoreOptions{MaxEvents: 10, MaxAge: time.Hour, IdleTTL: time.Hour, MaxStreams: 10}, hub)
-	t.Cleanup(func() { store.Close() })
-	s := New(Options{Broker: broker.New(store, hub), Retry: time.Second, Heartbeat: time.Hour, MaxBody: 1 << 20})
-	s.writeTimeout = 200 * time.Millisecond
-	ts := httptest.NewUnstartedServer(s)
+	s, ts := newWriteTimeoutServer(t, 64, 200*time.Millisecond)
 	ts.EnableHTTP2 = true
 	ts.StartTLS()
-	t.Cleanup(func() {
-		_ = s.Shutdown(context.Background())
-		ts.Close()
-	})
 	client := ts.Client()
 
 	res, err := client.Get(ts.URL + "/v1/streams/h2/events")
@@ -70,4 +61,23 @@ func TestHTTP2QuietSubscriptionOutlivesTheWriteTimeout(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the event published after the quiet time did not arrive")
 	}
+}
+
+// newWriteTimeoutServer is an unstarted test server of a Server on the
+// memory store with the given subscriber queue and write timeout; the test
+// sets its protocols and starts it.
+func newWriteTimeoutServer(t *testing.T, queue int, timeout time.Duration) (*Server, *httptest.Server) {
+	t.Helper()
+	hub := broker.NewHub(10, queue)
+	store := memory.New(broker.StoreOptions{MaxEvents: 10, MaxAge: time.Hour, IdleTTL: time.Hour, MaxStreams: 10}, hub)
+	s := New(Options{Broker: broker.New(store, hub), Retry: time.Second, Heartbeat: time.Hour, MaxBody: 1 << 20})
+	s.writeTimeout = timeout
+	ts := httptest.NewUnstartedServer(s)
+	t.Cleanup(func() {
+		_ = s.Shutdown(context.Background())
+		ts.CloseClientConnections()
+		ts.Close()
+		_ = store.Close()
+	})
+	return s, ts
 }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	"github.com/sse-broker/broker/pkg/broker"
-	"github.com/sse-broker/broker/pkg/broker/memory"
 )
 
 // gateConn models a socket whose send buffer fills up: once armed, it
@@ -110,20 +108,11 @@ func (l *gateListener) Accept() (net.Conn, error) {
 // for HTTP/2), nothing did, and the connection and its goroutine stayed as
 // long as the client did.
 func TestTLSHTTP1StuckClientReleasedAfterStop(t *testing.T) {
-	hub := broker.NewHub(10, 64)
-	store := memory.New(broker.StoreOptions{MaxEvents: 10, MaxAge: time.Hour, IdleTTL: time.Hour, MaxStreams: 10}, hub)
-	t.Cleanup(func() { store.Close() })
-	s := New(Options{Broker: broker.New(store, hub), Retry: time.Second, Heartbeat: time.Hour, MaxBody: 1 << 20})
-	s.writeTimeout = 300 * time.Millisecond
-	ts := httptest.NewUnstartedServer(s)
+	s, ts := newWriteTimeoutServer(t, 64, 300*time.Millisecond)
 	gl := &gateListener{Listener: ts.Listener, conns: make(chan *gateConn, 8)}
 	ts.Listener = gl
 	ts.EnableHTTP2 = false
 	ts.StartTLS()
-	t.Cleanup(func() {
-		ts.CloseClientConnections()
-		ts.Close()
-	})
 
 	conn, err := tls.Dial("tcp", strings.TrimPrefix(ts.URL, "https://"), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
 	if err != nil {
@@ -162,19 +151,10 @@ func TestTLSHTTP1StuckClientReleasedAfterStop(t *testing.T) {
 // Over HTTP/2 a subscriber that stops reading (no WINDOW_UPDATE) is still
 // cut off by the per-write deadline, though it is lifted after each flush.
 func TestHTTP2StuckReaderIsCut(t *testing.T) {
-	hub := broker.NewHub(10, 1000)
-	store := memory.New(broker.StoreOptions{MaxEvents: 10, MaxAge: time.Hour, IdleTTL: time.Hour, MaxStreams: 10}, hub)
-	t.Cleanup(func() { store.Close() })
-	b := broker.New(store, hub)
-	s := New(Options{Broker: b, Retry: time.Second, Heartbeat: time.Hour, MaxBody: 1 << 20})
-	s.writeTimeout = 500 * time.Millisecond
-	ts := httptest.NewUnstartedServer(s)
+	s, ts := newWriteTimeoutServer(t, 1000, 500*time.Millisecond)
+	b := s.broker
 	ts.EnableHTTP2 = true
 	ts.StartTLS()
-	t.Cleanup(func() {
-		_ = s.Shutdown(context.Background())
-		ts.Close()
-	})
 	res, err := ts.Client().Get(ts.URL + "/v1/streams/h2stuck/events")
 	if err != nil {
 		t.Fatal(err)

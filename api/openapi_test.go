@@ -333,7 +333,7 @@ func table(t *testing.T) []exchange {
 		{name: "publish: closed stream", prepare: closeStream, method: "POST", path: "/v1/streams/{s}/messages", body: "x", status: 409, code: "stream_closed"},
 		{name: "publish: body too large", opts: testbroker.Options{MaxBody: 16}, method: "POST", path: "/v1/streams/{s}/messages", body: long, status: 413, code: "body_too_large"},
 		// A batch of 2 is over a rate of 1 event per second at once.
-		{name: "publish: rate limited", opts: testbroker.Options{PublishRate: 1}, method: "POST", path: "/v1/streams/{s}/messages", header: jsonHeader, body: `[{"data":"a"},{"data":"b"}]`, status: 429, code: "rate_limited"},
+		{name: "publish: rate limited", opts: testbroker.Options{PublishRate: 0.001}, prepare: spendPublishBudget, method: "POST", path: "/v1/streams/{s}/messages", header: jsonHeader, body: `[{"data":"a"},{"data":"b"}]`, status: 429, code: "rate_limited"},
 		{name: "publish: too many streams", opts: testbroker.Options{MaxStreams: 1}, prepare: fillStreams, method: "POST", path: "/v1/streams/{s}/messages", body: "x", status: 503, code: "too_many_streams"},
 		{name: "publish: store down", storeDown: true, method: "POST", path: "/v1/streams/{s}/messages", body: "x", status: 503, code: "store_unavailable"},
 

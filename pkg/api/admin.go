@@ -190,23 +190,12 @@ func (s *Server) adminLive(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodHead {
 		return // the head only: net/http would swallow every snapshot
 	}
-	rc := http.NewResponseController(w)
+	sw := s.newSSEWriter(w, r) // its write deadline, as for subscribers
 	send := func(b []byte) error {
-		// Best effort, as for subscribers: a writer without deadlines
-		// still works.
-		_ = rc.SetWriteDeadline(time.Now().Add(s.writeTimeout))
-		if _, err := w.Write(b); err != nil {
+		if err := sw.writeWire(b, 0, time.Time{}); err != nil {
 			return err
 		}
-		if err := rc.Flush(); err != nil {
-			return err
-		}
-		if r.ProtoMajor >= 2 {
-			// Lifted once written: HTTP/2 resets a stream whose deadline
-			// passes even while nothing is being written (sseWriter.flush).
-			_ = rc.SetWriteDeadline(time.Time{})
-		}
-		return nil
+		return sw.flush()
 	}
 	snapshot := func(dst []byte) []byte {
 		data, err := json.Marshal(s.adminSnapshot(r.Context()))

@@ -119,8 +119,7 @@ func (s *Server) startSubscription(w http.ResponseWriter, r *http.Request) (*bro
 	setStreamHeaders(w.Header())
 	w.WriteHeader(http.StatusOK)
 
-	sw := &sseWriter{w: w, rc: http.NewResponseController(w), metrics: s.metrics, timeout: s.writeTimeout, http2: r.ProtoMajor >= 2}
-	sw.write = sw.writeWire
+	sw := s.newSSEWriter(w, r)
 	err = s.writeBacklog(sw.writeWire, sub)
 	if err == nil {
 		err = sw.flush()
@@ -295,6 +294,13 @@ type sseWriter struct {
 	// write is writeWire as a broker.WriteFunc, made once per
 	// subscription so that a drain does not allocate a method value.
 	write broker.WriteFunc
+}
+
+// newSSEWriter is the writer of one event stream served by net/http.
+func (s *Server) newSSEWriter(w http.ResponseWriter, r *http.Request) *sseWriter {
+	sw := &sseWriter{w: w, rc: http.NewResponseController(w), metrics: s.metrics, timeout: s.writeTimeout, http2: r.ProtoMajor >= 2}
+	sw.write = sw.writeWire
+	return sw
 }
 
 func (sw *sseWriter) writeWire(wire []byte, events int, published time.Time) error {

@@ -191,6 +191,7 @@ func (s *Server) adminLive(w http.ResponseWriter, r *http.Request) {
 		return // the head only: net/http would swallow every snapshot
 	}
 	sw := s.newSSEWriter(w, r) // its write deadline, as for subscribers
+	defer sw.release()
 	send := func(b []byte) error {
 		if err := sw.writeWire(b, 0, time.Time{}); err != nil {
 			return err

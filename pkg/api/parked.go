@@ -369,7 +369,7 @@ func (p *parkedSubscription) flushChunk() error {
 	copy(b[start:], line)
 	b = append(b, '\r', '\n')
 	p.leaveQueue() // a write may block for the whole timeout
-	_ = p.conn.SetWriteDeadline(time.Now().Add(p.srv.writeTimeout))
+	p.srv.armWriteDeadline(p.conn)
 	_, err := p.conn.Write(b[start:])
 	*p.buf = b[:chunkHeaderRoom]
 	return err
@@ -387,9 +387,10 @@ var errPeerGone = errors.New("client closed the connection")
 func (p *parkedSubscription) end(reason broker.EndReason, err error, msg string) {
 	if err == nil {
 		p.leaveQueue()
-		_ = p.conn.SetWriteDeadline(time.Now().Add(p.srv.writeTimeout))
+		p.srv.armWriteDeadline(p.conn)
 		_, err = p.conn.Write(lastChunk)
 	}
+	p.srv.writers.remove(p.conn)
 	reason = endReason(p.sub, reason)
 	p.srv.hangups.unwatch(p) // before Close: the descriptor is still p's
 	_ = p.conn.Close()

@@ -32,6 +32,11 @@ const (
 	// WriteTimeout would cut every long-lived stream; this cuts only a client
 	// that stops reading while the kernel's buffers are full.
 	subscriberWriteTimeout = 10 * time.Second
+	// drainWriteTimeout bounds a write to a subscriber once the broker
+	// drains: a write in progress gets this long to finish, and a client
+	// that stopped reading is let go after it instead of holding the
+	// drain for subscriberWriteTimeout.
+	drainWriteTimeout = time.Second
 	// bodyReadTimeout bounds reading a publish, close or demo body.
 	bodyReadTimeout = 30 * time.Second
 	// maxHistoryLimit and defaultHistoryLimit bound the JSON history page.
@@ -84,6 +89,8 @@ type Server struct {
 	// parked holds the subscriptions whose connections were taken over
 	// from net/http (see parkedSubscription).
 	parked parkRegistry
+	// writers holds every subscriber's connection while it is written to.
+	writers liveWriters
 	// coalesce starts the parked subscriptions' deliveries.
 	coalesce *coalescer
 
@@ -132,6 +139,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.drainOnce.Do(func() {
 		s.isDraining.Store(true)
 		close(s.draining)
+		s.writers.cut(drainWriteTimeout)
 		s.parked.wakeAll()
 	})
 	if err := s.parked.wait(ctx); err != nil {

@@ -42,7 +42,7 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 	if sub == nil {
 		return
 	}
-	defer s.endSubscription(sub)
+	defer s.endSubscription(sub, sw)
 	s.wait(r, sub, sw)
 }
 
@@ -58,7 +58,8 @@ func (s *Server) countedStart(w http.ResponseWriter, r *http.Request) (*broker.S
 
 // endSubscription undoes what startSubscription did for a live
 // subscription.
-func (s *Server) endSubscription(sub *broker.Subscription) {
+func (s *Server) endSubscription(sub *broker.Subscription, sw *sseWriter) {
+	sw.release()
 	s.heartbeats.leave()
 	sub.Close()
 }
@@ -111,15 +112,19 @@ func (s *Server) startSubscription(w http.ResponseWriter, r *http.Request) (*bro
 	}
 
 	live := false
+	var sw *sseWriter
 	defer func() {
 		if !live {
+			if sw != nil {
+				sw.release()
+			}
 			sub.Close()
 		}
 	}()
 	setStreamHeaders(w.Header())
 	w.WriteHeader(http.StatusOK)
 
-	sw := s.newSSEWriter(w, r)
+	sw = s.newSSEWriter(w, r)
 	err = s.writeBacklog(sw.writeWire, sub)
 	if err == nil {
 		err = sw.flush()
@@ -147,8 +152,9 @@ func (s *Server) startParked(r *http.Request, h http.Header, conn net.Conn, sub 
 	// Undone by p.end, whichever way the subscription ends.
 	s.heartbeats.join()
 	s.parked.add(p)
+	s.writers.add(conn)
 
-	_ = conn.SetWriteDeadline(time.Now().Add(s.writeTimeout))
+	s.armWriteDeadline(conn)
 	_, err := conn.Write(writeHead(make([]byte, 0, 256), h))
 	if err == nil {
 		p.buf = chunkPool.Get().(*[]byte)
@@ -282,10 +288,9 @@ func appendGap(dst []byte, after, first uint64) []byte {
 // sseWriter writes to one subscriber. Writes go into net/http's buffered
 // response writer, so the events of one drain leave in one flush.
 type sseWriter struct {
-	w       http.ResponseWriter
-	rc      *http.ResponseController
-	metrics *metrics
-	timeout time.Duration // of one write and its flush
+	w   http.ResponseWriter
+	rc  *http.ResponseController
+	srv *Server // its write deadlines and metrics
 	// http2: the deadline is lifted after each flush (see flush).
 	http2 bool
 	// pending: bytes were written since the last flush (and a write
@@ -296,24 +301,29 @@ type sseWriter struct {
 	write broker.WriteFunc
 }
 
-// newSSEWriter is the writer of one event stream served by net/http.
+// newSSEWriter is the writer of one event stream served by net/http. Its
+// release must come before the handler returns.
 func (s *Server) newSSEWriter(w http.ResponseWriter, r *http.Request) *sseWriter {
-	sw := &sseWriter{w: w, rc: http.NewResponseController(w), metrics: s.metrics, timeout: s.writeTimeout, http2: r.ProtoMajor >= 2}
+	sw := &sseWriter{w: w, rc: http.NewResponseController(w), srv: s, http2: r.ProtoMajor >= 2}
 	sw.write = sw.writeWire
+	s.writers.add(sw.rc)
 	return sw
 }
+
+// release takes the writer out of the set whose writes the drain cuts.
+func (sw *sseWriter) release() { sw.srv.writers.remove(sw.rc) }
 
 func (sw *sseWriter) writeWire(wire []byte, events int, published time.Time) error {
 	if !sw.pending {
 		// Best effort: a ResponseWriter without deadlines (a test recorder)
 		// still works, only without the bound.
-		_ = sw.rc.SetWriteDeadline(time.Now().Add(sw.timeout))
+		sw.srv.armWriteDeadline(sw.rc)
 		sw.pending = true
 	}
 	if _, err := sw.w.Write(wire); err != nil {
 		return err
 	}
-	sw.metrics.observeDelivery(events, published)
+	sw.srv.metrics.observeDelivery(events, published)
 	return nil
 }
 

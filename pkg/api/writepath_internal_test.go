@@ -40,7 +40,7 @@ func TestSubscriberWritePathDoesNotAllocate(t *testing.T) {
 	}
 	defer sub.Close()
 	w := &discardWriter{h: http.Header{}}
-	sw := &sseWriter{w: w, rc: http.NewResponseController(w), metrics: newMetrics(b)}
+	sw := &sseWriter{w: w, rc: http.NewResponseController(w), srv: &Server{metrics: newMetrics(b), writeTimeout: time.Second}}
 	sw.write = sw.writeWire
 
 	const runs = 200

@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -135,5 +137,79 @@ func TestNginxWithNoNodeAsksEventStreamsToComeBack(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != http.StatusBadGateway {
 		t.Fatalf("publish with no node: %d, want 502", res.StatusCode)
+	}
+}
+
+// nginx's own errors (no node, a body or header over its limits) answer
+// as the broker's do: JSON {"error", "message"} with the SPEC's codes
+// where it has one, not nginx's HTML pages.
+func TestNginxOwnErrorsAreJSON(t *testing.T) {
+	down1 := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	down2 := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	proxy := startNginx(t, down1, down2)
+	host := strings.TrimPrefix(proxy, "http://")
+
+	// raw sends a request as written and returns nginx's answer.
+	raw := func(request string) *http.Response {
+		t.Helper()
+		conn, err := net.Dial("tcp", host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		if _, err := io.WriteString(conn, request); err != nil {
+			t.Fatal(err)
+		}
+		res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	publish := func(path string) *http.Response {
+		res, err := http.Post(proxy+path, "text/plain", strings.NewReader("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	info := func() *http.Response {
+		res, err := http.Get(proxy + "/v1/streams/s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	cases := []struct {
+		name   string
+		answer func() *http.Response
+		status int
+		code   string
+	}{
+		{"publish, no node", func() *http.Response { return publish("/v1/streams/s/messages") }, 502, "bad_gateway"},
+		{"stream info, no node", info, 502, "bad_gateway"},
+		{"body over client_max_body_size", func() *http.Response {
+			return raw("POST /v1/streams/s/messages HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 17000000\r\n\r\n")
+		}, 413, "body_too_large"},
+		{"header over large_client_header_buffers", func() *http.Response {
+			return raw("GET /v1/streams/s HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 9000) + "\r\n\r\n")
+		}, 400, "invalid_request"},
+		{"request line too long", func() *http.Response {
+			return raw("GET /v1/streams/" + strings.Repeat("a", 9000) + " HTTP/1.1\r\nHost: x\r\n\r\n")
+		}, 414, "invalid_request"},
+		{"malformed header", func() *http.Response { return raw("GET /v1/streams/s HTTP/1.1\r\nHost x\r\n\r\n") }, 400, "invalid_request"},
+		{"malformed request line", func() *http.Response { return raw("GET /v1/streams/s HTTP/1.1 x\r\nHost: x\r\n\r\n") }, 400, "invalid_request"},
+		{"the error pages from outside", func() *http.Response { return raw("GET /_proxy_error/502 HTTP/1.1\r\nHost: x\r\n\r\n") }, 404, "not_found"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			res := c.answer()
+			defer res.Body.Close()
+			var body struct{ Error, Message string }
+			err := json.NewDecoder(res.Body).Decode(&body)
+			if res.StatusCode != c.status || res.Header.Get("Content-Type") != "application/json" || err != nil || body.Error != c.code || body.Message == "" {
+				t.Fatalf("got %d %q %+v (%v), want %d application/json with error %q and a message", res.StatusCode, res.Header.Get("Content-Type"), body, err, c.status, c.code)
+			}
+		})
 	}
 }

@@ -18,8 +18,10 @@ const (
 	// activityIdleTTL: a stream without subscribers on this node is
 	// forgotten this long after its last frame or subscription.
 	activityIdleTTL = 10 * time.Minute
-	// activityMaxStreams bounds the tracked streams. A new stream beyond it
-	// first drops the least recently active tenth, subscribers or not.
+	// activityMaxStreams bounds the tracked streams that have no subscriber
+	// on this node. A new stream beyond it first drops the least recently
+	// active tenth of those; a stream with subscribers here is never
+	// dropped (they are bounded by subscribers.max).
 	activityMaxStreams = 10_000
 )
 
@@ -49,7 +51,8 @@ type ActivityReport struct {
 	// Tracked is how many streams the tracker holds; Streams lists the
 	// busiest of them.
 	Tracked int
-	// PublishRate and DeliveryRate sum the rates of every tracked stream.
+	// PublishRate and DeliveryRate are the node's: every frame counts,
+	// whether its stream is still tracked or not.
 	PublishRate, DeliveryRate float64
 	// Streams are the busiest first: by publish rate, then delivery rate,
 	// then most recently active, then name.
@@ -63,18 +66,23 @@ type ActivityReport struct {
 // store; each node of a shared one, whose feed hands every frame to every
 // node), so it is where activity can be counted without asking the store.
 //
-// Its one mutex is a leaf: record runs under the store's stream lock but
-// never under Hub.mu or a hubStream lock, and snapshot asks the Hub for
-// subscriber counts only after releasing it. Recording a frame of a
-// tracked stream does not allocate.
+// Its mutex comes after the store's stream lock (record runs under it) and
+// before the Hub's locks: dropping streams at the bound asks the Hub for
+// subscriber counts under it, so the Hub calls in only after releasing
+// its own. Recording a frame of a tracked stream does not allocate.
 type activity struct {
 	now        func() time.Time
 	idleTTL    time.Duration
 	maxStreams int
 	since      time.Time
+	// subscribers counts a stream's subscribers on this node.
+	subscribers func(stream string) int
 
 	mu      sync.Mutex
 	streams map[string]*streamActivity
+	// node counts every frame, so that the node's rates stay exact when
+	// streams are dropped at the bound. Only its buckets are used.
+	node streamActivity
 }
 
 // streamActivity is one tracked stream; activity.mu guards it.
@@ -90,13 +98,14 @@ type streamActivity struct {
 	pub, del [activitySeconds]uint64
 }
 
-func newActivity(now func() time.Time, idleTTL time.Duration, maxStreams int) *activity {
+func newActivity(now func() time.Time, idleTTL time.Duration, maxStreams int, subscribers func(string) int) *activity {
 	return &activity{
-		now:        now,
-		idleTTL:    idleTTL,
-		maxStreams: max(maxStreams, 1),
-		since:      now(),
-		streams:    make(map[string]*streamActivity),
+		now:         now,
+		idleTTL:     idleTTL,
+		maxStreams:  max(maxStreams, 1),
+		since:       now(),
+		subscribers: subscribers,
+		streams:     make(map[string]*streamActivity),
 	}
 }
 
@@ -106,11 +115,9 @@ func (a *activity) record(f *Frame, handed int) {
 	events := uint64(len(f.Events))
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.node.count(now.Unix(), events, events*uint64(handed))
 	e := a.entry(f.Stream)
-	e.advance(now.Unix())
-	i := bucket(e.sec)
-	e.pub[i] += events
-	e.del[i] += events * uint64(handed)
+	e.count(now.Unix(), events, events*uint64(handed))
 	e.published += events
 	e.delivered += events * uint64(handed)
 	if len(f.Events) > 0 {
@@ -144,7 +151,8 @@ func (a *activity) entry(stream string) *streamActivity {
 	return e
 }
 
-// dropLeastActive forgets the n least recently active streams; a.mu is
+// dropLeastActive forgets the n least recently active streams that have
+// no subscriber on this node (fewer when there are not so many); a.mu is
 // held. It runs once per n new streams at the bound, so its sort is cheap
 // per stream.
 func (a *activity) dropLeastActive(n int) {
@@ -153,8 +161,14 @@ func (a *activity) dropLeastActive(n int) {
 		all = append(all, e)
 	}
 	slices.SortFunc(all, func(x, y *streamActivity) int { return x.lastActive.Compare(y.lastActive) })
-	for _, e := range all[:min(n, len(all))] {
-		delete(a.streams, e.stream)
+	for _, e := range all {
+		if n == 0 {
+			return
+		}
+		if a.subscribers(e.stream) == 0 {
+			delete(a.streams, e.stream)
+			n--
+		}
 	}
 }
 
@@ -179,6 +193,14 @@ func (e *streamActivity) advance(sec int64) {
 	e.sec = sec
 }
 
+// count adds pub published and del delivered events to second sec.
+func (e *streamActivity) count(sec int64, pub, del uint64) {
+	e.advance(sec)
+	i := bucket(e.sec)
+	e.pub[i] += pub
+	e.del[i] += del
+}
+
 // inWindow counts the events of the window that ends with second now: the
 // buckets of seconds (now-activitySeconds, now].
 func (e *streamActivity) inWindow(now int64) (pub, del uint64) {
@@ -199,15 +221,11 @@ func perSecond(n uint64) float64 { return float64(n) / activitySeconds }
 // forgets the streams idle past the TTL that have no subscribers.
 func (a *activity) snapshot(limit int, subscribers func(string) int) ActivityReport {
 	now := a.now()
-	// The node's rates are summed as counts, so they are exact; streams
-	// forgotten below were idle for longer than the window and add 0.
-	var pubSum, delSum uint64
 	a.mu.Lock()
+	pubSum, delSum := a.node.inWindow(now.Unix())
 	all := make([]StreamActivity, 0, len(a.streams))
 	for _, e := range a.streams {
 		pub, del := e.inWindow(now.Unix())
-		pubSum += pub
-		delSum += del
 		all = append(all, StreamActivity{
 			Stream: e.stream, Published: e.published, Delivered: e.delivered,
 			PublishRate: perSecond(pub), DeliveryRate: perSecond(del), LastID: e.lastID, LastActive: e.lastActive,
@@ -215,8 +233,8 @@ func (a *activity) snapshot(limit int, subscribers func(string) int) ActivityRep
 	}
 	a.mu.Unlock()
 
-	// Subscriber counts are asked without a.mu: the Hub's locks are never
-	// taken under it.
+	// Subscriber counts are asked without a.mu: there is no need to hold
+	// publishes up meanwhile.
 	all = slices.DeleteFunc(all, func(s StreamActivity) bool {
 		return now.Sub(s.LastActive) > a.idleTTL && subscribers(s.Stream) == 0 && a.forget(s.Stream, s.LastActive)
 	})

@@ -12,7 +12,9 @@ type fakeClock struct{ t time.Time }
 func (c *fakeClock) now() time.Time          { return c.t }
 func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
 func noSubscribers(string) int               { return 0 }
-func newTestActivity(c *fakeClock) *activity { return newActivity(c.now, 10*time.Minute, 100) }
+func newTestActivity(c *fakeClock) *activity {
+	return newActivity(c.now, 10*time.Minute, 100, noSubscribers)
+}
 func framesOf(stream string, n int, last uint64) *Frame {
 	ids := make([]uint64, n)
 	for i := range ids {
@@ -209,7 +211,7 @@ func TestActivityIsBounded(t *testing.T) {
 // A tracked stream's frame is counted without allocating (the hub's
 // delivery path stays allocation-free; see TestDeliverAndDrainDoNotAllocate).
 func TestActivityRecordDoesNotAllocate(t *testing.T) {
-	a := newActivity(time.Now, time.Minute, 10)
+	a := newActivity(time.Now, time.Minute, 10, noSubscribers)
 	f := frame("s", 1, 2, 3)
 	a.record(f, 1) // the entry is made once
 	if allocs := testing.AllocsPerRun(1000, func() { a.record(f, 3) }); allocs != 0 {
@@ -250,5 +252,31 @@ func TestHubActivity(t *testing.T) {
 	}
 	if r.Streams[0].Stream != "busy" {
 		t.Errorf("first %q, want busy", r.Streams[0].Stream)
+	}
+}
+
+// At the bound, a stream with subscribers on this node is never dropped,
+// however long ago its last frame; and the node's rates count every
+// frame, also those of the streams dropped since.
+func TestActivityBoundKeepsWatchedStreamsAndNodeRates(t *testing.T) {
+	c := &fakeClock{t: time.Unix(1000, 0)}
+	subs := map[string]int{"watched": 3}
+	a := newActivity(c.now, 10*time.Minute, 100, func(s string) int { return subs[s] })
+	a.watch("watched")
+	a.record(framesOf("watched", 1, 1), 3)
+	for i := range 1000 {
+		a.record(framesOf(fmt.Sprintf("s%d", i), 1, 1), 0)
+		c.advance(time.Millisecond) // 1 s in all: within the rate window
+	}
+	if len(a.streams) > 100 {
+		t.Fatalf("%d streams held, bound 100", len(a.streams))
+	}
+	r := a.snapshot(1000, func(s string) int { return subs[s] })
+	if w := find(t, r, "watched"); w.Subscribers != 3 || w.Published != 1 {
+		t.Errorf("watched: %+v", w)
+	}
+	// 1,001 events published and 3 delivered within the last 10 s.
+	if r.PublishRate != 100.1 || r.DeliveryRate != 0.3 {
+		t.Errorf("node rates %v/s published, %v/s delivered; want 100.1 and 0.3", r.PublishRate, r.DeliveryRate)
 	}
 }

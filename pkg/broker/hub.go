@@ -41,12 +41,13 @@ var _ Fanout = (*Hub)(nil)
 // NewHub returns a Hub that admits at most maxSubscribers subscriptions in
 // all and queues at most queueLimit frames per subscriber.
 func NewHub(maxSubscribers, queueLimit int) *Hub {
-	return &Hub{
+	h := &Hub{
 		maxSubscribers: maxSubscribers,
 		queueLimit:     queueLimit,
 		streams:        make(map[string]*hubStream),
-		activity:       newActivity(time.Now, activityIdleTTL, activityMaxStreams),
 	}
+	h.activity = newActivity(time.Now, activityIdleTTL, activityMaxStreams, h.Subscribers)
+	return h
 }
 
 // Register adds a subscriber to stream. It fails with
@@ -136,7 +137,7 @@ func (h *Hub) Deliver(f *Frame) {
 	}
 	hs.mu.Unlock()
 	// Counted after hs.mu is released: the tracker's lock is never taken
-	// under the hub's.
+	// under the hub's (it asks the hub for subscriber counts under it).
 	h.activity.record(f, handed)
 }
 

@@ -253,8 +253,14 @@ func fillStreams(t *testing.T, b *testbroker.Broker) string {
 // ends; it returns once the broker counts the subscriber.
 func openSubscription(t *testing.T, b *testbroker.Broker) {
 	t.Helper()
+	openStream(t, b, "/v1/streams/held/events")
+}
+
+// openStream opens a GET of a streaming path, held until the test ends.
+func openStream(t *testing.T, b *testbroker.Broker, path string) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	req, err := http.NewRequestWithContext(ctx, "GET", b.URL+"/v1/streams/held/events", nil)
+	req, err := http.NewRequestWithContext(ctx, "GET", b.URL+path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -446,6 +452,25 @@ func table(t *testing.T) []exchange {
 			prepare: func(t *testing.T, b *testbroker.Broker) string { openSubscription(t, b); return "" },
 		},
 		{name: "admin live", method: "GET", path: "/admin/api/live", status: 200},
+		{
+			name: "admin live: rate limited", opts: testbroker.Options{SubscribeRate: 0.001},
+			prepare: func(t *testing.T, b *testbroker.Broker) string { openStream(t, b, "/admin/api/live"); return "" },
+			method:  "GET", path: "/admin/api/live", status: 429, code: "rate_limited",
+		},
+		{
+			name: "admin live: too many live pages",
+			prepare: func(t *testing.T, b *testbroker.Broker) string {
+				for range 64 {
+					openStream(t, b, "/admin/api/live")
+				}
+				return ""
+			},
+			method: "GET", path: "/admin/api/live", status: 503, code: "too_many_subscribers",
+		},
+		{name: "admin page: off", opts: testbroker.Options{NoAdmin: true}, method: "GET", path: "/admin", status: 404, code: "not_found"},
+		{name: "admin page, trailing slash: off", opts: testbroker.Options{NoAdmin: true}, method: "GET", path: "/admin/", status: 404, code: "not_found"},
+		{name: "admin snapshot: off", opts: testbroker.Options{NoAdmin: true}, method: "GET", path: "/admin/api/streams", status: 404, code: "not_found"},
+		{name: "admin live: off", opts: testbroker.Options{NoAdmin: true}, method: "GET", path: "/admin/api/live", status: 404, code: "not_found"},
 		{name: "auth: admin snapshot, subscribe-all token", opts: authOn, method: "GET", path: "/admin/api/streams", header: bearer(admin), status: 200},
 
 		// Requests of no operation.

@@ -127,6 +127,7 @@ func serve(ctx context.Context, cfg config.Config, verifier *auth.Verifier, log 
 		PublishRate:   cfg.Limits.PublishRate,
 		SubscribeRate: cfg.Limits.SubscribeRate,
 		Pprof:         cfg.Debug.Pprof,
+		Admin:         cfg.Admin.Enabled,
 	})
 	srv := &http.Server{
 		Handler:           apiServer,
@@ -140,6 +141,9 @@ func serve(ctx context.Context, cfg config.Config, verifier *auth.Verifier, log 
 		Str("protocols", protocolNames(cfg)).Bool("demo", cfg.Demo.Enabled).Msg("broker listening")
 	if !cfg.AuthEnabled() {
 		log.Warn().Msg("authentication is off: anyone who can reach the broker can publish and subscribe to any stream")
+		if cfg.Admin.Enabled {
+			log.Warn().Msg("the operator's page is on without authentication: /admin lists the ids of active streams to anyone (admin.enabled: false turns it off)")
+		}
 	}
 
 	served := make(chan error, 1)

@@ -73,6 +73,9 @@ type Config struct {
 	Demo struct {
 		Enabled bool // demo.enabled
 	}
+	Admin struct {
+		Enabled bool // admin.enabled
+	}
 	Limits struct {
 		// PublishRate, SubscribeRate: limits.publish_rate,
 		// limits.subscribe_rate, per second; 0 means no limit.
@@ -106,6 +109,7 @@ func Default() Config {
 	c.Publish.MaxBody = DefaultPublishMaxBody
 	c.Auth.JWT.Algorithm = DefaultJWTAlgorithm
 	c.Demo.Enabled = DefaultDemoEnabled
+	c.Admin.Enabled = DefaultAdminEnabled
 	c.Limits.PublishRate = DefaultPublishRate
 	c.Limits.SubscribeRate = DefaultSubscribeRate
 	c.Log.Level = DefaultLogLevel

@@ -70,7 +70,7 @@ func TestDefault(t *testing.T) {
 		"sse.retry": "3s", "sse.heartbeat": "15s", "publish.max_body": "1MiB",
 		"auth.jwt.secret": "", "auth.jwt.public_key_file": "", "auth.jwt.algorithm": "HS256",
 		"tls.cert_file": "", "tls.key_file": "", "http.h2c": "false", "cors.allowed_origins": "",
-		"demo.enabled": "true", "redis.allow_eviction": "false", "limits.publish_rate": "0", "limits.subscribe_rate": "0",
+		"demo.enabled": "true", "admin.enabled": "true", "redis.allow_eviction": "false", "limits.publish_rate": "0", "limits.subscribe_rate": "0",
 		"debug.pprof": "false", "log.level": "info", "log.format": "",
 	}
 	fields := Fields()
@@ -217,6 +217,7 @@ func everyKeyCases(t *testing.T) []keyCase {
 				c.CORS.AllowedOrigins = []string{"https://a.example", "http://localhost:3000"}
 			}},
 		{key: "demo.enabled", text: "false", yaml: "false", want: func(c *Config) { c.Demo.Enabled = false }},
+		{key: "admin.enabled", text: "false", yaml: "false", want: func(c *Config) { c.Admin.Enabled = false }},
 		{key: "redis.allow_eviction", text: "true", yaml: "true", want: func(c *Config) { c.Redis.AllowEviction = true }},
 		{key: "limits.publish_rate", text: "2.5", yaml: "2.5", want: func(c *Config) { c.Limits.PublishRate = 2.5 }},
 		{key: "limits.subscribe_rate", text: "10", yaml: "10", want: func(c *Config) { c.Limits.SubscribeRate = 10 }},
@@ -405,6 +406,7 @@ func TestBadValues(t *testing.T) {
 		{key: "cors.allowed_origins", text: "https://*.example", inMsg: "wildcards"},
 		{key: "cors.allowed_origins", text: "*,https://a.example", yaml: `["*", "https://a.example"]`, inMsg: "use it alone"},
 		{key: "demo.enabled", text: "maybe"},
+		{key: "admin.enabled", text: "maybe"},
 		{key: "redis.allow_eviction", text: "perhaps"},
 		{key: "debug.pprof", text: "on-call"},
 		{key: "limits.publish_rate", text: "-1", yaml: "-1", inMsg: "-1 must be 0 (no limit) or from 0.001 to 1e+09 per second"},

@@ -68,6 +68,11 @@ const (
 	// configs/production.yaml turns it off.
 	DefaultDemoEnabled = true
 
+	// DefaultAdminEnabled serves the operator's page in development;
+	// configs/production.yaml turns it off (with auth off it would list
+	// every active stream id to anyone).
+	DefaultAdminEnabled = true
+
 	// DefaultPublishRate and DefaultSubscribeRate are 0 (no limit) because a
 	// sensible limit depends on the deployment: one backend service usually
 	// publishes every stream under a single token subject.

@@ -32,6 +32,7 @@ type Options struct {
 	Heartbeat      time.Duration
 	MaxBody        int64
 	NoDemo         bool
+	NoAdmin        bool
 	DemoTokenDelay time.Duration
 	// Log receives the broker's log; nil discards it.
 	Log io.Writer
@@ -88,6 +89,7 @@ func Start(t testing.TB, o Options) *Broker {
 		Heartbeat:      defDur(o.Heartbeat, 15*time.Second),
 		MaxBody:        maxBody,
 		Demo:           !o.NoDemo,
+		Admin:          !o.NoAdmin,
 		DemoTokenDelay: o.DemoTokenDelay,
 		Auth:           o.Auth,
 		CORSOrigins:    o.CORSOrigins,

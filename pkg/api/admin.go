@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -24,8 +27,12 @@ const (
 	// adminInfoTimeout bounds all the Info calls of one snapshot together:
 	// a store that does not answer costs the page one wait, not one each.
 	adminInfoTimeout = 2 * time.Second
-	// adminLiveInterval is how often /admin/api/live sends a snapshot.
+	// adminLiveInterval is how often /admin/api/live sends a snapshot,
+	// and how long one snapshot is shared between readers.
 	adminLiveInterval = time.Second
+	// adminLiveMax bounds the live pages one node serves at once: they
+	// are not subscribers, so subscribers.max does not count them.
+	adminLiveMax = 64
 	// adminPagePolicy lets the page run its own inline script and style
 	// and talk to this origin only; no framing, no referrer (the page's
 	// URL may carry an access token).
@@ -122,6 +129,36 @@ func (s *Server) adminStreams(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.adminSnapshot(r.Context()))
 }
 
+// adminShared shares one snapshot between the live operator's pages for
+// adminLiveInterval: each costs a sort of the tracked streams and up to
+// adminMaxStreams store Info calls, so viewers must not multiply it. (The
+// JSON endpoint makes its own: a script asks once, and wants it fresh.)
+type adminShared struct {
+	// live counts the /admin/api/live streams being served.
+	live atomic.Int32
+
+	mu   sync.Mutex // held while a snapshot is made: the others wait for it
+	at   time.Time
+	data []byte // the snapshot as JSON with a final newline
+}
+
+// get returns the snapshot, made by build unless one less than
+// adminLiveInterval old exists. The reader's cancellation does not cut
+// the store calls short: the snapshot is for every reader.
+func (a *adminShared) get(ctx context.Context, build func(context.Context) adminSnapshot) []byte {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.data != nil && time.Since(a.at) < adminLiveInterval {
+		return a.data
+	}
+	data, err := json.Marshal(build(context.WithoutCancel(ctx)))
+	if err != nil { // plain structs: cannot happen
+		return []byte("{}\n")
+	}
+	a.at, a.data = time.Now(), append(data, '\n')
+	return a.data
+}
+
 // adminSnapshot joins the hub's activity with the store's truth about the
 // busiest streams.
 func (s *Server) adminSnapshot(ctx context.Context) adminSnapshot {
@@ -182,6 +219,16 @@ func (s *Server) adminSnapshot(ctx context.Context) adminSnapshot {
 // goes, the token expires or the broker drains. Its events have no id:
 // a reconnecting page wants the current snapshot, not a replay.
 func (s *Server) adminLive(w http.ResponseWriter, r *http.Request) {
+	if err := s.allowSubscribe(r); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if s.admin.live.Add(1) > adminLiveMax {
+		s.admin.live.Add(-1)
+		s.writeError(w, r, fmt.Errorf("%w: this node serves at most %d live operator's pages", broker.ErrTooManySubscribers, adminLiveMax))
+		return
+	}
+	defer s.admin.live.Add(-1)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -199,11 +246,8 @@ func (s *Server) adminLive(w http.ResponseWriter, r *http.Request) {
 		return sw.flush()
 	}
 	snapshot := func(dst []byte) []byte {
-		data, err := json.Marshal(s.adminSnapshot(r.Context()))
-		if err != nil { // plain structs: cannot happen
-			return sse.AppendComment(dst, "snapshot could not be encoded")
-		}
-		return sse.AppendUnnumberedEvent(dst, "snapshot", string(data))
+		data := s.admin.get(r.Context(), s.adminSnapshot)
+		return sse.AppendUnnumberedEvent(dst, "snapshot", string(data[:len(data)-1]))
 	}
 
 	buf := snapshot(sse.AppendRetry(nil, s.opts.Retry.Milliseconds()))

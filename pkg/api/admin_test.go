@@ -381,3 +381,52 @@ func TestAdminPage(t *testing.T) {
 		t.Fatalf("GET /admin/nothing: %d", status)
 	}
 }
+
+// admin.enabled off: every /admin path is unknown.
+func TestAdminOff(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{NoAdmin: true})
+	for _, path := range []string{"/admin", "/admin/", "/admin/api/streams"} {
+		status, hdr, body := b.Do(t, http.MethodGet, path, nil, "")
+		if status != http.StatusNotFound || hdr.Get("Content-Type") != "application/json" || !strings.Contains(body, `"not_found"`) {
+			t.Errorf("GET %s with the page off: %d %s %s", path, status, hdr.Get("Content-Type"), body)
+		}
+	}
+	if res, _ := adminLive(t, b, nil); res.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /admin/api/live with the page off: %d", res.StatusCode)
+	}
+}
+
+// The live page is not a subscriber, but it is counted like one: against
+// limits.subscribe_rate, and against a cap of its own (64 per node).
+func TestAdminLiveIsLimited(t *testing.T) {
+	t.Run("subscribe rate", func(t *testing.T) {
+		b := testbroker.Start(t, testbroker.Options{SubscribeRate: 0.001})
+		if res, _ := adminLive(t, b, nil); res.StatusCode != http.StatusOK {
+			t.Fatalf("first live page: %d", res.StatusCode)
+		}
+		res, _ := adminLive(t, b, nil)
+		if res.StatusCode == http.StatusOK {
+			t.Fatal("second live page at 0.001/s: 200")
+		}
+		body, _ := io.ReadAll(res.Body)
+		if res.StatusCode != http.StatusTooManyRequests || res.Header.Get("Retry-After") == "" || !strings.Contains(string(body), `"rate_limited"`) {
+			t.Fatalf("second live page at 0.001/s: %d %q %s", res.StatusCode, res.Header.Get("Retry-After"), body)
+		}
+	})
+	t.Run("cap", func(t *testing.T) {
+		b := testbroker.Start(t, testbroker.Options{})
+		for i := range 64 {
+			if res, _ := adminLive(t, b, nil); res.StatusCode != http.StatusOK {
+				t.Fatalf("live page %d: %d", i+1, res.StatusCode)
+			}
+		}
+		res, _ := adminLive(t, b, nil)
+		if res.StatusCode == http.StatusOK {
+			t.Fatal("live page 65: 200")
+		}
+		body, _ := io.ReadAll(res.Body)
+		if res.StatusCode != http.StatusServiceUnavailable || res.Header.Get("Retry-After") == "" || !strings.Contains(string(body), `"too_many_subscribers"`) {
+			t.Fatalf("live page 65: %d %q %s", res.StatusCode, res.Header.Get("Retry-After"), body)
+		}
+	})
+}

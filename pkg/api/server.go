@@ -69,6 +69,8 @@ type Options struct {
 	PublishRate, SubscribeRate float64
 	// Pprof serves net/http/pprof under /debug/pprof/ (see mountPprof).
 	Pprof bool
+	// Admin serves the operator's page under /admin (see mountAdmin).
+	Admin bool
 }
 
 // Server serves the v1 API.
@@ -83,6 +85,8 @@ type Server struct {
 	isDraining atomic.Bool
 
 	demo demoRunner
+	// admin is the operator's page's shared snapshot and live count.
+	admin adminShared
 
 	heartbeats heartbeatClock
 	hangups    hangupWatcher
@@ -197,7 +201,9 @@ func (s *Server) routes() http.Handler {
 	if s.opts.Demo { // off, both paths are unknown: 404 for every method
 		r.Get("/", s.demoPage)
 	}
-	s.mountAdmin(r)
+	if s.opts.Admin { // off: every /admin path is unknown, 404
+		s.mountAdmin(r)
+	}
 	if s.opts.Pprof {
 		s.mountPprof(r)
 	}

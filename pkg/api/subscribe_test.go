@@ -2,7 +2,9 @@ package api_test
 
 import (
 	"net/http"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/sse-broker/broker/internal/testbroker"
 )
@@ -39,5 +41,33 @@ func TestPublishSubscribeResume(t *testing.T) {
 	status, _, _ := b.Do(t, http.MethodGet, "/v1/streams/chat-1/events", http.Header{"Last-Event-ID": {stopID}}, "")
 	if status != http.StatusNoContent {
 		t.Fatalf("resume at stop: status %d, want 204", status)
+	}
+}
+
+// A closed stream needs no subscriber place: on a full node its late
+// reader still gets the backlog and stop, and a resume at stop its 204
+// (EventSource gives up for good on the 503). An open stream is refused.
+func TestClosedStreamIsReadOnAFullNode(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{MaxSubscribers: 1, Heartbeat: time.Hour})
+	publish(t, b, "done", "answer")
+	stop := closeStream(t, b, "done")
+	publish(t, b, "open", "x")
+	_ = rawSubscribe(t, b, "/v1/streams/other/events") // the node is now full
+	waitFor(t, "the node to be full", func() bool { return b.Broker.Stats().Subscribers == 1 })
+
+	status, _, body := b.Do(t, http.MethodGet, "/v1/streams/done/events", http.Header{"Last-Event-ID": {stop}}, "")
+	if status != http.StatusNoContent {
+		t.Errorf("resume at stop on a full node: %d %s, want 204", status, body)
+	}
+	status, _, body = b.Do(t, http.MethodGet, "/v1/streams/done/events", nil, "")
+	if status != http.StatusOK || !strings.Contains(body, "data: answer") || !strings.Contains(body, "event: stop") {
+		t.Errorf("late reader of a closed stream on a full node: %d %q, want 200 with the backlog and stop", status, body)
+	}
+	status, _, body = b.Do(t, http.MethodGet, "/v1/streams/open/events", nil, "")
+	if status != http.StatusServiceUnavailable || !strings.Contains(body, "too_many_subscribers") {
+		t.Errorf("open stream on a full node: %d %s, want 503 too_many_subscribers", status, body)
+	}
+	if n := b.Broker.Stats().Subscribers; n != 1 {
+		t.Errorf("%d subscribers after the closed-stream reads, want 1", n)
 	}
 }

@@ -178,6 +178,9 @@ func (b *Broker) Subscribe(ctx context.Context, stream string, after uint64) (*S
 		return nil, err
 	}
 	sub, err := b.hub.Register(stream)
+	if errors.Is(err, ErrTooManySubscribers) {
+		return b.subscribeWhenFull(ctx, stream, after, err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -195,7 +198,12 @@ func (b *Broker) Subscribe(ctx context.Context, stream string, after uint64) (*S
 		return nil, b.storeError(err, "subscribe to %q", stream)
 	}
 	read = true
-	s := &Subscription{
+	if rr.Closed {
+		// Everything the subscriber will get is in the backlog.
+		b.hub.unregister(sub)
+		return closedSubscription(stream, after, rr), nil
+	}
+	return &Subscription{
 		Stream:  stream,
 		After:   after,
 		Backlog: rr.Events,
@@ -203,14 +211,42 @@ func (b *Broker) Subscribe(ctx context.Context, stream string, after uint64) (*S
 		FirstID: rr.FirstID,
 		sent:    rr.LastID,
 		sub:     sub,
+	}, nil
+}
+
+// subscribeWhenFull answers a subscription the node has no place for
+// (full is the hub's refusal). A closed stream needs none: its reader gets
+// the backlog and stop, or 204 past stop, as on a node with room (SPEC: a
+// late reader of a finished answer still sees it all). Closed is final,
+// so no publish can slip between the check and the read. Anything else
+// is refused.
+func (b *Broker) subscribeWhenFull(ctx context.Context, stream string, after uint64, full error) (*Subscription, error) {
+	info, err := b.store.Info(ctx, stream)
+	if err != nil || !info.Closed {
+		return nil, full // unknown, open, or the store is down: still no place
 	}
-	if rr.Closed {
-		// Everything the subscriber will get is in the backlog.
-		b.hub.unregister(sub)
-		s.sub = nil
-		s.NoContent = after >= rr.StopID
+	rr, err := b.store.Read(ctx, stream, after, 0)
+	if err != nil {
+		return nil, b.storeError(err, "subscribe to %q", stream)
 	}
-	return s, nil
+	if !rr.Closed { // deleted and re-created meanwhile
+		return nil, full
+	}
+	return closedSubscription(stream, after, rr), nil
+}
+
+// closedSubscription is a subscription to a closed stream: everything it
+// will get is in rr's backlog.
+func closedSubscription(stream string, after uint64, rr ReadResult) *Subscription {
+	return &Subscription{
+		Stream:    stream,
+		After:     after,
+		Backlog:   rr.Events,
+		Gap:       rr.Gap,
+		FirstID:   rr.FirstID,
+		sent:      rr.LastID,
+		NoContent: after >= rr.StopID,
+	}
 }
 
 // Subscription is one subscriber's view of a stream: first a gap report

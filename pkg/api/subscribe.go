@@ -310,8 +310,15 @@ func (s *Server) newSSEWriter(w http.ResponseWriter, r *http.Request) *sseWriter
 	return sw
 }
 
-// release takes the writer out of the set whose writes the drain cuts.
-func (sw *sseWriter) release() { sw.srv.writers.remove(sw.rc) }
+// release is for the handler about to return. The end of the response,
+// which net/http writes after that, gets a fresh deadline: the one of the
+// last write may have passed long ago on a quiet stream, and the end
+// would then fail (over TLS, with a broken record). And the drain forgets
+// the writer.
+func (sw *sseWriter) release() {
+	sw.srv.armWriteDeadline(sw.rc)
+	sw.srv.writers.remove(sw.rc)
+}
 
 func (sw *sseWriter) writeWire(wire []byte, events int, published time.Time) error {
 	if !sw.pending {
@@ -350,9 +357,7 @@ func (sw *sseWriter) flush() error {
 	// fires, written to or not: left set, it would cut every subscription
 	// quiet for longer than the timeout, before its first heartbeat. So
 	// it is lifted there. HTTP/1 checks a deadline only while writing; it
-	// stays set, so that it also bounds the end of the response net/http
-	// writes after the handler returns (over TLS, where a subscription is
-	// not taken over, to a client that may have stopped reading).
+	// stays set. (release sets a fresh one for the end of the response.)
 	if sw.http2 {
 		_ = sw.rc.SetWriteDeadline(time.Time{})
 	}

@@ -179,3 +179,50 @@ func TestHTTP2StuckReaderIsCut(t *testing.T) {
 	}
 	t.Logf("cut after %v", time.Since(start))
 }
+
+// A TLS HTTP/1.1 subscriber (not taken over) that was quiet for longer
+// than the write timeout, as one is for part of every heartbeat interval,
+// gets a clean end of its response when the broker ends it: the end,
+// written by net/http after the handler returns, used to meet the passed
+// deadline of the last write, and the client saw "bad record MAC".
+func TestTLSHTTP1QuietSubscriberEndsCleanly(t *testing.T) {
+	for _, end := range []string{"drain", "delete"} {
+		t.Run(end, func(t *testing.T) {
+			s, ts := newWriteTimeoutServer(t, 64, 200*time.Millisecond)
+			ts.EnableHTTP2 = false
+			ts.StartTLS()
+			if _, err := s.broker.Publish(context.Background(), "q", []broker.Message{{Data: "x"}}, ""); err != nil {
+				t.Fatal(err)
+			}
+			conn, err := tls.Dial("tcp", strings.TrimPrefix(ts.URL, "https://"), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if _, err := io.WriteString(conn, "GET /v1/streams/q/events HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil || res.StatusCode != http.StatusOK {
+				t.Fatalf("subscribe: %v %v", res, err)
+			}
+			time.Sleep(3 * s.writeTimeout) // quiet past the write deadline
+			switch end {
+			case "drain":
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				if err := s.Shutdown(ctx); err != nil {
+					t.Fatal(err)
+				}
+			case "delete":
+				if err := s.broker.Delete(context.Background(), "q"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if body, err := io.ReadAll(res.Body); err != nil {
+				t.Fatalf("the response ended with %v (body %q), want a clean end of the chunked body", err, body)
+			}
+		})
+	}
+}

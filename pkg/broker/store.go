@@ -152,8 +152,9 @@ func (o StoreOptions) SweepInterval() time.Duration {
 }
 
 // IdleSince is when a stream became idle: its last publish, or the moment
-// its last subscriber may have left, whichever is later. A store's sweep
-// sees subscribers only when it runs, so a subscriber seen at lastWatched
+// its last subscriber may have left, whichever is later. A store sees
+// subscribers when its sweep runs and when a subscription being set up
+// reads (the subscriber is registered by then), so a subscriber seen at lastWatched
 // (zero: never) may have stayed until the next sweep; counting from then
 // keeps a stream for at least the idle TTL after its last subscriber left,
 // and a client that reconnects (EventSource waits retry: first) finds the

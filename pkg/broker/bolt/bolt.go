@@ -119,10 +119,12 @@ type Store struct {
 	mu    sync.RWMutex
 	cache map[string]meta // every stream's record as of the last commit
 
-	// watched is the janitor's own: when its sweep last saw a subscriber
-	// on each stream (see broker.StoreOptions.IdleSince). It is not on
-	// disk: after a restart no subscriber is left to wait for.
-	watched map[string]time.Time
+	// watched is when a subscriber was last seen on each stream: by the
+	// janitor's sweep, or by the read of a subscription being set up (see
+	// broker.StoreOptions.IdleSince). It is not on disk: after a restart
+	// no subscriber is left to wait for.
+	watchedMu sync.Mutex
+	watched   map[string]time.Time
 }
 
 var _ broker.Store = (*Store)(nil)
@@ -279,6 +281,13 @@ func (s *Store) Read(_ context.Context, stream string, after uint64, limit int) 
 		return broker.ReadResult{}, errClosed
 	}
 	now := time.Now()
+	if s.fan.Subscribers(stream) > 0 {
+		// A subscriber shorter than a sweep counts too, as in the other
+		// stores: the idle TTL runs from when it may have left.
+		s.watchedMu.Lock()
+		s.watched[stream] = now
+		s.watchedMu.Unlock()
+	}
 	var (
 		rr     broker.ReadResult
 		events []broker.Event
@@ -479,6 +488,7 @@ func (s *Store) sweep(now time.Time) {
 	s.mu.RUnlock()
 	var names []string
 	expire := make(map[string]bool)
+	s.watchedMu.Lock()
 	for _, c := range streams { // the Fanout is asked without s.mu held
 		if s.fan.Subscribers(c.name) > 0 {
 			s.watched[c.name] = now
@@ -494,6 +504,7 @@ func (s *Store) sweep(now time.Time) {
 			delete(s.watched, name)
 		}
 	}
+	s.watchedMu.Unlock()
 	for len(names) > 0 {
 		n := min(len(names), sweepChunk)
 		r := &request{op: opSweep, names: names[:n:n], expire: expire}

@@ -45,7 +45,7 @@ type stream struct {
 	stopID      uint64
 	createdAt   time.Time
 	lastPublish time.Time
-	lastWatched time.Time // the last sweep that saw a subscriber; zero: none
+	lastWatched time.Time // when a sweep or a subscribe's read last saw a subscriber; zero: none
 
 	idem      map[string][]uint64 // Idempotency-Key → ids of that publish
 	idemOrder []idemRef           // keys in publish order, for eviction
@@ -232,7 +232,13 @@ func (s *Store) Read(_ context.Context, name string, after uint64, limit int) (b
 		return broker.ReadResult{Gap: after > 0}, nil
 	}
 	defer st.mu.Unlock()
-	s.trim(st, time.Now())
+	now := time.Now()
+	if s.fan.Subscribers(name) > 0 {
+		// A subscriber shorter than a sweep counts too, as in the other
+		// stores: the idle TTL runs from when it may have left.
+		st.lastWatched = now
+	}
+	s.trim(st, now)
 	rr := broker.ReadResult{Exists: true, LastID: st.lastID, Closed: st.closed, StopID: st.stopID}
 	if len(st.events) > 0 {
 		rr.FirstID = st.events[0].ID

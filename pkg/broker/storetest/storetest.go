@@ -200,6 +200,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"MaxStreams", testMaxStreams},
 		{"InfoAndCreate", testInfoAndCreate},
 		{"WireBytes", testWireBytes},
+		{"ShortSubscriberKeepsTheStream", testShortSubscriberKeepsTheStream},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.f(t, newStore) })
@@ -509,5 +510,29 @@ func testWireBytes(t *testing.T, newStore Factory) {
 	}
 	if rr.Events[0].Name != "token" || rr.Events[0].Data != "a\nb" {
 		t.Fatalf("event %+v", rr.Events[0])
+	}
+}
+
+// A subscriber that stays for less than one janitor sweep (a phone that
+// reads an answer and loses its network) still counts: the stream lives
+// for the idle TTL after it left, not after the last publish. The read
+// of its subscription, made while it is registered, is what tells.
+func testShortSubscriberKeepsTheStream(t *testing.T, newStore Factory) {
+	const idle = 2 * time.Second // a sweep every 500 ms
+	e := open(t, newStore, broker.StoreOptions{IdleTTL: idle, MaxAge: time.Hour})
+	published := time.Now()
+	e.publish("s", "answer")
+	time.Sleep(idle * 7 / 10)
+	e.fan.SetSubscribers("s", 1)
+	e.read("s", 0, 0)
+	time.Sleep(10 * time.Millisecond)
+	e.fan.SetSubscribers("s", 0) // gone before the next sweep
+	// Idle since the publish, the stream would be gone by idle plus one
+	// sweep (2.5 s); idle since its subscriber left (1.4 s), it lives past
+	// 3.4 s. Asked at 2.8 s:
+	time.Sleep(time.Until(published.Add(idle * 14 / 10)))
+	if _, err := e.store.Info(e.ctx, "s"); err != nil {
+		t.Fatalf("%v after the publish, %v after its subscriber left (idle TTL %v): %v",
+			time.Since(published).Round(time.Millisecond), (time.Since(published) - idle*7/10).Round(time.Millisecond), idle, err)
 	}
 }

@@ -33,13 +33,18 @@ func (s *Store) runFeed(up chan struct{}) {
 		} else {
 			s.log.Debug().Err(err).Msg("redis event feed not subscribed")
 		}
-		// Every failed attempt ends the local subscribers: those that
-		// subscribed since the last one got their backlog and would get
-		// nothing live while the feed is down. Ended, they come back after
-		// retry: and read what was published meanwhile, so a feed that stays
-		// down costs them delay, never events. (Refusing them would not do:
-		// EventSource gives up for good on an error status.)
-		s.fan.EndAll()
+		// A failed attempt ends the local subscribers when Redis answers
+		// commands: only the feed is down, publishes go on, and these
+		// subscribers would get nothing live. Ended, they come back after
+		// retry: and read what was published meanwhile, so a feed that
+		// stays down costs them delay, never events. When Redis does not
+		// answer, nothing can be published either: they miss nothing by
+		// staying, while their reconnect would meet 503 store_unavailable,
+		// on which EventSource gives up for good. The subscription that
+		// restores the feed ends them all anyway (feedOnce), to resume.
+		if s.answers() {
+			s.fan.EndAll()
+		}
 		if subscribed {
 			backoff = 50 * time.Millisecond
 		}
@@ -50,6 +55,13 @@ func (s *Store) runFeed(up chan struct{}) {
 		}
 		backoff = min(backoff*2, time.Second)
 	}
+}
+
+// answers reports whether Redis answers a command within the timeout.
+func (s *Store) answers() bool {
+	ctx, cancel := s.opCtx()
+	defer cancel()
+	return s.rdb.Ping(ctx).Err() == nil
 }
 
 // feedOnce subscribes, delivers until the subscription fails, and reports

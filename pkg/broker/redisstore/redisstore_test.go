@@ -149,6 +149,16 @@ func (c *collector) waitIDs(t *testing.T, n int) []uint64 {
 	}
 }
 
+// ended reports whether the subscription has ended.
+func (c *collector) ended() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
 func (c *collector) waitEnd(t *testing.T) broker.EndReason {
 	t.Helper()
 	select {
@@ -351,11 +361,18 @@ func TestOutage(t *testing.T) {
 	if _, err := n.store.Read(context.Background(), "s", 0, 0); !errors.Is(err, broker.ErrStoreUnavailable) {
 		t.Fatalf("read while redis is down: %v", err)
 	}
-	if r := sub.waitEnd(t); r != broker.EndResync {
-		t.Fatalf("subscriber after the feed dropped: %v", r)
+	// The subscriber stays while Redis is down: nothing can be published,
+	// and its reconnect would meet 503 (EventSource would give up for good).
+	time.Sleep(3 * time.Second) // several failed feed attempts
+	if sub.ended() {
+		t.Fatal("subscriber ended while Redis was down")
 	}
 
 	srv.Restart(t)
+	// The restored feed ends it, to resume from history.
+	if r := sub.waitEnd(t); r != broker.EndResync {
+		t.Fatalf("subscriber after the feed came back: %v", r)
+	}
 	waitFor(t, "ping after restart", 15*time.Second, func() bool { return n.store.Ping(context.Background()) == nil })
 	fresh := n.publish(t, "s", "after")
 	if fresh[0] <= old[0] {
@@ -418,10 +435,17 @@ func TestHungRedis(t *testing.T) {
 	if err := n.store.Ping(context.Background()); !errors.Is(err, broker.ErrStoreUnavailable) || time.Since(start) > 5*time.Second {
 		t.Fatalf("ping of a hung redis: %v after %s", err, time.Since(start))
 	}
-	if r := sub.waitEnd(t); r != broker.EndResync {
-		t.Fatalf("subscriber of a silent feed: %v", r)
+	// The feed notices the silence; the subscriber stays while Redis
+	// does not answer, and resumes from history once it does.
+	waitFor(t, "the feed to notice", 10*time.Second, func() bool { return n.store.Ping(context.Background()) != nil })
+	time.Sleep(2 * time.Second)
+	if sub.ended() {
+		t.Fatal("subscriber ended while Redis was hung")
 	}
 	resume()
+	if r := sub.waitEnd(t); r != broker.EndResync {
+		t.Fatalf("subscriber once the hung feed came back: %v", r)
+	}
 	waitFor(t, "ping after SIGCONT", 15*time.Second, func() bool { return n.store.Ping(context.Background()) == nil })
 	n.publish(t, "s", "z")
 }

@@ -404,14 +404,7 @@ func TestAdminLiveIsLimited(t *testing.T) {
 		if res, _ := adminLive(t, b, nil); res.StatusCode != http.StatusOK {
 			t.Fatalf("first live page: %d", res.StatusCode)
 		}
-		res, _ := adminLive(t, b, nil)
-		if res.StatusCode == http.StatusOK {
-			t.Fatal("second live page at 0.001/s: 200")
-		}
-		body, _ := io.ReadAll(res.Body)
-		if res.StatusCode != http.StatusTooManyRequests || res.Header.Get("Retry-After") == "" || !strings.Contains(string(body), `"rate_limited"`) {
-			t.Fatalf("second live page at 0.001/s: %d %q %s", res.StatusCode, res.Header.Get("Retry-After"), body)
-		}
+		liveRefused(t, b, "second live page at 0.001/s", http.StatusTooManyRequests, "rate_limited")
 	})
 	t.Run("cap", func(t *testing.T) {
 		b := testbroker.Start(t, testbroker.Options{})
@@ -420,13 +413,20 @@ func TestAdminLiveIsLimited(t *testing.T) {
 				t.Fatalf("live page %d: %d", i+1, res.StatusCode)
 			}
 		}
-		res, _ := adminLive(t, b, nil)
-		if res.StatusCode == http.StatusOK {
-			t.Fatal("live page 65: 200")
-		}
-		body, _ := io.ReadAll(res.Body)
-		if res.StatusCode != http.StatusServiceUnavailable || res.Header.Get("Retry-After") == "" || !strings.Contains(string(body), `"too_many_subscribers"`) {
-			t.Fatalf("live page 65: %d %q %s", res.StatusCode, res.Header.Get("Retry-After"), body)
-		}
+		liveRefused(t, b, "live page 65", http.StatusServiceUnavailable, "too_many_subscribers")
 	})
+}
+
+// liveRefused asks for /admin/api/live and wants it refused with status,
+// the error code and a Retry-After.
+func liveRefused(t *testing.T, b *testbroker.Broker, what string, status int, code string) {
+	t.Helper()
+	res, _ := adminLive(t, b, nil)
+	if res.StatusCode == http.StatusOK { // a live stream: reading it would not end
+		t.Fatalf("%s: 200", what)
+	}
+	body, _ := io.ReadAll(res.Body)
+	if res.StatusCode != status || res.Header.Get("Retry-After") == "" || !strings.Contains(string(body), `"`+code+`"`) {
+		t.Fatalf("%s: %d %q %s, want %d %s with Retry-After", what, res.StatusCode, res.Header.Get("Retry-After"), body, status, code)
+	}
 }

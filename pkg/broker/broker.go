@@ -201,17 +201,8 @@ func (b *Broker) Subscribe(ctx context.Context, stream string, after uint64) (*S
 	if rr.Closed {
 		// Everything the subscriber will get is in the backlog.
 		b.hub.unregister(sub)
-		return closedSubscription(stream, after, rr), nil
 	}
-	return &Subscription{
-		Stream:  stream,
-		After:   after,
-		Backlog: rr.Events,
-		Gap:     rr.Gap,
-		FirstID: rr.FirstID,
-		sent:    rr.LastID,
-		sub:     sub,
-	}, nil
+	return newSubscription(stream, after, rr, sub), nil
 }
 
 // subscribeWhenFull answers a subscription the node has no place for
@@ -232,21 +223,27 @@ func (b *Broker) subscribeWhenFull(ctx context.Context, stream string, after uin
 	if !rr.Closed { // deleted and re-created meanwhile
 		return nil, full
 	}
-	return closedSubscription(stream, after, rr), nil
+	return newSubscription(stream, after, rr, nil), nil
 }
 
-// closedSubscription is a subscription to a closed stream: everything it
-// will get is in rr's backlog.
-func closedSubscription(stream string, after uint64, rr ReadResult) *Subscription {
-	return &Subscription{
-		Stream:    stream,
-		After:     after,
-		Backlog:   rr.Events,
-		Gap:       rr.Gap,
-		FirstID:   rr.FirstID,
-		sent:      rr.LastID,
-		NoContent: after >= rr.StopID,
+// newSubscription is a subscription from what rr read: live through sub,
+// or, when the stream is closed, with everything it will get in the
+// backlog (sub is then unregistered, or nil).
+func newSubscription(stream string, after uint64, rr ReadResult, sub *Subscriber) *Subscription {
+	s := &Subscription{
+		Stream:  stream,
+		After:   after,
+		Backlog: rr.Events,
+		Gap:     rr.Gap,
+		FirstID: rr.FirstID,
+		sent:    rr.LastID,
+		sub:     sub,
 	}
+	if rr.Closed {
+		s.sub = nil
+		s.NoContent = after >= rr.StopID
+	}
+	return s
 }
 
 // Subscription is one subscriber's view of a stream: first a gap report

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
@@ -114,18 +115,7 @@ func TestTLSHTTP1StuckClientReleasedAfterStop(t *testing.T) {
 	ts.EnableHTTP2 = false
 	ts.StartTLS()
 
-	conn, err := tls.Dial("tcp", strings.TrimPrefix(ts.URL, "https://"), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := io.WriteString(conn, "GET /v1/streams/tail/events HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil || res.StatusCode != http.StatusOK || res.ProtoMinor != 1 {
-		t.Fatalf("subscribe: %v %v", res, err)
-	}
+	tlsHTTP1Subscribe(t, ts, "/v1/streams/tail/events")
 	g := <-gl.conns
 	// The client stops reading; its buffer takes the stop event only.
 	g.mu.Lock()
@@ -194,18 +184,7 @@ func TestTLSHTTP1QuietSubscriberEndsCleanly(t *testing.T) {
 			if _, err := s.broker.Publish(context.Background(), "q", []broker.Message{{Data: "x"}}, ""); err != nil {
 				t.Fatal(err)
 			}
-			conn, err := tls.Dial("tcp", strings.TrimPrefix(ts.URL, "https://"), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			if _, err := io.WriteString(conn, "GET /v1/streams/q/events HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
-				t.Fatal(err)
-			}
-			res, err := http.ReadResponse(bufio.NewReader(conn), nil)
-			if err != nil || res.StatusCode != http.StatusOK {
-				t.Fatalf("subscribe: %v %v", res, err)
-			}
+			conn, res := tlsHTTP1Subscribe(t, ts, "/v1/streams/q/events")
 			time.Sleep(3 * s.writeTimeout) // quiet past the write deadline
 			switch end {
 			case "drain":
@@ -225,4 +204,24 @@ func TestTLSHTTP1QuietSubscriberEndsCleanly(t *testing.T) {
 			}
 		})
 	}
+}
+
+// tlsHTTP1Subscribe subscribes to path over HTTP/1.1 with TLS (a
+// subscription served by net/http's goroutine, not taken over) and
+// returns the connection, closed when the test ends, and the 200 answer.
+func tlsHTTP1Subscribe(t *testing.T, ts *httptest.Server, path string) (*tls.Conn, *http.Response) {
+	t.Helper()
+	conn, err := tls.Dial("tcp", strings.TrimPrefix(ts.URL, "https://"), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if _, err := io.WriteString(conn, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil || res.StatusCode != http.StatusOK || res.ProtoMinor != 1 {
+		t.Fatalf("subscribe: %v %v", res, err)
+	}
+	return conn, res
 }

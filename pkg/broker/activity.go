@@ -21,7 +21,7 @@ const (
 	// activityMaxStreams bounds the tracked streams that have no subscriber
 	// on this node. A new stream beyond it first drops the least recently
 	// active tenth of those; a stream with subscribers here is never
-	// dropped (they are bounded by subscribers.max).
+	// dropped, nor counted (they are bounded by subscribers.max).
 	activityMaxStreams = 10_000
 )
 
@@ -75,11 +75,18 @@ type activity struct {
 	idleTTL    time.Duration
 	maxStreams int
 	since      time.Time
-	// subscribers counts a stream's subscribers on this node.
+	// subscribers counts a stream's subscribers on this node, watched the
+	// streams that have any.
 	subscribers func(stream string) int
+	watched     func() int
 
 	mu      sync.Mutex
 	streams map[string]*streamActivity
+	// dropAt is the number of tracked streams at which a new one first
+	// drops some: maxStreams above the watched streams at the last drop.
+	// So the watched ones are not counted, and a drop that freed little
+	// (most streams watched) does not run again at the next new stream.
+	dropAt int
 	// node counts every frame, so that the node's rates stay exact when
 	// streams are dropped at the bound. Only its buckets are used.
 	node streamActivity
@@ -98,14 +105,19 @@ type streamActivity struct {
 	pub, del [activitySeconds]uint64
 }
 
-func newActivity(now func() time.Time, idleTTL time.Duration, maxStreams int, subscribers func(string) int) *activity {
+// newActivity makes a tracker; subscribers and watched ask the Hub (see
+// activity.subscribers).
+func newActivity(now func() time.Time, idleTTL time.Duration, maxStreams int, subscribers func(string) int, watched func() int) *activity {
+	maxStreams = max(maxStreams, 1)
 	return &activity{
 		now:         now,
 		idleTTL:     idleTTL,
-		maxStreams:  max(maxStreams, 1),
+		maxStreams:  maxStreams,
 		since:       now(),
 		subscribers: subscribers,
+		watched:     watched,
 		streams:     make(map[string]*streamActivity),
+		dropAt:      maxStreams,
 	}
 }
 
@@ -141,8 +153,9 @@ func (a *activity) entry(stream string) *streamActivity {
 	if e := a.streams[stream]; e != nil {
 		return e
 	}
-	if len(a.streams) >= a.maxStreams {
+	if len(a.streams) >= a.dropAt {
 		a.dropLeastActive(max(a.maxStreams/10, 1))
+		a.dropAt = a.watched() + a.maxStreams
 	}
 	// A copy: the frame's string may share memory with a larger buffer
 	// (a store's decoded feed message) that the entry would keep alive.
@@ -153,22 +166,19 @@ func (a *activity) entry(stream string) *streamActivity {
 
 // dropLeastActive forgets the n least recently active streams that have
 // no subscriber on this node (fewer when there are not so many); a.mu is
-// held. It runs once per n new streams at the bound, so its sort is cheap
-// per stream.
+// held. It runs about once per n new streams (see dropAt), so its pass
+// over the streams and its sort of the unwatched ones are cheap per
+// stream.
 func (a *activity) dropLeastActive(n int) {
-	all := make([]*streamActivity, 0, len(a.streams))
+	unwatched := make([]*streamActivity, 0, len(a.streams))
 	for _, e := range a.streams {
-		all = append(all, e)
-	}
-	slices.SortFunc(all, func(x, y *streamActivity) int { return x.lastActive.Compare(y.lastActive) })
-	for _, e := range all {
-		if n == 0 {
-			return
-		}
 		if a.subscribers(e.stream) == 0 {
-			delete(a.streams, e.stream)
-			n--
+			unwatched = append(unwatched, e)
 		}
+	}
+	slices.SortFunc(unwatched, func(x, y *streamActivity) int { return x.lastActive.Compare(y.lastActive) })
+	for _, e := range unwatched[:min(n, len(unwatched))] {
+		delete(a.streams, e.stream)
 	}
 }
 

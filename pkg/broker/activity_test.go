@@ -12,8 +12,9 @@ type fakeClock struct{ t time.Time }
 func (c *fakeClock) now() time.Time          { return c.t }
 func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
 func noSubscribers(string) int               { return 0 }
+func noWatched() int                         { return 0 }
 func newTestActivity(c *fakeClock) *activity {
-	return newActivity(c.now, 10*time.Minute, 100, noSubscribers)
+	return newActivity(c.now, 10*time.Minute, 100, noSubscribers, noWatched)
 }
 func framesOf(stream string, n int, last uint64) *Frame {
 	ids := make([]uint64, n)
@@ -211,7 +212,7 @@ func TestActivityIsBounded(t *testing.T) {
 // A tracked stream's frame is counted without allocating (the hub's
 // delivery path stays allocation-free; see TestDeliverAndDrainDoNotAllocate).
 func TestActivityRecordDoesNotAllocate(t *testing.T) {
-	a := newActivity(time.Now, time.Minute, 10, noSubscribers)
+	a := newActivity(time.Now, time.Minute, 10, noSubscribers, noWatched)
 	f := frame("s", 1, 2, 3)
 	a.record(f, 1) // the entry is made once
 	if allocs := testing.AllocsPerRun(1000, func() { a.record(f, 3) }); allocs != 0 {
@@ -261,15 +262,15 @@ func TestHubActivity(t *testing.T) {
 func TestActivityBoundKeepsWatchedStreamsAndNodeRates(t *testing.T) {
 	c := &fakeClock{t: time.Unix(1000, 0)}
 	subs := map[string]int{"watched": 3}
-	a := newActivity(c.now, 10*time.Minute, 100, func(s string) int { return subs[s] })
+	a := newActivity(c.now, 10*time.Minute, 100, func(s string) int { return subs[s] }, func() int { return len(subs) })
 	a.watch("watched")
 	a.record(framesOf("watched", 1, 1), 3)
 	for i := range 1000 {
 		a.record(framesOf(fmt.Sprintf("s%d", i), 1, 1), 0)
 		c.advance(time.Millisecond) // 1 s in all: within the rate window
 	}
-	if len(a.streams) > 100 {
-		t.Fatalf("%d streams held, bound 100", len(a.streams))
+	if len(a.streams) > 101 {
+		t.Fatalf("%d streams held, bound 100 beside the watched one", len(a.streams))
 	}
 	r := a.snapshot(1000, func(s string) int { return subs[s] })
 	if w := find(t, r, "watched"); w.Subscribers != 3 || w.Published != 1 {
@@ -278,5 +279,40 @@ func TestActivityBoundKeepsWatchedStreamsAndNodeRates(t *testing.T) {
 	// 1,001 events published and 3 delivered within the last 10 s.
 	if r.PublishRate != 100.1 || r.DeliveryRate != 0.3 {
 		t.Errorf("node rates %v/s published, %v/s delivered; want 100.1 and 0.3", r.PublishRate, r.DeliveryRate)
+	}
+}
+
+// Streams with subscribers do not count against the bound: beside 100
+// watched ones, up to 100 others are tracked. And a drop runs about once
+// per tenth of the bound, not at every new stream once most are watched.
+func TestActivityBoundLeavesWatchedStreamsOut(t *testing.T) {
+	c := &fakeClock{t: time.Unix(1000, 0)}
+	subs := map[string]int{}
+	lookups := 0
+	a := newActivity(c.now, 10*time.Minute, 100,
+		func(s string) int { lookups++; return subs[s] }, func() int { return len(subs) })
+	for i := range 100 {
+		name := fmt.Sprintf("w%d", i)
+		subs[name] = 1
+		a.watch(name)
+	}
+	lookups = 0
+	const added = 2000
+	for i := range added {
+		c.advance(time.Millisecond)
+		a.record(framesOf(fmt.Sprintf("s%d", i), 1, 1), 0)
+	}
+	unwatched := len(a.streams) - 100
+	for name := range subs {
+		if _, ok := a.streams[name]; !ok {
+			t.Fatalf("watched %s dropped", name)
+		}
+	}
+	if unwatched < 90 || unwatched > 100 {
+		t.Errorf("%d streams without subscribers tracked beside 100 watched ones, want 90 to 100", unwatched)
+	}
+	// A drop looks up every tracked stream (about 200), once per 10 new.
+	if lookups > added*40 {
+		t.Errorf("%d subscriber look-ups for %d new streams (%d each)", lookups, added, lookups/added)
 	}
 }

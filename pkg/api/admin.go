@@ -142,13 +142,14 @@ type adminShared struct {
 	data []byte // the snapshot as JSON with a final newline
 }
 
-// get returns the snapshot, made by build unless one less than
-// adminLiveInterval old exists. The reader's cancellation does not cut
-// the store calls short: the snapshot is for every reader.
+// get returns the snapshot, made by build unless one less than half
+// adminLiveInterval old exists: a viewer asks once an interval, and must
+// get a new one each time. The reader's cancellation does not cut the
+// store calls short: the snapshot is for every reader.
 func (a *adminShared) get(ctx context.Context, build func(context.Context) adminSnapshot) []byte {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.data != nil && time.Since(a.at) < adminLiveInterval {
+	if a.data != nil && time.Since(a.at) < adminLiveInterval/2 {
 		return a.data
 	}
 	data, err := json.Marshal(build(context.WithoutCancel(ctx)))

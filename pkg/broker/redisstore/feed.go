@@ -23,26 +23,19 @@ func (s *Store) pingInterval() time.Duration {
 func (s *Store) runFeed(up chan struct{}) {
 	defer s.wg.Done()
 	backoff := 50 * time.Millisecond
+	lost := time.Now() // when the feed was last lost (or first tried)
 	for !s.closed.Load() {
 		subscribed, err := s.feedOnce(up)
 		if s.closed.Load() {
 			return
 		}
 		if s.feedUp.Swap(false) {
+			lost = time.Now()
 			s.log.Error().Err(err).Msg("redis event feed lost; local subscribers resume from history")
 		} else {
 			s.log.Debug().Err(err).Msg("redis event feed not subscribed")
 		}
-		// A failed attempt ends the local subscribers when Redis answers
-		// commands: only the feed is down, publishes go on, and these
-		// subscribers would get nothing live. Ended, they come back after
-		// retry: and read what was published meanwhile, so a feed that
-		// stays down costs them delay, never events. When Redis does not
-		// answer, nothing can be published either: they miss nothing by
-		// staying, while their reconnect would meet 503 store_unavailable,
-		// on which EventSource gives up for good. The subscription that
-		// restores the feed ends them all anyway (feedOnce), to resume.
-		if s.answers() {
+		if s.answers() || time.Since(lost) >= s.outageGrace() {
 			s.fan.EndAll()
 		}
 		if subscribed {
@@ -56,6 +49,21 @@ func (s *Store) runFeed(up chan struct{}) {
 		backoff = min(backoff*2, time.Second)
 	}
 }
+
+// A failed feed attempt ends the local subscribers when Redis answers
+// commands: only the feed is down, publishes go on, and these subscribers
+// would get nothing live. Ended, they come back after retry: and read
+// what was published meanwhile, so a feed that stays down costs them
+// delay, never events.
+//
+// When Redis does not answer this node, subscribers stay for
+// outageGrace: a Redis that restarts takes no publish meanwhile, and a
+// reconnect would meet 503 store_unavailable, on which EventSource gives
+// up for good. Past it they are ended all the same: other nodes may still
+// reach Redis and publish (this node alone is cut off), and the clients
+// had better move to one of them. The subscription that restores the feed
+// ends them all anyway (feedOnce), to resume.
+func (s *Store) outageGrace() time.Duration { return 5 * s.timeout }
 
 // answers reports whether Redis answers a command within the timeout.
 func (s *Store) answers() bool {

@@ -361,8 +361,9 @@ func TestOutage(t *testing.T) {
 	if _, err := n.store.Read(context.Background(), "s", 0, 0); !errors.Is(err, broker.ErrStoreUnavailable) {
 		t.Fatalf("read while redis is down: %v", err)
 	}
-	// The subscriber stays while Redis is down: nothing can be published,
-	// and its reconnect would meet 503 (EventSource would give up for good).
+	// The subscriber stays while Redis is down (up to 5 timeouts): nothing
+	// can be published, and its reconnect would meet 503 (EventSource
+	// would give up for good).
 	time.Sleep(3 * time.Second) // several failed feed attempts
 	if sub.ended() {
 		t.Fatal("subscriber ended while Redis was down")
@@ -387,6 +388,24 @@ func TestOutage(t *testing.T) {
 	more := n.publish(t, "s", "live")
 	if got := again.waitIDs(t, 1); !slices.Equal(got, more) {
 		t.Fatalf("live after restart: %v", got)
+	}
+}
+
+// Past the grace (5 timeouts) without Redis, subscribers are ended all the
+// same: this node may be the only one cut off, while others publish.
+func TestLongOutageEndsSubscribers(t *testing.T) {
+	srv := redistest.Start(t)
+	n := newNode(t, srv.URL, broker.StoreOptions{}, 300*time.Millisecond) // grace 1.5 s
+	n.publish(t, "s", "before")
+	sub := collect(t, n, "s", 0)
+	sub.waitIDs(t, 1)
+	srv.Stop(t)
+	start := time.Now()
+	if r := sub.waitEnd(t); r != broker.EndResync {
+		t.Fatalf("subscriber after a long outage: %v", r)
+	}
+	if waited := time.Since(start); waited < time.Second {
+		t.Fatalf("subscriber ended %v into the outage, within the 1.5 s grace", waited)
 	}
 }
 
@@ -438,7 +457,7 @@ func TestHungRedis(t *testing.T) {
 	// The feed notices the silence; the subscriber stays while Redis
 	// does not answer, and resumes from history once it does.
 	waitFor(t, "the feed to notice", 10*time.Second, func() bool { return n.store.Ping(context.Background()) != nil })
-	time.Sleep(2 * time.Second)
+	time.Sleep(time.Second) // within the grace: 5 timeouts, 2.5 s
 	if sub.ended() {
 		t.Fatal("subscriber ended while Redis was hung")
 	}

@@ -281,13 +281,6 @@ func (s *Store) Read(_ context.Context, stream string, after uint64, limit int) 
 		return broker.ReadResult{}, errClosed
 	}
 	now := time.Now()
-	if s.fan.Subscribers(stream) > 0 {
-		// A subscriber shorter than a sweep counts too, as in the other
-		// stores: the idle TTL runs from when it may have left.
-		s.watchedMu.Lock()
-		s.watched[stream] = now
-		s.watchedMu.Unlock()
-	}
 	var (
 		rr     broker.ReadResult
 		events []broker.Event
@@ -342,6 +335,14 @@ func (s *Store) Read(_ context.Context, stream string, after uint64, limit int) 
 	})
 	if err != nil {
 		return broker.ReadResult{}, fmt.Errorf("read %q: %w", stream, unavailable(err))
+	}
+	if rr.Exists && s.fan.Subscribers(stream) > 0 {
+		// A subscriber shorter than a sweep counts too, as in the other
+		// stores: the idle TTL runs from when it may have left. (Only for
+		// a stream that exists: ids made up by subscribers would pile up.)
+		s.watchedMu.Lock()
+		s.watched[stream] = now
+		s.watchedMu.Unlock()
 	}
 	if len(events) > 0 {
 		rr.Events = broker.EncodeFrame(stream, events, false).Events

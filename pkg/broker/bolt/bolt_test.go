@@ -706,3 +706,24 @@ func TestHungCommit(t *testing.T) {
 	}
 	close(release) // the commit ends; the file is left to the test's end
 }
+
+// A subscribe to a stream that does not exist (SPEC allows it before the
+// first publish) leaves nothing behind in the watched streams: ids made
+// up by clients would pile up there for the idle TTL.
+func TestReadOfMissingStreamsWatchesNothing(t *testing.T) {
+	fan := storetest.NewRecorder()
+	s := open(t, filepath.Join(t.TempDir(), "b.db"), broker.StoreOptions{}, fan)
+	for i := range 100 {
+		name := fmt.Sprintf("made-up-%d", i)
+		fan.SetSubscribers(name, 1)
+		if _, err := s.Read(context.Background(), name, 0, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.watchedMu.Lock()
+	n := len(s.watched)
+	s.watchedMu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d watched entries for streams that do not exist", n)
+	}
+}

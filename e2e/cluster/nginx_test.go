@@ -199,6 +199,9 @@ func TestNginxOwnErrorsAreJSON(t *testing.T) {
 		}, 414, "invalid_request"},
 		{"malformed header", func() *http.Response { return raw("GET /v1/streams/s HTTP/1.1\r\nHost x\r\n\r\n") }, 400, "invalid_request"},
 		{"malformed request line", func() *http.Response { return raw("GET /v1/streams/s HTTP/1.1 x\r\nHost: x\r\n\r\n") }, 400, "invalid_request"},
+		{"events: body over client_max_body_size", func() *http.Response {
+			return raw("POST /v1/streams/s/events HTTP/1.1\r\nHost: x\r\nContent-Length: 17000000\r\n\r\n")
+		}, 413, "body_too_large"},
 		{"the error pages from outside", func() *http.Response { return raw("GET /_proxy_error/502 HTTP/1.1\r\nHost: x\r\n\r\n") }, 404, "not_found"},
 	}
 	for _, c := range cases {

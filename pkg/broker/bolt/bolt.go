@@ -489,17 +489,20 @@ func (s *Store) sweep(now time.Time) {
 	s.mu.RUnlock()
 	var names []string
 	expire := make(map[string]bool)
-	s.watchedMu.Lock()
-	for _, c := range streams { // the Fanout is asked without s.mu held
-		if s.fan.Subscribers(c.name) > 0 {
+	for _, c := range streams { // the Fanout is asked without a lock held
+		watched := s.fan.Subscribers(c.name) > 0
+		s.watchedMu.Lock()
+		if watched {
 			s.watched[c.name] = now
 		} else if now.Sub(s.opts.IdleSince(c.lastPublish, s.watched[c.name])) > s.opts.IdleTTL {
 			expire[c.name] = true
 		}
+		s.watchedMu.Unlock()
 		if c.aged || expire[c.name] {
 			names = append(names, c.name)
 		}
 	}
+	s.watchedMu.Lock()
 	for name, at := range s.watched { // forget what no longer keeps a stream
 		if now.Sub(s.opts.IdleSince(time.Time{}, at)) > s.opts.IdleTTL {
 			delete(s.watched, name)

@@ -18,10 +18,12 @@ const (
 	// activityIdleTTL: a stream without subscribers on this node is
 	// forgotten this long after its last frame or subscription.
 	activityIdleTTL = 10 * time.Minute
-	// activityMaxStreams bounds the tracked streams that have no subscriber
-	// on this node. A new stream beyond it first drops the least recently
-	// active tenth of those; a stream with subscribers here is never
-	// dropped, nor counted (they are bounded by subscribers.max).
+	// activityMaxStreams bounds the tracked streams. A new stream beyond it
+	// first drops a tenth of them, the least recently active of those
+	// without a subscriber on this node; of those with subscribers only
+	// when too few have none. (Not every stream with subscribers: a node
+	// can hold a million, and their buckets would cost ~300 B each; the
+	// page lists the busiest 100 anyway.)
 	activityMaxStreams = 10_000
 )
 
@@ -75,18 +77,11 @@ type activity struct {
 	idleTTL    time.Duration
 	maxStreams int
 	since      time.Time
-	// subscribers counts a stream's subscribers on this node, watched the
-	// streams that have any.
+	// subscribers counts a stream's subscribers on this node.
 	subscribers func(stream string) int
-	watched     func() int
 
 	mu      sync.Mutex
 	streams map[string]*streamActivity
-	// dropAt is the number of tracked streams at which a new one first
-	// drops some: maxStreams above the watched streams at the last drop.
-	// So the watched ones are not counted, and a drop that freed little
-	// (most streams watched) does not run again at the next new stream.
-	dropAt int
 	// node counts every frame, so that the node's rates stay exact when
 	// streams are dropped at the bound. Only its buckets are used.
 	node streamActivity
@@ -105,19 +100,15 @@ type streamActivity struct {
 	pub, del [activitySeconds]uint64
 }
 
-// newActivity makes a tracker; subscribers and watched ask the Hub (see
-// activity.subscribers).
-func newActivity(now func() time.Time, idleTTL time.Duration, maxStreams int, subscribers func(string) int, watched func() int) *activity {
-	maxStreams = max(maxStreams, 1)
+// newActivity makes a tracker; subscribers asks the Hub.
+func newActivity(now func() time.Time, idleTTL time.Duration, maxStreams int, subscribers func(string) int) *activity {
 	return &activity{
 		now:         now,
 		idleTTL:     idleTTL,
-		maxStreams:  maxStreams,
+		maxStreams:  max(maxStreams, 1),
 		since:       now(),
 		subscribers: subscribers,
-		watched:     watched,
 		streams:     make(map[string]*streamActivity),
-		dropAt:      maxStreams,
 	}
 }
 
@@ -153,9 +144,8 @@ func (a *activity) entry(stream string) *streamActivity {
 	if e := a.streams[stream]; e != nil {
 		return e
 	}
-	if len(a.streams) >= a.dropAt {
+	if len(a.streams) >= a.maxStreams {
 		a.dropLeastActive(max(a.maxStreams/10, 1))
-		a.dropAt = a.watched() + a.maxStreams
 	}
 	// A copy: the frame's string may share memory with a larger buffer
 	// (a store's decoded feed message) that the entry would keep alive.
@@ -164,21 +154,25 @@ func (a *activity) entry(stream string) *streamActivity {
 	return e
 }
 
-// dropLeastActive forgets the n least recently active streams that have
-// no subscriber on this node (fewer when there are not so many); a.mu is
-// held. It runs about once per n new streams (see dropAt), so its pass
-// over the streams and its sort of the unwatched ones are cheap per
-// stream.
+// dropLeastActive forgets n streams: the least recently active of those
+// without a subscriber on this node, then, if there are fewer, of those
+// with; a.mu is held. It runs once per n new streams, so its pass over
+// the streams and its sort are cheap per stream.
 func (a *activity) dropLeastActive(n int) {
-	unwatched := make([]*streamActivity, 0, len(a.streams))
+	var unwatched, watched []*streamActivity
 	for _, e := range a.streams {
 		if a.subscribers(e.stream) == 0 {
 			unwatched = append(unwatched, e)
+		} else {
+			watched = append(watched, e)
 		}
 	}
-	slices.SortFunc(unwatched, func(x, y *streamActivity) int { return x.lastActive.Compare(y.lastActive) })
-	for _, e := range unwatched[:min(n, len(unwatched))] {
-		delete(a.streams, e.stream)
+	for _, group := range [][]*streamActivity{unwatched, watched} {
+		slices.SortFunc(group, func(x, y *streamActivity) int { return x.lastActive.Compare(y.lastActive) })
+		for _, e := range group[:min(n, len(group))] {
+			delete(a.streams, e.stream)
+		}
+		n -= min(n, len(group))
 	}
 }
 

@@ -12,9 +12,8 @@ type fakeClock struct{ t time.Time }
 func (c *fakeClock) now() time.Time          { return c.t }
 func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
 func noSubscribers(string) int               { return 0 }
-func noWatched() int                         { return 0 }
 func newTestActivity(c *fakeClock) *activity {
-	return newActivity(c.now, 10*time.Minute, 100, noSubscribers, noWatched)
+	return newActivity(c.now, 10*time.Minute, 100, noSubscribers)
 }
 func framesOf(stream string, n int, last uint64) *Frame {
 	ids := make([]uint64, n)
@@ -212,7 +211,7 @@ func TestActivityIsBounded(t *testing.T) {
 // A tracked stream's frame is counted without allocating (the hub's
 // delivery path stays allocation-free; see TestDeliverAndDrainDoNotAllocate).
 func TestActivityRecordDoesNotAllocate(t *testing.T) {
-	a := newActivity(time.Now, time.Minute, 10, noSubscribers, noWatched)
+	a := newActivity(time.Now, time.Minute, 10, noSubscribers)
 	f := frame("s", 1, 2, 3)
 	a.record(f, 1) // the entry is made once
 	if allocs := testing.AllocsPerRun(1000, func() { a.record(f, 3) }); allocs != 0 {
@@ -262,15 +261,15 @@ func TestHubActivity(t *testing.T) {
 func TestActivityBoundKeepsWatchedStreamsAndNodeRates(t *testing.T) {
 	c := &fakeClock{t: time.Unix(1000, 0)}
 	subs := map[string]int{"watched": 3}
-	a := newActivity(c.now, 10*time.Minute, 100, func(s string) int { return subs[s] }, func() int { return len(subs) })
+	a := newActivity(c.now, 10*time.Minute, 100, func(s string) int { return subs[s] })
 	a.watch("watched")
 	a.record(framesOf("watched", 1, 1), 3)
 	for i := range 1000 {
 		a.record(framesOf(fmt.Sprintf("s%d", i), 1, 1), 0)
 		c.advance(time.Millisecond) // 1 s in all: within the rate window
 	}
-	if len(a.streams) > 101 {
-		t.Fatalf("%d streams held, bound 100 beside the watched one", len(a.streams))
+	if len(a.streams) > 100 {
+		t.Fatalf("%d streams held, bound 100", len(a.streams))
 	}
 	r := a.snapshot(1000, func(s string) int { return subs[s] })
 	if w := find(t, r, "watched"); w.Subscribers != 3 || w.Published != 1 {
@@ -282,19 +281,20 @@ func TestActivityBoundKeepsWatchedStreamsAndNodeRates(t *testing.T) {
 	}
 }
 
-// Streams with subscribers do not count against the bound: beside 100
-// watched ones, up to 100 others are tracked. And a drop runs about once
-// per tenth of the bound, not at every new stream once most are watched.
-func TestActivityBoundLeavesWatchedStreamsOut(t *testing.T) {
+// At the bound, streams without subscribers go first, and a drop runs once
+// per tenth of the bound; with more streams watched than the bound, the
+// least active of those go too: the tracker stays bounded.
+func TestActivityBoundPrefersStreamsWithoutSubscribers(t *testing.T) {
 	c := &fakeClock{t: time.Unix(1000, 0)}
 	subs := map[string]int{}
 	lookups := 0
-	a := newActivity(c.now, 10*time.Minute, 100,
-		func(s string) int { lookups++; return subs[s] }, func() int { return len(subs) })
-	for i := range 100 {
-		name := fmt.Sprintf("w%d", i)
+	a := newActivity(c.now, 10*time.Minute, 100, func(s string) int { lookups++; return subs[s] })
+	watch := func(name string) {
 		subs[name] = 1
 		a.watch(name)
+	}
+	for i := range 50 {
+		watch(fmt.Sprintf("w%d", i))
 	}
 	lookups = 0
 	const added = 2000
@@ -302,17 +302,27 @@ func TestActivityBoundLeavesWatchedStreamsOut(t *testing.T) {
 		c.advance(time.Millisecond)
 		a.record(framesOf(fmt.Sprintf("s%d", i), 1, 1), 0)
 	}
-	unwatched := len(a.streams) - 100
 	for name := range subs {
 		if _, ok := a.streams[name]; !ok {
-			t.Fatalf("watched %s dropped", name)
+			t.Fatalf("%s, with subscribers, dropped while others had none", name)
 		}
 	}
-	if unwatched < 90 || unwatched > 100 {
-		t.Errorf("%d streams without subscribers tracked beside 100 watched ones, want 90 to 100", unwatched)
+	if len(a.streams) > 100 {
+		t.Fatalf("%d streams held, bound 100", len(a.streams))
 	}
-	// A drop looks up every tracked stream (about 200), once per 10 new.
-	if lookups > added*40 {
+	// A drop looks up every tracked stream (100), once per 10 new streams.
+	if lookups > added*20 {
 		t.Errorf("%d subscriber look-ups for %d new streams (%d each)", lookups, added, lookups/added)
+	}
+
+	for i := range 200 { // more watched streams than the bound
+		c.advance(time.Millisecond)
+		watch(fmt.Sprintf("v%d", i))
+	}
+	if len(a.streams) > 100 {
+		t.Fatalf("%d streams held with 250 watched, bound 100", len(a.streams))
+	}
+	if _, ok := a.streams["v199"]; !ok {
+		t.Fatal("the most recently watched stream was dropped")
 	}
 }

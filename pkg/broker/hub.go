@@ -46,7 +46,7 @@ func NewHub(maxSubscribers, queueLimit int) *Hub {
 		queueLimit:     queueLimit,
 		streams:        make(map[string]*hubStream),
 	}
-	h.activity = newActivity(time.Now, activityIdleTTL, activityMaxStreams, h.Subscribers, h.watchedStreams)
+	h.activity = newActivity(time.Now, activityIdleTTL, activityMaxStreams, h.Subscribers)
 	return h
 }
 
@@ -217,14 +217,6 @@ func (h *Hub) Subscribers(stream string) int {
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
 	return len(hs.subs)
-}
-
-// watchedStreams is the number of streams with subscribers (at most a
-// few just emptied by Deliver, until their last unregister).
-func (h *Hub) watchedStreams() int {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	return len(h.streams)
 }
 
 // Activity reports what this node's hub saw of each stream: at most limit

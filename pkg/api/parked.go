@@ -153,6 +153,17 @@ func (pr *parkRegistry) wait(ctx context.Context) error {
 	}
 }
 
+// cutWrites moves the write deadline of every parked subscription to at
+// most d from now (see liveWriters).
+func (pr *parkRegistry) cutWrites(d time.Duration) {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	deadline := time.Now().Add(d)
+	for p := range pr.set {
+		_ = p.conn.SetWriteDeadline(deadline)
+	}
+}
+
 // wakeAll wakes every parked subscription (they then see the drain).
 func (pr *parkRegistry) wakeAll() {
 	pr.mu.Lock()
@@ -390,7 +401,6 @@ func (p *parkedSubscription) end(reason broker.EndReason, err error, msg string)
 		p.srv.armWriteDeadline(p.conn)
 		_, err = p.conn.Write(lastChunk)
 	}
-	p.srv.writers.remove(p.conn)
 	reason = endReason(p.sub, reason)
 	p.srv.hangups.unwatch(p) // before Close: the descriptor is still p's
 	_ = p.conn.Close()

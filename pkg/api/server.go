@@ -93,7 +93,8 @@ type Server struct {
 	// parked holds the subscriptions whose connections were taken over
 	// from net/http (see parkedSubscription).
 	parked parkRegistry
-	// writers holds every subscriber's connection while it is written to.
+	// writers holds the connections of the subscriptions net/http serves
+	// (parked holds the others).
 	writers liveWriters
 	// coalesce starts the parked subscriptions' deliveries.
 	coalesce *coalescer
@@ -144,6 +145,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.isDraining.Store(true)
 		close(s.draining)
 		s.writers.cut(drainWriteTimeout)
+		s.parked.cutWrites(drainWriteTimeout)
 		s.parked.wakeAll()
 	})
 	if err := s.parked.wait(ctx); err != nil {

@@ -152,7 +152,6 @@ func (s *Server) startParked(r *http.Request, h http.Header, conn net.Conn, sub 
 	// Undone by p.end, whichever way the subscription ends.
 	s.heartbeats.join()
 	s.parked.add(p)
-	s.writers.add(conn)
 
 	s.armWriteDeadline(conn)
 	_, err := conn.Write(writeHead(make([]byte, 0, 256), h))

@@ -11,10 +11,11 @@ type writeDeadliner interface {
 	SetWriteDeadline(time.Time) error
 }
 
-// liveWriters is the set of connections subscribers are being written to,
-// so that Shutdown can cut short a write blocked on a client that stopped
-// reading. Without that, one such client holds the drain for the whole
-// subscriberWriteTimeout.
+// liveWriters is the set of subscriptions served by net/http (TLS,
+// HTTP/2), so that Shutdown can cut short a write blocked on a client that
+// stopped reading: without that, one such client holds the drain for the
+// whole subscriberWriteTimeout. (parkRegistry.cutWrites does the same for
+// the taken-over ones.)
 type liveWriters struct {
 	mu  sync.Mutex
 	set map[writeDeadliner]struct{}

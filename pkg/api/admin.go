@@ -27,8 +27,9 @@ const (
 	// adminInfoTimeout bounds all the Info calls of one snapshot together:
 	// a store that does not answer costs the page one wait, not one each.
 	adminInfoTimeout = 2 * time.Second
-	// adminLiveInterval is how often /admin/api/live sends a snapshot,
-	// and how long one snapshot is shared between readers.
+	// adminLiveInterval is how often /admin/api/live sends a snapshot;
+	// one snapshot is shared between the viewers that ask within half of
+	// it (see adminShared.get).
 	adminLiveInterval = time.Second
 	// adminLiveMax bounds the live pages one node serves at once: they
 	// are not subscribers, so subscribers.max does not count them.
@@ -129,10 +130,11 @@ func (s *Server) adminStreams(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.adminSnapshot(r.Context()))
 }
 
-// adminShared shares one snapshot between the live operator's pages for
-// adminLiveInterval: each costs a sort of the tracked streams and up to
-// adminMaxStreams store Info calls, so viewers must not multiply it. (The
-// JSON endpoint makes its own: a script asks once, and wants it fresh.)
+// adminShared shares snapshots between the live operator's pages (at most
+// two are made a second, whatever the number of viewers): each costs a
+// sort of the tracked streams and up to adminMaxStreams store Info calls,
+// so viewers must not multiply it. (The JSON endpoint makes its own: a
+// script asks once, and wants it fresh.)
 type adminShared struct {
 	// live counts the /admin/api/live streams being served.
 	live atomic.Int32
@@ -142,21 +144,24 @@ type adminShared struct {
 	data []byte // the snapshot as JSON with a final newline
 }
 
-// get returns the snapshot, made by build unless one less than half
-// adminLiveInterval old exists: a viewer asks once an interval, and must
-// get a new one each time. The reader's cancellation does not cut the
-// store calls short: the snapshot is for every reader.
+// get returns the snapshot, made by build unless one was started less
+// than half adminLiveInterval before this call: a viewer asks once an
+// interval, and must get a new one each time, also when making one takes
+// a while (up to adminInfoTimeout). The reader's cancellation does not
+// cut the store calls short: the snapshot is for every reader.
 func (a *adminShared) get(ctx context.Context, build func(context.Context) adminSnapshot) []byte {
+	asked := time.Now()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.data != nil && time.Since(a.at) < adminLiveInterval/2 {
+	if a.data != nil && asked.Sub(a.at) < adminLiveInterval/2 {
 		return a.data
 	}
+	started := time.Now()
 	data, err := json.Marshal(build(context.WithoutCancel(ctx)))
 	if err != nil { // plain structs: cannot happen
 		return []byte("{}\n")
 	}
-	a.at, a.data = time.Now(), append(data, '\n')
+	a.at, a.data = started, append(data, '\n')
 	return a.data
 }
 

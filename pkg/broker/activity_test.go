@@ -255,9 +255,9 @@ func TestHubActivity(t *testing.T) {
 	}
 }
 
-// At the bound, a stream with subscribers on this node is never dropped,
-// however long ago its last frame; and the node's rates count every
-// frame, also those of the streams dropped since.
+// At the bound, a stream with subscribers on this node is kept over those
+// without, however long ago its last frame; and the node's rates count
+// every frame, also those of the streams dropped since.
 func TestActivityBoundKeepsWatchedStreamsAndNodeRates(t *testing.T) {
 	c := &fakeClock{t: time.Unix(1000, 0)}
 	subs := map[string]int{"watched": 3}

@@ -57,13 +57,14 @@ func (s *Store) runFeed(up chan struct{}) {
 // delay, never events.
 //
 // When Redis does not answer this node, subscribers stay for
-// outageGrace: a Redis that restarts takes no publish meanwhile, and a
+// outageGrace (30 s by default) from when the feed noticed: a Redis that
+// restarts, loading its AOF, takes no publish meanwhile, and a
 // reconnect would meet 503 store_unavailable, on which EventSource gives
 // up for good. Past it they are ended all the same: other nodes may still
 // reach Redis and publish (this node alone is cut off), and the clients
 // had better move to one of them. The subscription that restores the feed
 // ends them all anyway (feedOnce), to resume.
-func (s *Store) outageGrace() time.Duration { return 5 * s.timeout }
+func (s *Store) outageGrace() time.Duration { return 15 * s.timeout }
 
 // answers reports whether Redis answers a command within the timeout.
 func (s *Store) answers() bool {

@@ -57,7 +57,7 @@ func (s *Server) verifyRequest(w http.ResponseWriter, r *http.Request) *http.Req
 	)
 	switch {
 	case token == "" && source == auth.SourceHeader:
-		err = fmt.Errorf("%w: the Authorization header must be \"Bearer <token>\"", auth.ErrNoToken)
+		err = fmt.Errorf("%w: the Authorization header must be one \"Bearer <token>\"", auth.ErrNoToken)
 	case token == "":
 		err = fmt.Errorf("%w: send it as \"Authorization: Bearer <token>\", the access_token query parameter or the access_token cookie", auth.ErrNoToken)
 	default:

@@ -534,10 +534,17 @@ func TestAuthTokenSources(t *testing.T) {
 		if status, _, body := b.Do(t, "GET", "/v1/streams/"+st+"/events?access_token="+sub, h, ""); status != http.StatusUnauthorized {
 			t.Fatalf("bad bearer with a good query: %d %s", status, body)
 		}
-		// Nor a malformed Authorization header.
-		h = http.Header{"Authorization": {"Basic dXNlcjpwYXNz"}}
+		// Nor a malformed Bearer header.
+		h = http.Header{"Authorization": {"Bearer"}}
 		if status, _, body := b.Do(t, "GET", "/v1/streams/"+st+"/events?access_token="+sub, h, ""); status != http.StatusUnauthorized {
-			t.Fatalf("Basic header with a good query: %d %s", status, body)
+			t.Fatalf("Bearer without a token, with a good query: %d %s", status, body)
+		}
+		// A header of another scheme is not ours (a page behind HTTP Basic
+		// auth sends it with its EventSource): the query is used.
+		h = http.Header{"Authorization": {"Basic dXNlcjpwYXNz"}}
+		s = authSubscribe(t, b, "/v1/streams/"+st+"/events?access_token="+sub, h)
+		if d := nextData(t, s); d != "one" {
+			t.Fatalf("Basic header with a good query: data %q", d)
 		}
 	})
 	t.Run("query wins over cookie", func(t *testing.T) {

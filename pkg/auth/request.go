@@ -13,26 +13,33 @@ const (
 )
 
 // ExtractToken finds the request's token (SPEC.md, "Security"): the
-// Authorization header, else the access_token query parameter, else the
-// access_token cookie. EventSource cannot set headers, hence the other two.
+// Authorization: Bearer header, else the access_token query parameter,
+// else the access_token cookie. EventSource cannot set headers, hence the
+// other two.
 //
-// An Authorization header that is present but not exactly one
-// "Bearer <token>" (another scheme, "Bearer" without a token, two headers)
-// yields ("", SourceHeader): the request is refused rather than
-// authenticated by a weaker source behind a header the client meant to
-// use. Nothing found yields ("", ""). Empty query or cookie values count
-// as absent.
+// An Authorization header of another scheme is not ours and is passed
+// over: a browser sends its HTTP Basic credentials with every request to
+// a site behind Basic auth, EventSource's included. A Bearer header that
+// is not exactly one "Bearer <token>" ("Bearer" without a token, two
+// tokens, two Bearer headers) yields ("", SourceHeader): the request is
+// refused rather than authenticated by another source behind the header
+// the client meant to use. Nothing found yields ("", ""). Empty query or
+// cookie values count as absent.
 func ExtractToken(r *http.Request) (token string, source string) {
-	if hs := r.Header.Values("Authorization"); len(hs) > 0 {
-		if len(hs) != 1 {
-			return "", SourceHeader
+	bearers := 0
+	for _, h := range r.Header.Values("Authorization") {
+		scheme, tok, _ := strings.Cut(strings.TrimSpace(h), " ")
+		if !strings.EqualFold(scheme, "Bearer") {
+			continue
 		}
-		scheme, tok, ok := strings.Cut(strings.TrimSpace(hs[0]), " ")
-		tok = strings.TrimSpace(tok)
-		if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" || strings.ContainsAny(tok, " \t") {
-			return "", SourceHeader
-		}
-		return tok, SourceHeader
+		bearers++
+		token = strings.TrimSpace(tok)
+	}
+	switch {
+	case bearers > 1, bearers == 1 && (token == "" || strings.ContainsAny(token, " \t")):
+		return "", SourceHeader
+	case bearers == 1:
+		return token, SourceHeader
 	}
 	if tok := r.URL.Query().Get("access_token"); tok != "" {
 		return tok, SourceQuery

@@ -31,7 +31,7 @@ func (s *Store) runFeed(up chan struct{}) {
 		}
 		if s.feedUp.Swap(false) {
 			lost = time.Now()
-			s.log.Error().Err(err).Msg("redis event feed lost; local subscribers resume from history")
+			s.log.Error().Err(err).Msg("redis event feed lost; local subscribers will resume from history")
 		} else {
 			s.log.Debug().Err(err).Msg("redis event feed not subscribed")
 		}

@@ -7,10 +7,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -39,15 +41,18 @@ func startNginx(t *testing.T, upstream1, upstream2 string) string {
 	}
 	port := freePort(t)
 	conf := string(shipped)
-	for _, r := range []struct{ old, new string }{
-		{"server broker1:8080 ", "server " + upstream1 + " "},
-		{"server broker2:8080 ", "server " + upstream2 + " "},
-		{"listen 8080;", fmt.Sprintf("listen 127.0.0.1:%d;", port)},
+	for _, r := range []struct {
+		old, new string
+		times    int
+	}{
+		{"server broker1:8080 ", "server " + upstream1 + " ", 2}, // publishes, event streams
+		{"server broker2:8080 ", "server " + upstream2 + " ", 2},
+		{"listen 8080;", fmt.Sprintf("listen 127.0.0.1:%d;", port), 1},
 	} {
-		if strings.Count(conf, r.old) != 1 {
-			t.Fatalf("deploy/nginx.conf changed shape: %q is expected exactly once", r.old)
+		if strings.Count(conf, r.old) != r.times {
+			t.Fatalf("deploy/nginx.conf changed shape: %q is expected %d times", r.old, r.times)
 		}
-		conf = strings.Replace(conf, r.old, r.new, 1)
+		conf = strings.ReplaceAll(conf, r.old, r.new)
 	}
 	dir := t.TempDir()
 	path := filepath.Join(dir, "nginx.conf")
@@ -214,5 +219,60 @@ func TestNginxOwnErrorsAreJSON(t *testing.T) {
 				t.Fatalf("got %d %q %+v (%v), want %d application/json with error %q and a message", res.StatusCode, res.Header.Get("Content-Type"), body, err, c.status, c.code)
 			}
 		})
+	}
+}
+
+// A node that answers an event stream 503 (full, or cut off from Redis)
+// is passed over for the other: EventSource would give up for good on the
+// 503. Publishes are not sent twice.
+func TestNginxEventStreamsPassOverANodeThatAnswers503(t *testing.T) {
+	var refusedStreams, refusedPublishes atomic.Int32
+	refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/events") {
+			refusedStreams.Add(1)
+		} else {
+			refusedPublishes.Add(1)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, `{"error":"too_many_subscribers","message":"full"}`)
+	}))
+	defer refusing.Close()
+	serving := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasSuffix(r.URL.Path, "/events") {
+			w.WriteHeader(http.StatusCreated)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, "retry: 1000\n\ndata: served\n\n")
+	}))
+	defer serving.Close()
+	proxy := startNginx(t, strings.TrimPrefix(refusing.URL, "http://"), strings.TrimPrefix(serving.URL, "http://"))
+
+	for i := range 4 {
+		res, err := http.Get(proxy + "/v1/streams/s/events")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK || !strings.Contains(string(body), "data: served") {
+			t.Fatalf("event stream %d: %d %q", i+1, res.StatusCode, body)
+		}
+	}
+	if refusedStreams.Load() == 0 {
+		t.Fatal("the refusing node was never asked: the test proves nothing")
+	}
+	// A publish that the refusing node answers 503 is not sent again.
+	for range 4 {
+		res, err := http.Post(proxy+"/v1/streams/s/messages", "text/plain", strings.NewReader("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+	}
+	if n := refusedPublishes.Load(); n == 0 || n > 4 {
+		t.Fatalf("the refusing node saw %d of 4 publishes", n)
 	}
 }

@@ -221,9 +221,9 @@ func (e *streamActivity) inWindow(now int64) (pub, del uint64) {
 func perSecond(n uint64) float64 { return float64(n) / activitySeconds }
 
 // snapshot reports the tracked streams, at most limit of them (the
-// busiest), with their subscriber counts from subscribers; it first
+// busiest), with their subscriber counts from a.subscribers; it first
 // forgets the streams idle past the TTL that have no subscribers.
-func (a *activity) snapshot(limit int, subscribers func(string) int) ActivityReport {
+func (a *activity) snapshot(limit int) ActivityReport {
 	now := a.now()
 	a.mu.Lock()
 	pubSum, delSum := a.node.inWindow(now.Unix())
@@ -240,7 +240,7 @@ func (a *activity) snapshot(limit int, subscribers func(string) int) ActivityRep
 	// Subscriber counts are asked without a.mu: there is no need to hold
 	// publishes up meanwhile.
 	all = slices.DeleteFunc(all, func(s StreamActivity) bool {
-		return now.Sub(s.LastActive) > a.idleTTL && subscribers(s.Stream) == 0 && a.forget(s.Stream, s.LastActive)
+		return now.Sub(s.LastActive) > a.idleTTL && a.subscribers(s.Stream) == 0 && a.forget(s.Stream, s.LastActive)
 	})
 
 	r := ActivityReport{Since: a.since, Tracked: len(all), PublishRate: perSecond(pubSum), DeliveryRate: perSecond(delSum)}
@@ -258,7 +258,7 @@ func (a *activity) snapshot(limit int, subscribers func(string) int) ActivityRep
 	})
 	r.Streams = all[:min(max(limit, 0), len(all))]
 	for i := range r.Streams {
-		r.Streams[i].Subscribers = subscribers(r.Streams[i].Stream)
+		r.Streams[i].Subscribers = a.subscribers(r.Streams[i].Stream)
 	}
 	return r
 }

@@ -59,7 +59,7 @@ func TestActivityCountsAndRates(t *testing.T) {
 	}
 	for _, st := range steps {
 		c.t = time.Unix(st.at, 0)
-		r := a.snapshot(10, noSubscribers)
+		r := a.snapshot(10)
 		s := find(t, r, "s")
 		if s.PublishRate != st.pub || s.DeliveryRate != st.del {
 			t.Errorf("at second %d: rates %v/s published, %v/s delivered; want %v, %v", st.at, s.PublishRate, s.DeliveryRate, st.pub, st.del)
@@ -81,12 +81,12 @@ func TestActivityBucketsAreReused(t *testing.T) {
 	a.record(framesOf("s", 4, 4), 0) // second 1003
 	c.t = time.Unix(1013, 0)         // same bucket, one window later
 	a.record(framesOf("s", 1, 5), 0)
-	if s := find(t, a.snapshot(10, noSubscribers), "s"); s.PublishRate != 0.1 {
+	if s := find(t, a.snapshot(10), "s"); s.PublishRate != 0.1 {
 		t.Fatalf("rate %v, want 0.1: the bucket of second 1003 was not emptied", s.PublishRate)
 	}
 	c.t = time.Unix(1050, 0) // several windows later
 	a.record(framesOf("s", 2, 7), 0)
-	if s := find(t, a.snapshot(10, noSubscribers), "s"); s.PublishRate != 0.2 || s.Published != 7 {
+	if s := find(t, a.snapshot(10), "s"); s.PublishRate != 0.2 || s.Published != 7 {
 		t.Fatalf("rate %v, published %d; want 0.2 and 7", s.PublishRate, s.Published)
 	}
 }
@@ -102,7 +102,8 @@ func TestActivitySnapshotOrderAndLimit(t *testing.T) {
 	c.advance(time.Second)
 	a.watch("waiting") // subscribers, no publish
 	subs := map[string]int{"s1": 4, "waiting": 2}
-	r := a.snapshot(2, func(s string) int { return subs[s] })
+	a.subscribers = func(s string) int { return subs[s] }
+	r := a.snapshot(2)
 	if r.Tracked != 4 || len(r.Streams) != 2 {
 		t.Fatalf("tracked %d, listed %d; want 4 and 2", r.Tracked, len(r.Streams))
 	}
@@ -118,14 +119,14 @@ func TestActivitySnapshotOrderAndLimit(t *testing.T) {
 	if !r.Since.Equal(time.Unix(5000, 0)) {
 		t.Fatalf("since %v", r.Since)
 	}
-	if w := find(t, a.snapshot(100, func(s string) int { return subs[s] }), "waiting"); w.Subscribers != 2 || w.LastID != 0 || w.Published != 0 {
+	if w := find(t, a.snapshot(100), "waiting"); w.Subscribers != 2 || w.LastID != 0 || w.Published != 0 {
 		t.Fatalf("waiting: %+v", w)
 	}
 
 	// Once the window has passed, the most recently active come first,
 	// then by name.
 	c.advance(ActivityWindow)
-	r = a.snapshot(100, func(s string) int { return subs[s] })
+	r = a.snapshot(100)
 	var order []string
 	for _, s := range r.Streams {
 		order = append(order, s.Stream)
@@ -146,13 +147,13 @@ func TestActivityForgetsIdleStreams(t *testing.T) {
 	a.record(framesOf("recent", 1, 1), 0)
 	c.advance(4*time.Minute + time.Second) // idle and watched: 10 min 1 s ago
 
-	subs := func(s string) int {
+	a.subscribers = func(s string) int {
 		if s == "watched" {
 			return 1
 		}
 		return 0
 	}
-	r := a.snapshot(10, subs)
+	r := a.snapshot(10)
 	if r.Tracked != 2 || len(r.Streams) != 2 {
 		t.Fatalf("tracked %d: %+v; want watched and recent", r.Tracked, r.Streams)
 	}
@@ -163,7 +164,7 @@ func TestActivityForgetsIdleStreams(t *testing.T) {
 	}
 
 	a.record(framesOf("idle", 1, 9), 0)
-	if s := find(t, a.snapshot(10, subs), "idle"); s.Published != 1 || s.LastID != 9 {
+	if s := find(t, a.snapshot(10), "idle"); s.Published != 1 || s.LastID != 9 {
 		t.Fatalf("idle came back as %+v, want 1 event, last id 9", s)
 	}
 }
@@ -203,7 +204,7 @@ func TestActivityIsBounded(t *testing.T) {
 	if _, ok := a.streams["s0"]; ok {
 		t.Fatal("s0, the oldest, is still held")
 	}
-	if r := a.snapshot(1000, noSubscribers); r.Tracked != len(a.streams) || len(r.Streams) != r.Tracked {
+	if r := a.snapshot(1000); r.Tracked != len(a.streams) || len(r.Streams) != r.Tracked {
 		t.Fatalf("tracked %d, listed %d, held %d", r.Tracked, len(r.Streams), len(a.streams))
 	}
 }
@@ -271,7 +272,7 @@ func TestActivityBoundKeepsWatchedStreamsAndNodeRates(t *testing.T) {
 	if len(a.streams) > 100 {
 		t.Fatalf("%d streams held, bound 100", len(a.streams))
 	}
-	r := a.snapshot(1000, func(s string) int { return subs[s] })
+	r := a.snapshot(1000)
 	if w := find(t, r, "watched"); w.Subscribers != 3 || w.Published != 1 {
 		t.Errorf("watched: %+v", w)
 	}

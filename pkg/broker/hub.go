@@ -222,7 +222,7 @@ func (h *Hub) Subscribers(stream string) int {
 // Activity reports what this node's hub saw of each stream: at most limit
 // streams, the busiest first (see ActivityReport).
 func (h *Hub) Activity(limit int) ActivityReport {
-	return h.activity.snapshot(limit, h.Subscribers)
+	return h.activity.snapshot(limit)
 }
 
 // Count is the number of subscriptions on this node.

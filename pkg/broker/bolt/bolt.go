@@ -470,6 +470,13 @@ func (s *Store) Close() error {
 	return s.closeErr
 }
 
+// idleSince is when stream became idle (see StoreOptions.IdleSince).
+func (s *Store) idleSince(stream string, lastPublish time.Time) time.Time {
+	s.watchedMu.Lock()
+	defer s.watchedMu.Unlock()
+	return s.opts.IdleSince(lastPublish, s.watched[stream])
+}
+
 // sweep asks the committer to trim the streams holding aged events and to
 // expire the idle ones. The cache only picks candidates; the committer
 // decides again on what is on disk.
@@ -490,14 +497,13 @@ func (s *Store) sweep(now time.Time) {
 	var names []string
 	expire := make(map[string]bool)
 	for _, c := range streams { // the Fanout is asked without a lock held
-		watched := s.fan.Subscribers(c.name) > 0
-		s.watchedMu.Lock()
-		if watched {
+		if s.fan.Subscribers(c.name) > 0 {
+			s.watchedMu.Lock()
 			s.watched[c.name] = now
-		} else if now.Sub(s.opts.IdleSince(c.lastPublish, s.watched[c.name])) > s.opts.IdleTTL {
+			s.watchedMu.Unlock()
+		} else if now.Sub(s.idleSince(c.name, c.lastPublish)) > s.opts.IdleTTL {
 			expire[c.name] = true
 		}
-		s.watchedMu.Unlock()
 		if c.aged || expire[c.name] {
 			names = append(names, c.name)
 		}

@@ -727,3 +727,36 @@ func TestReadOfMissingStreamsWatchesNothing(t *testing.T) {
 		t.Fatalf("%d watched entries for streams that do not exist", n)
 	}
 }
+
+// The janitor picks idle streams from its cache and the committer checks
+// again on disk. A subscriber that came and went in between (its read
+// recorded it) keeps the stream a whole idle TTL, as it would had the
+// janitor seen it.
+func TestSweepCountsASubscriberSinceTheJanitorDecided(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fan := storetest.NewRecorder()
+		s := open(t, filepath.Join(t.TempDir(), "broker.db"), broker.StoreOptions{MaxAge: 24 * time.Hour, IdleTTL: time.Hour}, fan)
+		pub(t, s, "s", "answer")
+		// Between two janitor runs (every 30 s here), past the idle TTL:
+		// the next run would expire the stream.
+		time.Sleep(time.Hour + 15*time.Second)
+		synctest.Wait()
+		if _, err := s.Info(context.Background(), "s"); err != nil {
+			t.Fatalf("expired before the test's sweep: %v", err)
+		}
+		// A subscriber arrives and reads before the committer runs the
+		// janitor's sweep, then leaves.
+		fan.SetSubscribers("s", 1)
+		if _, err := s.Read(context.Background(), "s", 0, 0); err != nil {
+			t.Fatal(err)
+		}
+		fan.SetSubscribers("s", 0)
+		r := &request{op: opSweep, names: []string{"s"}, expire: map[string]bool{"s": true}}
+		if err := s.submit(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Info(context.Background(), "s"); err != nil {
+			t.Fatalf("the stream expired just after a subscriber read it: %v", err)
+		}
+	})
+}

@@ -473,8 +473,10 @@ func (b *batch) remove(w *wstream) error {
 }
 
 // sweep trims the named streams and expires those of them the janitor
-// found idle that still are: no publish for the idle TTL and no subscriber
-// on this node.
+// found idle that still are: no publish and no subscriber on this node for
+// the idle TTL. The janitor decided from its cache a moment ago; a
+// subscriber that came and went since is counted by the watched time its
+// read recorded.
 func (b *batch) sweep(names []string, expire map[string]bool) error {
 	for _, name := range names {
 		w, err := b.get(name)
@@ -487,7 +489,7 @@ func (b *batch) sweep(names []string, expire map[string]bool) error {
 		if err := b.trim(w); err != nil {
 			return err
 		}
-		idle := b.now.Sub(time.Unix(0, w.m.lastPublish))
+		idle := b.now.Sub(b.s.idleSince(name, time.Unix(0, w.m.lastPublish)))
 		if expire[name] && idle > b.s.opts.IdleTTL && b.s.fan.Subscribers(name) == 0 {
 			if err := b.remove(w); err != nil {
 				return err

@@ -496,9 +496,17 @@ func (res *Result) setServerFigures(before, connected, after serverSample, metri
 	}
 }
 
+// isClosedErr reports whether err is what a reader gets when the run ends
+// its connection: a read already blocked fails on the cancelled context or
+// the closed socket; a reader that was busy with the last event and reads
+// again after Close gets net/http's "read on closed response body".
 func isClosedErr(err error) bool {
-	return err != nil && (strings.Contains(err.Error(), "use of closed") || strings.Contains(err.Error(), "body closed") ||
-		strings.Contains(err.Error(), "canceled"))
+	if err == nil {
+		return false
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "use of closed") || strings.Contains(msg, "body closed") ||
+		strings.Contains(msg, "closed response body") || strings.Contains(msg, "canceled")
 }
 
 // connect opens every subscriber, at most 256 handshakes at a time, and

@@ -2,6 +2,7 @@ package ssebench
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
@@ -405,4 +406,50 @@ func summarizeRuns(t *testing.T, runs []Result, flags ...string) string {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 	return stdout.String()
+}
+
+// The ways a subscriber's read ends when the run closes it are not drops,
+// whichever state the reader was in: blocked in a read, or busy and
+// reading again after the body was closed (which a spread-out stream of
+// heartbeats makes likely with thousands of subscribers).
+func TestRunClosingAReaderIsNotADrop(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	get := func() io.ReadCloser {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Body
+	}
+	afterClose, blocked := get(), get()
+	afterClose.Close()
+	_, errAfterClose := afterClose.Read(make([]byte, 1))
+	done := make(chan error)
+	go func() {
+		_, err := blocked.Read(make([]byte, 1))
+		done <- err
+	}()
+	time.Sleep(10 * time.Millisecond) // let it block
+	cancel()
+	errBlocked := <-done
+	blocked.Close()
+	for _, err := range []error{errAfterClose, errBlocked} {
+		if !isClosedErr(err) {
+			t.Errorf("%v counts as a drop", err)
+		}
+	}
+	if isClosedErr(io.ErrUnexpectedEOF) || isClosedErr(nil) {
+		t.Error("an unexpected end is not counted as a drop")
+	}
 }

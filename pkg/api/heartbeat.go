@@ -3,16 +3,20 @@ package api
 import (
 	"sync"
 	"time"
+
+	"github.com/sse-broker/broker/pkg/broker"
 )
 
 // heartbeatClock is the one ticker behind every subscription's heartbeat:
-// a goroutine that calls tick (Broker.Heartbeat) every half interval while
-// at least one subscription of this Server is live, instead of a timer per
-// connection. It starts with the first live subscription and stops with
-// the last, so an idle Server runs nothing.
+// a goroutine that calls tick (Broker.Heartbeat) parts times every half
+// interval while at least one subscription of this Server is live, instead
+// of a timer per connection. Each tick visits one part of the streams, so
+// the heartbeats' writes are spread over the interval rather than made all
+// at once. It starts with the first live subscription and stops with the
+// last, so an idle Server runs nothing.
 type heartbeatClock struct {
 	interval time.Duration
-	tick     func()
+	tick     func(parts int)
 
 	mu   sync.Mutex
 	live int
@@ -40,14 +44,31 @@ func (c *heartbeatClock) leave() {
 }
 
 func (c *heartbeatClock) run(stop <-chan struct{}) {
-	t := time.NewTicker(max(c.interval/2, time.Millisecond))
+	parts := heartbeatParts(c.interval)
+	t := time.NewTicker(max(c.interval/2/time.Duration(parts), time.Millisecond))
 	defer t.Stop()
 	for {
 		select {
 		case <-stop:
 			return
 		case <-t.C:
-			c.tick()
+			c.tick(parts)
 		}
 	}
+}
+
+// minHeartbeatStep is the shortest time between two ticks of the clock.
+// 15 s heartbeats tick every 117 ms (64 parts); only intervals under
+// 2.56 s, which tests use, tick in fewer parts.
+const minHeartbeatStep = 20 * time.Millisecond
+
+// heartbeatParts is how many ticks the clock makes per half interval: as
+// many as broker.HeartbeatGroups allows while ticks stay minHeartbeatStep
+// apart.
+func heartbeatParts(interval time.Duration) int {
+	parts := 1
+	for parts < broker.HeartbeatGroups && interval/2/time.Duration(parts*2) >= minHeartbeatStep {
+		parts *= 2
+	}
+	return parts
 }

@@ -266,10 +266,11 @@ type Subscription struct {
 }
 
 // Heartbeat is one tick of the node's shared heartbeat clock: call it
-// every half heartbeat interval while subscriptions are live (see
-// Hub.Heartbeat). Each idle subscription's Ready is then signalled about
-// once per interval, and HeartbeatDue reports true after its Drain.
-func (b *Broker) Heartbeat() { b.hub.Heartbeat() }
+// parts times per half heartbeat interval while subscriptions are live
+// (see Hub.Heartbeat; parts up to HeartbeatGroups, more spreads the
+// heartbeats more evenly). Each idle subscription's Ready is then signalled
+// about once per interval, and HeartbeatDue reports true after its Drain.
+func (b *Broker) Heartbeat(parts int) { b.hub.Heartbeat(parts) }
 
 // HeartbeatDue reports, once, that the subscription has been idle for a
 // heartbeat interval: the consumer should write a comment if its last

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -38,22 +39,22 @@ func TestHeartbeatMarksIdleSubscribersOncePerTwoTicks(t *testing.T) {
 		}
 	}
 	// Just registered: active (its backlog is being written).
-	h.Heartbeat()
+	h.Heartbeat(1)
 	want("tick 1", s, false)
-	h.Heartbeat()
+	h.Heartbeat(1)
 	want("tick 2", s, true)
-	h.Heartbeat()
+	h.Heartbeat(1)
 	want("tick 3: a heartbeat counts as activity", s, false)
-	h.Heartbeat()
+	h.Heartbeat(1)
 	want("tick 4", s, true)
 
 	h.Deliver(frame("s", 1))
 	if _, due := drainBeat(t, s); due {
 		t.Fatal("delivery: a heartbeat was due")
 	}
-	h.Heartbeat()
+	h.Heartbeat(1)
 	want("tick 5: the frame was taken since tick 4", s, false)
-	h.Heartbeat()
+	h.Heartbeat(1)
 	want("tick 6", s, true)
 
 	// The other stream was idle all along.
@@ -64,8 +65,8 @@ func TestHeartbeatMarksIdleSubscribersOncePerTwoTicks(t *testing.T) {
 	// An ended subscriber is not marked.
 	h.End("t")
 	drainBeat(t, o)
-	h.Heartbeat()
-	h.Heartbeat()
+	h.Heartbeat(1)
+	h.Heartbeat(1)
 	if _, due := drainBeat(t, o); due {
 		t.Fatal("an ended subscriber was marked")
 	}
@@ -76,8 +77,120 @@ func TestHeartbeatDoesNotAllocate(t *testing.T) {
 	for i := range 50 {
 		h.Register(string(rune('a' + i%5)))
 	}
-	h.Heartbeat() // the snapshot slice reaches its size
-	if allocs := testing.AllocsPerRun(100, h.Heartbeat); allocs != 0 {
+	h.Heartbeat(1) // the snapshot slice reaches its size
+	if allocs := testing.AllocsPerRun(100, func() { h.Heartbeat(4) }); allocs != 0 {
 		t.Fatalf("%v allocations per tick", allocs)
 	}
+}
+
+// With parts, a tick visits one part of the streams, each in turn: the
+// heartbeats of a node's idle subscribers are spread over the interval,
+// evenly, and each stream is still visited once per parts ticks.
+func TestHeartbeatVisitsOnePartPerTick(t *testing.T) {
+	const streams, parts = 256, 4
+	h := NewHub(streams, 8)
+	subs := make([]*Subscription, streams)
+	for i := range subs {
+		sub, err := h.Register(fmt.Sprintf("s%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs[i] = &Subscription{sub: sub}
+	}
+	for range parts { // every stream visited once: active since Register, now not
+		h.Heartbeat(parts)
+	}
+	beaten := make([]int, streams) // the tick at which each was marked
+	for tick := 1; tick <= 3*parts; tick++ {
+		h.Heartbeat(parts)
+		marked := 0
+		for i, s := range subs {
+			if _, due := drainBeat(t, s); due {
+				marked++
+				if beaten[i] != 0 && tick-beaten[i] != 2*parts {
+					t.Fatalf("stream %d marked at ticks %d and %d, want %d apart", i, beaten[i], tick, 2*parts)
+				}
+				beaten[i] = tick
+			}
+		}
+		// Streams are grouped round robin, so the parts are equal: in
+		// the first round of ticks one part each, in the second none (a
+		// heartbeat counts as activity), in the third one part each again.
+		want := streams / parts
+		if round := (tick - 1) / parts; round == 1 {
+			want = 0
+		}
+		if marked != want {
+			t.Fatalf("tick %d marked %d subscribers, want %d", tick, marked, want)
+		}
+	}
+	for i, at := range beaten {
+		if at == 0 {
+			t.Fatalf("stream %d was never marked", i)
+		}
+	}
+}
+
+// heartbeatParts rounds down to a power of two within 1..HeartbeatGroups.
+func TestHeartbeatParts(t *testing.T) {
+	for _, c := range []struct{ in, want int }{{-1, 1}, {0, 1}, {1, 1}, {3, 2}, {4, 4}, {63, 32}, {64, 64}, {1000, 64}} {
+		if got := heartbeatParts(c.in); got != c.want {
+			t.Errorf("heartbeatParts(%d) = %d, want %d", c.in, got, c.want)
+		}
+	}
+}
+
+// Streams leave their group when they leave the Hub, however they leave,
+// and the groups hold exactly the Hub's streams.
+func TestHeartbeatGroupsFollowTheStreams(t *testing.T) {
+	h := NewHub(1000, 8)
+	var subs []*Subscriber
+	for i := range 300 {
+		sub, err := h.Register(fmt.Sprintf("s%d", i%150)) // two per stream
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs = append(subs, sub)
+	}
+	check := func(when string) {
+		t.Helper()
+		h.mu.RLock()
+		defer h.mu.RUnlock()
+		n := 0
+		for g, group := range h.beats.groups {
+			for i, hs := range group {
+				if hs.group != g || hs.groupIndex != i {
+					t.Fatalf("%s: stream at group %d index %d says %d/%d", when, g, i, hs.group, hs.groupIndex)
+				}
+				n++
+			}
+		}
+		for name, hs := range h.streams {
+			if h.beats.groups[hs.group][hs.groupIndex] != hs {
+				t.Fatalf("%s: stream %s is not in its group", when, name)
+			}
+		}
+		if n != len(h.streams) {
+			t.Fatalf("%s: groups hold %d streams, the hub %d", when, n, len(h.streams))
+		}
+	}
+	check("registered")
+	for i := 0; i < 150; i += 3 { // both subscribers leave: the stream goes
+		h.unregister(subs[i])
+		h.unregister(subs[i+150])
+	}
+	for i := 1; i < 150; i += 3 { // one leaves: the stream stays
+		h.unregister(subs[i])
+	}
+	check("unregistered")
+	for i := 2; i < 150; i += 6 {
+		h.End(fmt.Sprintf("s%d", i))
+	}
+	check("ended")
+	h.EndAll()
+	check("all ended")
+	if _, err := h.Register("again"); err != nil {
+		t.Fatal(err)
+	}
+	check("registered again")
 }

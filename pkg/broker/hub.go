@@ -17,6 +17,7 @@ type Hub struct {
 
 	mu      sync.RWMutex
 	streams map[string]*hubStream
+	beats   beatGroups // the same streams, grouped for Heartbeat (under mu)
 
 	subscribers     atomic.Int64
 	slowDisconnects atomic.Uint64
@@ -25,6 +26,7 @@ type Hub struct {
 	// from tick to tick so that a tick does not allocate.
 	tickMu      sync.Mutex
 	tickStreams []*hubStream
+	tickPart    int // the Heartbeat call's number, counting from 0
 
 	// activity counts every frame handed to Deliver, for the operator's
 	// page (see Activity).
@@ -34,6 +36,9 @@ type Hub struct {
 type hubStream struct {
 	mu   sync.Mutex
 	subs []*Subscriber
+
+	// group and groupIndex place the stream in Hub.beats (under Hub.mu).
+	group, groupIndex int
 }
 
 var _ Fanout = (*Hub)(nil)
@@ -69,6 +74,7 @@ func (h *Hub) Register(stream string) (*Subscriber, error) {
 	if hs == nil {
 		hs = &hubStream{}
 		h.streams[stream] = hs
+		h.beats.add(hs)
 	}
 	hs.mu.Lock()
 	s.hs, s.index = hs, len(hs.subs)
@@ -97,6 +103,7 @@ func (h *Hub) unregister(s *Subscriber) {
 	// empty; every subscriber ends with unregister, which tidies it.
 	if len(hs.subs) == 0 && h.streams[s.stream] == hs {
 		delete(h.streams, s.stream)
+		h.beats.remove(hs)
 	}
 }
 
@@ -142,20 +149,31 @@ func (h *Hub) Deliver(f *Frame) {
 }
 
 // Heartbeat is one tick of the node's single heartbeat clock, which
-// replaces a timer per subscription. Called every interval/2, it marks
-// "heartbeat due" and signals every subscriber that was handed no frame
-// since the tick before; a subscriber just marked counts as active for
-// the next tick. An idle subscriber is therefore marked every second tick
-// (once per interval), and no subscriber stays silent for much longer than
-// one interval: a drain right after a tick is followed by a tick that
-// clears the mark and one that finds it idle.
-func (h *Hub) Heartbeat() {
+// replaces a timer per subscription. It visits one in parts of the
+// streams, each in turn (parts: a power of two up to HeartbeatGroups), so
+// a clock that calls it parts times per half interval visits every stream
+// once per half interval. On each visit it marks "heartbeat due" and
+// signals every subscriber that was handed no frame since the visit
+// before; a subscriber just marked counts as active for the next visit.
+// An idle subscriber is therefore marked every second visit (once per
+// interval), and no subscriber stays silent for much longer than one
+// interval: a drain right after a visit is followed by a visit that clears
+// the mark and one that finds it idle.
+//
+// Visiting a part at a time spreads the heartbeats' writes over the
+// interval: one visit of every stream at once would make every idle
+// connection of the node write in the same moment (tens of thousands of
+// system calls), and a live event published then would wait behind them.
+func (h *Hub) Heartbeat(parts int) {
+	parts = heartbeatParts(parts)
 	h.tickMu.Lock()
 	defer h.tickMu.Unlock()
+	part := h.tickPart % parts
+	h.tickPart++
 	h.mu.RLock()
 	streams := h.tickStreams[:0]
-	for _, hs := range h.streams {
-		streams = append(streams, hs)
+	for g := part; g < HeartbeatGroups; g += parts {
+		streams = append(streams, h.beats.groups[g]...)
 	}
 	h.mu.RUnlock()
 	for _, hs := range streams {
@@ -173,7 +191,10 @@ func (h *Hub) Heartbeat() {
 func (h *Hub) End(stream string) {
 	h.mu.Lock()
 	hs := h.streams[stream]
-	delete(h.streams, stream)
+	if hs != nil {
+		delete(h.streams, stream)
+		h.beats.remove(hs)
+	}
 	h.mu.Unlock()
 	if hs == nil {
 		return
@@ -193,6 +214,7 @@ func (h *Hub) EndAll() {
 	h.mu.Lock()
 	streams := h.streams
 	h.streams = make(map[string]*hubStream)
+	h.beats = beatGroups{}
 	h.mu.Unlock()
 	for _, hs := range streams {
 		hs.mu.Lock()

@@ -1,0 +1,44 @@
+package broker
+
+// HeartbeatGroups is the number of groups the Hub's streams fall into for
+// heartbeats; a heartbeat clock that ticks HeartbeatGroups times per half
+// interval spreads the node's heartbeats most evenly (see Hub.Heartbeat).
+const HeartbeatGroups = 64
+
+// beatGroups spreads streams over HeartbeatGroups groups, round robin as
+// they appear, so that a heartbeat tick visits a group at a time instead
+// of every stream. Each stream stays in its group for its life in the Hub,
+// which keeps its visits one half interval apart.
+type beatGroups struct {
+	next   int // the group the next stream joins
+	groups [HeartbeatGroups][]*hubStream
+}
+
+func (b *beatGroups) add(hs *hubStream) {
+	g := &b.groups[b.next]
+	hs.group, hs.groupIndex = b.next, len(*g)
+	*g = append(*g, hs)
+	b.next = (b.next + 1) % HeartbeatGroups
+}
+
+// remove swap-removes hs from its group.
+func (b *beatGroups) remove(hs *hubStream) {
+	g := &b.groups[hs.group]
+	last := len(*g) - 1
+	moved := (*g)[last]
+	(*g)[hs.groupIndex] = moved
+	moved.groupIndex = hs.groupIndex
+	(*g)[last] = nil
+	*g = (*g)[:last]
+}
+
+// heartbeatParts is parts as Hub.Heartbeat uses it: a power of two from 1
+// to HeartbeatGroups, rounded down, so that every part holds as many
+// groups.
+func heartbeatParts(parts int) int {
+	p := 1
+	for p*2 <= min(parts, HeartbeatGroups) {
+		p *= 2
+	}
+	return p
+}

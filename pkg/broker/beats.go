@@ -5,20 +5,26 @@ package broker
 // interval spreads the node's heartbeats most evenly (see Hub.Heartbeat).
 const HeartbeatGroups = 64
 
-// beatGroups spreads streams over HeartbeatGroups groups, round robin as
-// they appear, so that a heartbeat tick visits a group at a time instead
-// of every stream. Each stream stays in its group for its life in the Hub,
-// which keeps its visits one half interval apart.
+// beatGroups spreads streams over HeartbeatGroups groups, so that a
+// heartbeat tick visits a group at a time instead of every stream. A new
+// stream joins the smallest group (round robin would let a pattern of
+// streams coming and going pile the lasting ones into a few groups), and
+// stays in it for its life in the Hub, which keeps its visits one half
+// interval apart.
 type beatGroups struct {
-	next   int // the group the next stream joins
 	groups [HeartbeatGroups][]*hubStream
 }
 
 func (b *beatGroups) add(hs *hubStream) {
-	g := &b.groups[b.next]
-	hs.group, hs.groupIndex = b.next, len(*g)
+	smallest := 0
+	for i := range b.groups {
+		if len(b.groups[i]) < len(b.groups[smallest]) {
+			smallest = i
+		}
+	}
+	g := &b.groups[smallest]
+	hs.group, hs.groupIndex = smallest, len(*g)
 	*g = append(*g, hs)
-	b.next = (b.next + 1) % HeartbeatGroups
 }
 
 // remove swap-removes hs from its group.

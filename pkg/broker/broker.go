@@ -266,11 +266,12 @@ type Subscription struct {
 }
 
 // Heartbeat is one tick of the node's shared heartbeat clock: call it
-// parts times per half heartbeat interval while subscriptions are live
-// (see Hub.Heartbeat; parts up to HeartbeatGroups, more spreads the
-// heartbeats more evenly). Each idle subscription's Ready is then signalled
-// about once per interval, and HeartbeatDue reports true after its Drain.
-func (b *Broker) Heartbeat(parts int) { b.hub.Heartbeat(parts) }
+// with part 0, 1, ..., parts-1 in turn, parts times per half heartbeat
+// interval, while subscriptions are live (see Hub.Heartbeat; parts up to
+// HeartbeatGroups, more spreads the heartbeats more evenly). Each idle
+// subscription's Ready is then signalled about once per interval, and
+// HeartbeatDue reports true after its Drain.
+func (b *Broker) Heartbeat(part, parts int) { b.hub.Heartbeat(part, parts) }
 
 // HeartbeatDue reports, once, that the subscription has been idle for a
 // heartbeat interval: the consumer should write a comment if its last

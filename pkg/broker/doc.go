@@ -11,6 +11,7 @@
 // the other way round):
 //
 //	store locks (memory store: Store.mu, then its stream.mu)
+//	Hub.tickMu (heartbeat ticks only)
 //	  Hub.mu (read or write)
 //	    hubStream.mu
 //	      Subscriber.mu

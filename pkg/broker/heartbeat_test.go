@@ -39,22 +39,22 @@ func TestHeartbeatMarksIdleSubscribersOncePerTwoTicks(t *testing.T) {
 		}
 	}
 	// Just registered: active (its backlog is being written).
-	h.Heartbeat(1)
+	h.Heartbeat(0, 1)
 	want("tick 1", s, false)
-	h.Heartbeat(1)
+	h.Heartbeat(0, 1)
 	want("tick 2", s, true)
-	h.Heartbeat(1)
+	h.Heartbeat(0, 1)
 	want("tick 3: a heartbeat counts as activity", s, false)
-	h.Heartbeat(1)
+	h.Heartbeat(0, 1)
 	want("tick 4", s, true)
 
 	h.Deliver(frame("s", 1))
 	if _, due := drainBeat(t, s); due {
 		t.Fatal("delivery: a heartbeat was due")
 	}
-	h.Heartbeat(1)
+	h.Heartbeat(0, 1)
 	want("tick 5: the frame was taken since tick 4", s, false)
-	h.Heartbeat(1)
+	h.Heartbeat(0, 1)
 	want("tick 6", s, true)
 
 	// The other stream was idle all along.
@@ -65,8 +65,8 @@ func TestHeartbeatMarksIdleSubscribersOncePerTwoTicks(t *testing.T) {
 	// An ended subscriber is not marked.
 	h.End("t")
 	drainBeat(t, o)
-	h.Heartbeat(1)
-	h.Heartbeat(1)
+	h.Heartbeat(0, 1)
+	h.Heartbeat(0, 1)
 	if _, due := drainBeat(t, o); due {
 		t.Fatal("an ended subscriber was marked")
 	}
@@ -77,8 +77,8 @@ func TestHeartbeatDoesNotAllocate(t *testing.T) {
 	for i := range 50 {
 		h.Register(string(rune('a' + i%5)))
 	}
-	h.Heartbeat(1) // the snapshot slice reaches its size
-	if allocs := testing.AllocsPerRun(100, func() { h.Heartbeat(4) }); allocs != 0 {
+	h.Heartbeat(0, 1) // the snapshot slice reaches its size
+	if allocs := testing.AllocsPerRun(100, func() { h.Heartbeat(1, 4) }); allocs != 0 {
 		t.Fatalf("%v allocations per tick", allocs)
 	}
 }
@@ -97,12 +97,12 @@ func TestHeartbeatVisitsOnePartPerTick(t *testing.T) {
 		}
 		subs[i] = &Subscription{sub: sub}
 	}
-	for range parts { // every stream visited once: active since Register, now not
-		h.Heartbeat(parts)
+	for part := range parts { // every stream visited once: active since Register, now not
+		h.Heartbeat(part, parts)
 	}
 	beaten := make([]int, streams) // the tick at which each was marked
 	for tick := 1; tick <= 3*parts; tick++ {
-		h.Heartbeat(parts)
+		h.Heartbeat((tick-1)%parts, parts)
 		marked := 0
 		for i, s := range subs {
 			if _, due := drainBeat(t, s); due {
@@ -113,7 +113,7 @@ func TestHeartbeatVisitsOnePartPerTick(t *testing.T) {
 				beaten[i] = tick
 			}
 		}
-		// Streams are grouped round robin, so the parts are equal: in
+		// New streams join the smallest group, so the parts are equal: in
 		// the first round of ticks one part each, in the second none (a
 		// heartbeat counts as activity), in the third one part each again.
 		want := streams / parts
@@ -193,4 +193,28 @@ func TestHeartbeatGroupsFollowTheStreams(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("registered again")
+}
+
+// A new stream joins the smallest group, so streams that come and go in a
+// pattern (a short-lived stream opened beside each lasting one) do not
+// pile the lasting ones into a few groups and bring the burst back.
+func TestHeartbeatGroupsStayEvenUnderChurn(t *testing.T) {
+	h := NewHub(10000, 8)
+	for i := range 1000 {
+		if _, err := h.Register(fmt.Sprintf("room-%d", i)); err != nil {
+			t.Fatal(err)
+		}
+		short, err := h.Register(fmt.Sprintf("reply-%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.unregister(short)
+	}
+	smallest, biggest := 1000, 0
+	for _, g := range h.beats.groups {
+		smallest, biggest = min(smallest, len(g)), max(biggest, len(g))
+	}
+	if biggest-smallest > 1 {
+		t.Fatalf("1,000 streams in groups of %d to %d, want within one of each other", smallest, biggest)
+	}
 }

@@ -26,7 +26,6 @@ type Hub struct {
 	// from tick to tick so that a tick does not allocate.
 	tickMu      sync.Mutex
 	tickStreams []*hubStream
-	tickPart    int // the Heartbeat call's number, counting from 0
 
 	// activity counts every frame handed to Deliver, for the operator's
 	// page (see Activity).
@@ -149,27 +148,28 @@ func (h *Hub) Deliver(f *Frame) {
 }
 
 // Heartbeat is one tick of the node's single heartbeat clock, which
-// replaces a timer per subscription. It visits one in parts of the
-// streams, each in turn (parts: a power of two up to HeartbeatGroups), so
-// a clock that calls it parts times per half interval visits every stream
-// once per half interval. On each visit it marks "heartbeat due" and
-// signals every subscriber that was handed no frame since the visit
-// before; a subscriber just marked counts as active for the next visit.
-// An idle subscriber is therefore marked every second visit (once per
-// interval), and no subscriber stays silent for much longer than one
-// interval: a drain right after a visit is followed by a visit that clears
-// the mark and one that finds it idle.
+// replaces a timer per subscription. It visits part (0 to parts-1) of the
+// streams; parts is a power of two up to HeartbeatGroups (others are
+// rounded down). A clock that calls it with part 0, 1, ..., parts-1 in
+// turn, parts times per half interval, visits every stream once per half
+// interval. On each visit it marks "heartbeat due" and signals every
+// subscriber that was handed no frame since the visit before; a subscriber
+// just marked counts as active for the next visit. An idle subscriber is
+// therefore marked every second visit (once per interval), and no
+// subscriber stays silent for much longer than one interval: a drain right
+// after a visit is followed by a visit that clears the mark and one that
+// finds it idle.
 //
 // Visiting a part at a time spreads the heartbeats' writes over the
-// interval: one visit of every stream at once would make every idle
-// connection of the node write in the same moment (tens of thousands of
-// system calls), and a live event published then would wait behind them.
-func (h *Hub) Heartbeat(parts int) {
+// interval: one visit of every stream at once would make the idle
+// connections of every stream write in the same moment (tens of thousands
+// of system calls), and a live event published then would wait behind
+// them. (The subscribers of one stream are still visited together.)
+func (h *Hub) Heartbeat(part, parts int) {
 	parts = heartbeatParts(parts)
+	part %= parts
 	h.tickMu.Lock()
 	defer h.tickMu.Unlock()
-	part := h.tickPart % parts
-	h.tickPart++
 	h.mu.RLock()
 	streams := h.tickStreams[:0]
 	for g := part; g < HeartbeatGroups; g += parts {

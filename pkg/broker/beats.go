@@ -1,16 +1,16 @@
 package broker
 
 // HeartbeatGroups is the number of groups the Hub's streams fall into for
-// heartbeats; a heartbeat clock that ticks HeartbeatGroups times per half
-// interval spreads the node's heartbeats most evenly (see Hub.Heartbeat).
+// heartbeats; a heartbeat clock that visits them in HeartbeatGroups parts
+// spreads the node's heartbeats most evenly (see Hub.Heartbeat).
 const HeartbeatGroups = 64
 
 // beatGroups spreads streams over HeartbeatGroups groups, so that a
 // heartbeat tick visits a group at a time instead of every stream. A new
 // stream joins the smallest group (round robin would let a pattern of
 // streams coming and going pile the lasting ones into a few groups), and
-// stays in it for its life in the Hub, which keeps its visits one half
-// interval apart.
+// stays in it for its life in the Hub, which keeps its visits one round
+// of the clock apart.
 type beatGroups struct {
 	groups [HeartbeatGroups][]*hubStream
 }

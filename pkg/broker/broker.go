@@ -266,11 +266,11 @@ type Subscription struct {
 }
 
 // Heartbeat is one tick of the node's shared heartbeat clock: call it
-// with part 0, 1, ..., parts-1 in turn, parts times per half heartbeat
-// interval, while subscriptions are live (see Hub.Heartbeat; parts up to
-// HeartbeatGroups, more spreads the heartbeats more evenly). Each idle
-// subscription's Ready is then signalled about once per interval, and
-// HeartbeatDue reports true after its Drain.
+// with part 0, 1, ..., parts-1 in turn, a round of parts calls in less
+// than half the heartbeat interval, while subscriptions are live (see
+// Hub.Heartbeat; parts up to HeartbeatGroups, more spreads the heartbeats
+// more evenly). Each idle subscription's Ready is then signalled at least
+// once per interval, and HeartbeatDue reports true after its Drain.
 func (b *Broker) Heartbeat(part, parts int) { b.hub.Heartbeat(part, parts) }
 
 // HeartbeatDue reports, once, that the subscription has been idle for a

@@ -151,14 +151,15 @@ func (h *Hub) Deliver(f *Frame) {
 // replaces a timer per subscription. It visits part (0 to parts-1) of the
 // streams; parts is a power of two up to HeartbeatGroups (others are
 // rounded down). A clock that calls it with part 0, 1, ..., parts-1 in
-// turn, parts times per half interval, visits every stream once per half
-// interval. On each visit it marks "heartbeat due" and signals every
-// subscriber that was handed no frame since the visit before; a subscriber
-// just marked counts as active for the next visit. An idle subscriber is
-// therefore marked every second visit (once per interval), and no
-// subscriber stays silent for much longer than one interval: a drain right
-// after a visit is followed by a visit that clears the mark and one that
-// finds it idle.
+// turn visits every stream once per round of parts calls. On each visit
+// it marks "heartbeat due" and signals every subscriber that was handed no
+// frame since the visit before; a subscriber just marked counts as active
+// for the next visit. An idle subscriber is therefore marked every second
+// visit, and no subscriber stays silent for longer than two rounds: a
+// drain right after a visit is followed by a visit that clears the mark
+// and one that finds it idle. A clock whose rounds take less than half
+// the heartbeat interval keeps every idle connection's comments less than
+// an interval apart.
 //
 // Visiting a part at a time spreads the heartbeats' writes over the
 // interval: one visit of every stream at once would make the idle
@@ -167,7 +168,7 @@ func (h *Hub) Deliver(f *Frame) {
 // them. (The subscribers of one stream are still visited together.)
 func (h *Hub) Heartbeat(part, parts int) {
 	parts = heartbeatParts(parts)
-	part %= parts
+	part = (part%parts + parts) % parts
 	h.tickMu.Lock()
 	defer h.tickMu.Unlock()
 	h.mu.RLock()

@@ -10,10 +10,10 @@ import (
 // heartbeatClock is the one ticker behind every subscription's heartbeat:
 // a goroutine that calls tick (Broker.Heartbeat) parts times every round
 // (a little under half the interval) while at least one subscription of
-// this Server is live, instead of a timer per connection. Each tick visits one part of the streams, so
-// the heartbeats' writes are spread over the interval rather than made all
-// at once. It starts with the first live subscription and stops with the
-// last, so an idle Server runs nothing.
+// this Server is live, instead of a timer per connection. Each tick visits
+// one part of the streams, so the heartbeats' writes are spread over the
+// interval rather than made all at once. It starts with the first live
+// subscription and stops with the last, so an idle Server runs nothing.
 type heartbeatClock struct {
 	interval time.Duration
 	tick     func(part, parts int)
@@ -45,7 +45,7 @@ func (c *heartbeatClock) leave() {
 
 func (c *heartbeatClock) run(stop <-chan struct{}) {
 	round := heartbeatRound(c.interval)
-	parts := heartbeatParts(round)
+	parts := partsPerRound(round)
 	step := max(round/time.Duration(parts), minTickerStep)
 	due := time.Now().Add(step) // before the ticker's first tick, never after
 	t := time.NewTicker(step)
@@ -98,9 +98,9 @@ const minTickerStep = 100 * time.Microsecond
 // fewer parts, and under 89 ms in one part per round.
 const minHeartbeatStep = 20 * time.Millisecond
 
-// heartbeatParts is how many ticks the clock makes per round: as many as
+// partsPerRound is how many ticks the clock makes per round: as many as
 // broker.HeartbeatGroups allows while ticks stay minHeartbeatStep apart.
-func heartbeatParts(round time.Duration) int {
+func partsPerRound(round time.Duration) int {
 	parts := 1
 	for parts < broker.HeartbeatGroups && round/time.Duration(parts*2) >= minHeartbeatStep {
 		parts *= 2

@@ -143,7 +143,7 @@ func TestHeartbeatClockVisitsWhatCameDueAtOnce(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				const interval = 400 * time.Millisecond // a round of 180 ms: 8 parts of 22.5 ms
 				round := heartbeatRound(interval)
-				parts := heartbeatParts(round)
+				parts := partsPerRound(round)
 				if parts != 8 {
 					t.Fatalf("%d parts, the test is written for 8", parts)
 				}

@@ -47,37 +47,62 @@ func (c *heartbeatClock) run(stop <-chan struct{}) {
 	round := heartbeatRound(c.interval)
 	parts := partsPerRound(round)
 	step := max(round/time.Duration(parts), minTickerStep)
-	due := time.Now().Add(step) // before the ticker's first tick, never after
+	// due is set before the ticker starts, so never after its first tick.
+	sched := &heartbeatSchedule{parts: parts, step: step, due: time.Now().Add(step)}
 	t := time.NewTicker(step)
 	defer t.Stop()
-	part := 0
 	for {
 		select {
 		case <-stop:
 			return
 		case <-t.C:
 		}
-		// A late wake-up (a busy node), or a tick that took long, visits
-		// every part that came due meanwhile, at most one round (a burst,
-		// but only after a stall). time.Ticker drops the ticks it could
-		// not deliver, and the time it sends is when the first missed
-		// tick was due, so the clock is read here: visiting only the next
-		// part would push every later visit back, and the pushes would
-		// add up past the heartbeat interval.
-		for n := 0; n < parts && !time.Now().Before(due); n++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			c.tick(part, parts)
-			part = (part + 1) % parts
-			due = due.Add(step)
-		}
-		if now := time.Now(); !now.Before(due) { // more than a round late: start afresh
-			due = now.Add(step)
+		if !sched.visitDue(time.Now, c.tick, stop) {
+			return
 		}
 	}
+}
+
+// heartbeatSchedule is where a heartbeat clock is in its rounds: the part
+// it visits next, and when that part is due.
+type heartbeatSchedule struct {
+	parts int
+	step  time.Duration
+	part  int
+	due   time.Time
+}
+
+// visitDue visits, in turn, every part that is due by now, at most one
+// round, and reports false if stop closed meanwhile. The clock is read
+// after each visit, not taken from the ticker: a late wake-up (a busy
+// node) or a visit that took long must catch up with every part that came
+// due meanwhile, since time.Ticker drops the ticks it could not deliver
+// (and the time it sends is when the first missed one was due). Visiting
+// only the next part would push every later visit back, and the pushes
+// would add up past the heartbeat interval. The catch-up is a burst, but
+// only after a stall.
+func (s *heartbeatSchedule) visitDue(now func() time.Time, tick func(part, parts int), stop <-chan struct{}) bool {
+	n := 0
+	for ; n < s.parts && !now().Before(s.due); n++ {
+		select {
+		case <-stop:
+			return false
+		default:
+		}
+		tick(s.part, s.parts)
+		s.part = (s.part + 1) % s.parts
+		s.due = s.due.Add(s.step)
+	}
+	// A whole round visited and still behind: the clock was more than a
+	// round late. Start afresh rather than go round again at once. Only
+	// after a whole round: a clock on time that was paused just here
+	// would otherwise restart off its schedule, and its visits drift late.
+	if n == s.parts {
+		if t := now(); !t.Before(s.due) {
+			s.due = t.Add(s.step)
+		}
+	}
+	return true
 }
 
 // heartbeatRound is how long the clock takes to visit every stream once:
@@ -85,6 +110,8 @@ func (c *heartbeatClock) run(stop <-chan struct{}) {
 // second visit, so its comments come every 0.9 interval when the clock is
 // on time, and a visit may be late by a tenth of the interval (1.5 s at
 // 15 s) before a connection goes longer than the interval without one.
+// (Lateness adds up over consecutive slow visits: no single clock can
+// promise more than the slack it keeps.)
 func heartbeatRound(interval time.Duration) time.Duration { return interval * 9 / 20 }
 
 // minTickerStep is the shortest time between two ticks of a clock with
@@ -94,8 +121,9 @@ const minTickerStep = 100 * time.Microsecond
 
 // minHeartbeatStep is the shortest time between two ticks of a clock
 // that visits the streams in several parts. 15 s heartbeats tick every
-// 105 ms (64 parts); only intervals under 2.85 s, which tests use, tick in
-// fewer parts, and under 89 ms in one part per round.
+// 105 ms (64 parts); only intervals under 2.85 s (2.844 s), which tests
+// use, tick in fewer parts, and under 89 ms (88.9 ms) in one part per
+// round.
 const minHeartbeatStep = 20 * time.Millisecond
 
 // partsPerRound is how many ticks the clock makes per round: as many as

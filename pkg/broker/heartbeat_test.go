@@ -140,10 +140,12 @@ func TestHeartbeatParts(t *testing.T) {
 	}
 }
 
-// Streams leave their group when they leave the Hub, however they leave,
-// and the groups hold exactly the Hub's streams.
-func TestHeartbeatGroupsFollowTheStreams(t *testing.T) {
-	h := NewHub(1000, 8)
+// Subscribers are in their heartbeat group from Register to unregister,
+// however they end (unregister, End, EndAll, a slow cut-off), and the
+// groups hold exactly those.
+func TestHeartbeatGroupsFollowTheSubscribers(t *testing.T) {
+	h := NewHub(1000, 1)
+	registered := map[*Subscriber]bool{}
 	var subs []*Subscriber
 	for i := range 300 {
 		sub, err := h.Register(fmt.Sprintf("s%d", i%150)) // two per stream
@@ -151,6 +153,11 @@ func TestHeartbeatGroupsFollowTheStreams(t *testing.T) {
 			t.Fatal(err)
 		}
 		subs = append(subs, sub)
+		registered[sub] = true
+	}
+	leave := func(s *Subscriber) {
+		h.unregister(s)
+		delete(registered, s)
 	}
 	check := func(when string) {
 		t.Helper()
@@ -158,46 +165,89 @@ func TestHeartbeatGroupsFollowTheStreams(t *testing.T) {
 		defer h.mu.RUnlock()
 		n := 0
 		for g, group := range h.beats.groups {
-			for i, hs := range group {
-				if hs.group != g || hs.groupIndex != i {
-					t.Fatalf("%s: stream at group %d index %d says %d/%d", when, g, i, hs.group, hs.groupIndex)
+			for i, s := range group {
+				if s.group != g || s.groupIndex != i {
+					t.Fatalf("%s: subscriber at group %d index %d says %d/%d", when, g, i, s.group, s.groupIndex)
+				}
+				if !registered[s] {
+					t.Fatalf("%s: an unregistered subscriber is in group %d", when, g)
 				}
 				n++
 			}
 		}
-		for name, hs := range h.streams {
-			if h.beats.groups[hs.group][hs.groupIndex] != hs {
-				t.Fatalf("%s: stream %s is not in its group", when, name)
-			}
-		}
-		if n != len(h.streams) {
-			t.Fatalf("%s: groups hold %d streams, the hub %d", when, n, len(h.streams))
+		if n != len(registered) {
+			t.Fatalf("%s: groups hold %d subscribers, want %d", when, n, len(registered))
 		}
 	}
 	check("registered")
 	for i := 0; i < 150; i += 3 { // both subscribers leave: the stream goes
-		h.unregister(subs[i])
-		h.unregister(subs[i+150])
+		leave(subs[i])
+		leave(subs[i+150])
 	}
 	for i := 1; i < 150; i += 3 { // one leaves: the stream stays
-		h.unregister(subs[i])
+		leave(subs[i])
 	}
+	leave(subs[1]) // twice: nothing more
 	check("unregistered")
 	for i := 2; i < 150; i += 6 {
 		h.End(fmt.Sprintf("s%d", i))
 	}
-	check("ended")
+	check("ended, still to unregister")
+	leave(subs[2])
+	leave(subs[152])
+	check("ended, then unregistered")
+	h.Deliver(frame("s5", 1))
+	h.Deliver(frame("s5", 2)) // past the queue bound of 1: both cut off
+	check("cut off, still to unregister")
+	leave(subs[5])
+	leave(subs[155])
+	check("cut off, then unregistered")
 	h.EndAll()
 	check("all ended")
-	if _, err := h.Register("again"); err != nil {
+	for _, s := range subs {
+		leave(s)
+	}
+	check("all unregistered")
+	again, err := h.Register("again")
+	if err != nil {
 		t.Fatal(err)
 	}
+	registered[again] = true
 	check("registered again")
 }
 
-// A new stream joins the smallest group, so streams that come and go in a
-// pattern (a short-lived stream opened beside each lasting one) do not
-// pile the lasting ones into a few groups and bring the burst back.
+// One stream's many idle subscribers are spread over the parts too.
+func TestHeartbeatSpreadsTheSubscribersOfOneStream(t *testing.T) {
+	const subscribers, parts = 256, 4
+	h := NewHub(subscribers, 8)
+	subs := make([]*Subscription, subscribers)
+	for i := range subs {
+		sub, err := h.Register("broadcast")
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs[i] = &Subscription{sub: sub}
+	}
+	for part := range parts { // active since Register, now not
+		h.Heartbeat(part, parts)
+	}
+	for part := range parts {
+		h.Heartbeat(part, parts)
+		marked := 0
+		for _, s := range subs {
+			if _, due := drainBeat(t, s); due {
+				marked++
+			}
+		}
+		if marked != subscribers/parts {
+			t.Fatalf("part %d marked %d of the stream's %d subscribers, want %d", part, marked, subscribers, subscribers/parts)
+		}
+	}
+}
+
+// A new subscriber joins the smallest group, so subscribers that come and
+// go in a pattern (a short-lived stream opened beside each lasting one) do
+// not pile the lasting ones into a few groups and bring the burst back.
 func TestHeartbeatGroupsStayEvenUnderChurn(t *testing.T) {
 	h := NewHub(10000, 8)
 	for i := range 1000 {

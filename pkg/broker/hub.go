@@ -17,15 +17,15 @@ type Hub struct {
 
 	mu      sync.RWMutex
 	streams map[string]*hubStream
-	beats   beatGroups // the same streams, grouped for Heartbeat (under mu)
+	beats   beatGroups // every registered subscriber, grouped for Heartbeat (under mu)
 
 	subscribers     atomic.Int64
 	slowDisconnects atomic.Uint64
 
-	// tickMu serialises Heartbeat, whose snapshot of the streams is reused
+	// tickMu serialises Heartbeat, whose snapshot of a part is reused
 	// from tick to tick so that a tick does not allocate.
-	tickMu      sync.Mutex
-	tickStreams []*hubStream
+	tickMu   sync.Mutex
+	tickSubs []*Subscriber
 
 	// activity counts every frame handed to Deliver, for the operator's
 	// page (see Activity).
@@ -35,9 +35,6 @@ type Hub struct {
 type hubStream struct {
 	mu   sync.Mutex
 	subs []*Subscriber
-
-	// group and groupIndex place the stream in Hub.beats (under Hub.mu).
-	group, groupIndex int
 }
 
 var _ Fanout = (*Hub)(nil)
@@ -73,8 +70,8 @@ func (h *Hub) Register(stream string) (*Subscriber, error) {
 	if hs == nil {
 		hs = &hubStream{}
 		h.streams[stream] = hs
-		h.beats.add(hs)
 	}
+	h.beats.add(s)
 	hs.mu.Lock()
 	s.hs, s.index = hs, len(hs.subs)
 	hs.subs = append(hs.subs, s)
@@ -102,8 +99,11 @@ func (h *Hub) unregister(s *Subscriber) {
 	// empty; every subscriber ends with unregister, which tidies it.
 	if len(hs.subs) == 0 && h.streams[s.stream] == hs {
 		delete(h.streams, s.stream)
-		h.beats.remove(hs)
 	}
+	// Subscribers leave their heartbeat group here only, whether they were
+	// removed from hs before (End, EndAll, a slow cut-off) or not: a
+	// visit to one that ended does nothing.
+	h.beats.remove(s)
 }
 
 // remove swap-removes s; hs.mu is held.
@@ -149,9 +149,9 @@ func (h *Hub) Deliver(f *Frame) {
 
 // Heartbeat is one tick of the node's single heartbeat clock, which
 // replaces a timer per subscription. It visits part (0 to parts-1) of the
-// streams; parts is a power of two up to HeartbeatGroups (others are
+// subscribers; parts is a power of two up to HeartbeatGroups (others are
 // rounded down). A clock that calls it with part 0, 1, ..., parts-1 in
-// turn visits every stream once per round of parts calls. On each visit
+// turn visits every subscriber once per round of parts calls. On each visit
 // it marks "heartbeat due" and signals every subscriber that was handed no
 // frame since the visit before; a subscriber just marked counts as active
 // for the next visit. An idle subscriber is therefore marked every second
@@ -162,40 +162,32 @@ func (h *Hub) Deliver(f *Frame) {
 // an interval apart.
 //
 // Visiting a part at a time spreads the heartbeats' writes over the
-// interval: one visit of every stream at once would make the idle
-// connections of every stream write in the same moment (tens of thousands
-// of system calls), and a live event published then would wait behind
-// them. (The subscribers of one stream are still visited together.)
+// interval: one visit of every subscriber at once would make every idle
+// connection of the node write in the same moment (tens of thousands of
+// system calls), and a live event published then would wait behind them.
 func (h *Hub) Heartbeat(part, parts int) {
 	parts = heartbeatParts(parts)
 	part = (part%parts + parts) % parts
 	h.tickMu.Lock()
 	defer h.tickMu.Unlock()
 	h.mu.RLock()
-	streams := h.tickStreams[:0]
+	subs := h.tickSubs[:0]
 	for g := part; g < HeartbeatGroups; g += parts {
-		streams = append(streams, h.beats.groups[g]...)
+		subs = append(subs, h.beats.groups[g]...)
 	}
 	h.mu.RUnlock()
-	for _, hs := range streams {
-		hs.mu.Lock()
-		for _, s := range hs.subs {
-			s.tick()
-		}
-		hs.mu.Unlock()
+	for _, s := range subs {
+		s.tick()
 	}
-	clear(streams)
-	h.tickStreams = streams[:0]
+	clear(subs)
+	h.tickSubs = subs[:0]
 }
 
 // End ends every subscription of stream with EndDeleted.
 func (h *Hub) End(stream string) {
 	h.mu.Lock()
 	hs := h.streams[stream]
-	if hs != nil {
-		delete(h.streams, stream)
-		h.beats.remove(hs)
-	}
+	delete(h.streams, stream)
 	h.mu.Unlock()
 	if hs == nil {
 		return
@@ -215,7 +207,6 @@ func (h *Hub) EndAll() {
 	h.mu.Lock()
 	streams := h.streams
 	h.streams = make(map[string]*hubStream)
-	h.beats = beatGroups{}
 	h.mu.Unlock()
 	for _, hs := range streams {
 		hs.mu.Lock()
@@ -297,6 +288,9 @@ type Subscriber struct {
 	// -1 once removed, guarded by hs.mu.
 	hs    *hubStream
 	index int
+	// group and groupIndex place s in Hub.beats, groupIndex -1 once it
+	// left; guarded by Hub.mu.
+	group, groupIndex int
 
 	ready chan struct{} // capacity 1: "something changed"
 	// wake, when set (see Subscription.OnReady), replaces ready: it is

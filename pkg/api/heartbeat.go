@@ -11,7 +11,7 @@ import (
 // a goroutine that calls tick (Broker.Heartbeat) parts times every round
 // (a little under half the interval) while at least one subscription of
 // this Server is live, instead of a timer per connection. Each tick visits
-// one part of the streams, so the heartbeats' writes are spread over the
+// one part of the subscribers, so the heartbeats' writes are spread over the
 // interval rather than made all at once. It starts with the first live
 // subscription and stops with the last, so an idle Server runs nothing.
 type heartbeatClock struct {
@@ -105,7 +105,7 @@ func (s *heartbeatSchedule) visitDue(now func() time.Time, tick func(part, parts
 	return true
 }
 
-// heartbeatRound is how long the clock takes to visit every stream once:
+// heartbeatRound is how long the clock takes to visit every subscriber once:
 // a little under half the interval. An idle subscriber is marked every
 // second visit, so its comments come every 0.9 interval when the clock is
 // on time, and a visit may be late by a tenth of the interval (1.5 s at
@@ -120,7 +120,7 @@ func heartbeatRound(interval time.Duration) time.Duration { return interval * 9 
 const minTickerStep = 100 * time.Microsecond
 
 // minHeartbeatStep is the shortest time between two ticks of a clock
-// that visits the streams in several parts. 15 s heartbeats tick every
+// that visits the subscribers in several parts. 15 s heartbeats tick every
 // 105 ms (64 parts); only intervals under 2.85 s (2.844 s), which tests
 // use, tick in fewer parts, and under 89 ms (88.9 ms) in one part per
 // round.

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 )
@@ -83,9 +84,9 @@ func TestHeartbeatDoesNotAllocate(t *testing.T) {
 	}
 }
 
-// With parts, a tick visits one part of the streams, each in turn: the
+// With parts, a tick visits one part of the subscribers, each in turn: the
 // heartbeats of a node's idle subscribers are spread over the interval,
-// evenly, and each stream is still visited once per parts ticks.
+// evenly, and each subscriber is still visited once per parts ticks.
 func TestHeartbeatVisitsOnePartPerTick(t *testing.T) {
 	const streams, parts = 256, 4
 	h := NewHub(streams, 8)
@@ -266,5 +267,70 @@ func TestHeartbeatGroupsStayEvenUnderChurn(t *testing.T) {
 	}
 	if biggest-smallest > 1 {
 		t.Fatalf("1,000 streams in groups of %d to %d, want within one of each other", smallest, biggest)
+	}
+}
+
+// Subscribers come and go on several goroutines while heartbeats, slow
+// cut-offs, End and EndAll run: every one leaves its group at its
+// unregister, so nothing is left once all are closed. (A tick holds no
+// stream lock, only the subscriber's.)
+func TestHeartbeatGroupsEmptyAfterConcurrentChurn(t *testing.T) {
+	h := NewHub(100000, 2)
+	var (
+		mu   sync.Mutex
+		open []*Subscription
+		wg   sync.WaitGroup
+	)
+	for w := range 4 {
+		wg.Go(func() {
+			for i := range 2000 {
+				sub, err := h.Register(fmt.Sprintf("s%d", (w*7+i)%10))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				s := &Subscription{sub: sub}
+				if i%3 == 0 {
+					s.Close()
+					s.Close()
+					continue
+				}
+				mu.Lock()
+				open = append(open, s)
+				mu.Unlock()
+			}
+		})
+	}
+	stop := make(chan struct{})
+	var churn sync.WaitGroup
+	churn.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			h.Heartbeat(i%8, 8)
+			h.Deliver(frame(fmt.Sprintf("s%d", i%10), uint64(i+1)))
+			if i%50 == 0 {
+				h.End(fmt.Sprintf("s%d", i%10))
+			}
+			if i%500 == 0 {
+				h.EndAll()
+			}
+		}
+	})
+	wg.Wait()
+	close(stop)
+	churn.Wait()
+	for _, s := range open {
+		s.Close()
+	}
+	inGroups := 0
+	for _, g := range h.beats.groups {
+		inGroups += len(g)
+	}
+	if inGroups != 0 || h.Count() != 0 || len(h.streams) != 0 {
+		t.Fatalf("all closed: %d subscribers left in groups, count %d, %d streams", inGroups, h.Count(), len(h.streams))
 	}
 }

@@ -102,7 +102,7 @@ func (h *Hub) unregister(s *Subscriber) {
 	}
 	// Subscribers leave their heartbeat group here only, whether they were
 	// removed from hs before (End, EndAll, a slow cut-off) or not: a
-	// visit to one that ended does nothing.
+	// visit to one that ended does nothing (see tick).
 	h.beats.remove(s)
 }
 
@@ -360,7 +360,9 @@ func (s *Subscriber) onReady(wake func()) {
 	}
 }
 
-// tick is Heartbeat's visit; the hub stream's lock is held.
+// tick is Heartbeat's visit. It may come just after the subscription
+// closed (Heartbeat took its part's snapshot before): it then signals a
+// consumer that is gone, which is harmless.
 func (s *Subscriber) tick() {
 	s.mu.Lock()
 	defer s.mu.Unlock()

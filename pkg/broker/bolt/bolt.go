@@ -340,9 +340,7 @@ func (s *Store) Read(_ context.Context, stream string, after uint64, limit int) 
 		// A subscriber shorter than a sweep counts too, as in the other
 		// stores: the idle TTL runs from when it may have left. (Only for
 		// a stream that exists: ids made up by subscribers would pile up.)
-		s.watchedMu.Lock()
-		s.watched[stream] = now
-		s.watchedMu.Unlock()
+		s.markWatched(stream, now)
 	}
 	if len(events) > 0 {
 		rr.Events = broker.EncodeFrame(stream, events, false).Events
@@ -470,6 +468,13 @@ func (s *Store) Close() error {
 	return s.closeErr
 }
 
+// markWatched records that stream had a subscriber at now.
+func (s *Store) markWatched(stream string, now time.Time) {
+	s.watchedMu.Lock()
+	defer s.watchedMu.Unlock()
+	s.watched[stream] = now
+}
+
 // idleSince is when stream became idle (see StoreOptions.IdleSince).
 func (s *Store) idleSince(stream string, lastPublish time.Time) time.Time {
 	s.watchedMu.Lock()
@@ -498,9 +503,7 @@ func (s *Store) sweep(now time.Time) {
 	expire := make(map[string]bool)
 	for _, c := range streams { // the Fanout is asked without a lock held
 		if s.fan.Subscribers(c.name) > 0 {
-			s.watchedMu.Lock()
-			s.watched[c.name] = now
-			s.watchedMu.Unlock()
+			s.markWatched(c.name, now)
 		} else if now.Sub(s.idleSince(c.name, c.lastPublish)) > s.opts.IdleTTL {
 			expire[c.name] = true
 		}

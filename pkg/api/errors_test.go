@@ -74,6 +74,17 @@ func TestBadInputs(t *testing.T) {
 		{"history bad limit", "GET", "/v1/streams/s/messages?limit=0", nil, "", 400, "invalid_request", false},
 		{"history negative limit", "GET", "/v1/streams/s/messages?limit=-5", nil, "", 400, "invalid_request", false},
 		{"history text limit", "GET", "/v1/streams/s/messages?limit=ten", nil, "", 400, "invalid_request", false},
+		// Query pairs that do not decode are errors, not absent parameters
+		// (net/http's Query() drops them): a dropped resume point would
+		// replay what the client has, a dropped ?event= publish as message.
+		{"resume point with ';'", "GET", "/v1/streams/s/events?lastEventId=5;x", nil, "", 400, "invalid_last_event_id", false},
+		{"resume point after ';'", "GET", "/v1/streams/s/events?x=1;lastEventId=5", nil, "", 400, "invalid_last_event_id", false},
+		{"resume point bad escape", "GET", "/v1/streams/s/events?lastEventId=5%zz", nil, "", 400, "invalid_last_event_id", false},
+		{"history after with ';'", "GET", "/v1/streams/s/messages?after=5;x", nil, "", 400, "invalid_last_event_id", false},
+		{"history limit bad escape", "GET", "/v1/streams/s/messages?limit=1%", nil, "", 400, "invalid_request", false},
+		{"?event= with ';'", "POST", "/v1/streams/s/messages?event=tok;x", nil, "x", 400, "invalid_event", false},
+		{"?event= bad escape", "POST", "/v1/streams/s/messages?event=%zz", nil, "x", 400, "invalid_event", false},
+		{"Content-Type that does not parse", "POST", "/v1/streams/s/messages", http.Header{"Content-Type": {"application/json; charset"}}, `{"data":"x"}`, 400, "invalid_request", false},
 		// Unknown things.
 		{"unknown stream info", "GET", "/v1/streams/nope", nil, "", 404, "not_found", false},
 		{"unknown stream history", "GET", "/v1/streams/nope/messages", nil, "", 404, "not_found", false},

@@ -95,20 +95,23 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 // objects) when the content type says so, otherwise the raw body as the
 // data of one event named by ?event=.
 func (s *Server) readMessages(w http.ResponseWriter, r *http.Request) ([]broker.Message, error) {
+	asJSON, err := isJSON(r.Header.Get("Content-Type"))
+	if err != nil {
+		return nil, err
+	}
 	buf := bodyPool.Get().(*bytes.Buffer)
 	defer releaseBody(buf)
 	if err := s.readBodyInto(w, r, buf); err != nil {
 		return nil, err
 	}
 	body := buf.Bytes() // decoding copies what it keeps: the buffer goes back
-	if !isJSON(r.Header.Get("Content-Type")) {
-		var name string
-		if r.URL.RawQuery != "" {
-			query := r.URL.Query() // parsed once: it allocates
-			name = query.Get("event")
-			if query.Has("event") && name == "" {
-				return nil, fmt.Errorf("%w: ?event= must not be empty", broker.ErrInvalidEvent)
-			}
+	if !asJSON {
+		name, named, err := queryValue(r, "event")
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", broker.ErrInvalidEvent, err)
+		}
+		if named && name == "" {
+			return nil, fmt.Errorf("%w: ?event= must not be empty", broker.ErrInvalidEvent)
 		}
 		return []broker.Message{{Name: name, Data: string(body)}}, nil
 	}
@@ -159,15 +162,23 @@ func (s *Server) readBodyInto(w http.ResponseWriter, r *http.Request, buf *bytes
 	return nil
 }
 
-func isJSON(contentType string) bool {
+// isJSON reports whether a publish body is JSON by its Content-Type. One
+// that does not parse is an error, not a raw body: mime would still name
+// "application/json; charset" application/json (with an error for the
+// parameter), so the sender meant JSON, and publishing its JSON text as
+// one raw event would be a silent surprise.
+func isJSON(contentType string) (bool, error) {
 	switch contentType { // the common cases, without parsing's allocations
 	case "application/json":
-		return true
+		return true, nil
 	case "", "text/plain", "text/plain; charset=utf-8":
-		return false
+		return false, nil
 	}
 	mt, _, err := mime.ParseMediaType(contentType)
-	return err == nil && mt == "application/json"
+	if err != nil {
+		return false, fmt.Errorf("%w: the Content-Type %q does not parse: %v", broker.ErrInvalidRequest, truncate(contentType, 64), err)
+	}
+	return mt == "application/json", nil
 }
 
 // jsonMessage is one element of a JSON publish body.

@@ -72,13 +72,12 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	q := r.URL.Query()
-	after, err := broker.ParseID(q.Get("after"))
+	after, err := historyAfter(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	limit, err := parseLimit(q.Get("limit"))
+	limit, err := historyLimit(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -95,7 +94,25 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// parseLimit reads ?limit=: a positive integer, default 100, capped at 1000.
+// historyAfter reads ?after=, an id; absent or empty: from the oldest.
+func historyAfter(r *http.Request) (uint64, error) {
+	v, _, err := queryValue(r, "after")
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", broker.ErrInvalidID, err)
+	}
+	return broker.ParseID(v)
+}
+
+// historyLimit reads ?limit=.
+func historyLimit(r *http.Request) (int, error) {
+	v, _, err := queryValue(r, "limit")
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", broker.ErrInvalidRequest, err)
+	}
+	return parseLimit(v)
+}
+
+// parseLimit reads a limit: a positive integer, default 100, capped at 1000.
 func parseLimit(v string) (int, error) {
 	if v == "" {
 		return defaultHistoryLimit, nil

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"time"
@@ -20,7 +21,10 @@ import (
 func resumePoint(r *http.Request) (uint64, error) {
 	v := r.Header.Get("Last-Event-ID")
 	if v == "" {
-		v = r.URL.Query().Get("lastEventId")
+		var err error
+		if v, _, err = queryValue(r, "lastEventId"); err != nil {
+			return 0, fmt.Errorf("%w: %v", broker.ErrInvalidID, err)
+		}
 	}
 	return broker.ParseID(v)
 }

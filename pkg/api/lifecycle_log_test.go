@@ -3,6 +3,7 @@ package api_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -157,5 +158,129 @@ func TestRedisDeleteLoggedOnce(t *testing.T) {
 	}
 	if n := countLines(log.String(), "stream deleted"); n != 1 {
 		t.Errorf("one DELETE logged %d \"stream deleted\" lines, want 1:\n%s", n, log.String())
+	}
+}
+
+// requestLines returns the "request" lines of log for path, decoded.
+func requestLines(t *testing.T, log, path string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, l := range strings.Split(log, "\n") {
+		if !strings.Contains(l, `"message":"request"`) {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("log line %q: %v", l, err)
+		}
+		if m["path"] == path {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// A parked subscription's handler returns as soon as it hands the
+// connection over; the request's one line must still say how long the
+// subscription lived, what it wrote and why it ended, so it comes at the
+// end, once. (It used to come at the hand-over: size 0, well under a
+// millisecond, and the end only at debug.)
+func TestSubscriptionLogsOneRequestLineAtItsEnd(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		end     func(t *testing.T, b *testbroker.Broker, conn net.Conn)
+		wantEnd string
+	}{
+		{"closed stream", func(t *testing.T, b *testbroker.Broker, conn net.Conn) {
+			if st, _, body := b.Do(t, http.MethodPost, "/v1/streams/logged/close", nil, ""); st != http.StatusOK {
+				t.Fatalf("close: %d %s", st, body)
+			}
+		}, "stopped"},
+		{"client gone", func(t *testing.T, b *testbroker.Broker, conn net.Conn) {
+			_ = conn.Close()
+		}, "client_gone"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			log := &syncBuffer{}
+			b := testbroker.Start(t, testbroker.Options{Log: log})
+			conn, err := net.Dial("tcp", strings.TrimPrefix(b.URL, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			opened := time.Now()
+			if _, err := conn.Write([]byte("GET /v1/streams/logged/events HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+				t.Fatal(err)
+			}
+			res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			events := bufio.NewReader(res.Body)
+			var body strings.Builder // the de-chunked body, as the client read it
+			readEvent := func() {
+				for {
+					line, err := events.ReadString('\n')
+					body.WriteString(line)
+					if err != nil {
+						t.Fatalf("reading the stream: %v", err)
+					}
+					if line == "\n" {
+						return
+					}
+				}
+			}
+			readEvent() // retry block
+			for i := 0; i < 3; i++ {
+				b.Do(t, http.MethodPost, "/v1/streams/logged/messages", nil, "hello")
+				readEvent()
+			}
+			time.Sleep(100 * time.Millisecond)
+			if n := len(requestLines(t, log.String(), "/v1/streams/logged/events")); n != 0 {
+				t.Fatalf("%d request lines while the subscription lives, want 0 until it ends", n)
+			}
+			wantSize := body.Len()
+			wantEvents := 3.0
+			if tc.wantEnd == "stopped" {
+				tc.end(t, b, conn)
+				readEvent() // stop
+				wantSize, wantEvents = body.Len(), 4
+			} else {
+				tc.end(t, b, conn)
+			}
+			var lines []map[string]any
+			waitFor(t, "the subscription's request line", func() bool {
+				lines = requestLines(t, log.String(), "/v1/streams/logged/events")
+				return len(lines) > 0
+			})
+			lived := time.Since(opened)       // at least the subscription's life
+			time.Sleep(50 * time.Millisecond) // a second line would come now
+			lines = requestLines(t, log.String(), "/v1/streams/logged/events")
+			if len(lines) != 1 {
+				t.Fatalf("%d request lines for the subscription, want 1:\n%v", len(lines), lines)
+			}
+			l := lines[0]
+			if l["level"] != "info" || l["method"] != "GET" || l["status"] != 200.0 || l["req_id"] == nil || l["stream"] != "logged" {
+				t.Errorf("line %v: want info, GET, 200, a req_id and the stream", l)
+			}
+			if l["size"] != float64(wantSize) || l["events"] != wantEvents || l["end"] != tc.wantEnd {
+				t.Errorf("size %v, events %v, end %v; want %d, %v, %s", l["size"], l["events"], l["end"], wantSize, wantEvents, tc.wantEnd)
+			}
+			// zerolog writes durations in milliseconds.
+			if d, _ := l["duration"].(float64); d < 100 || d > float64(lived.Milliseconds())+1 {
+				t.Errorf("duration %v ms, want from 100 to %d (the subscription's life)", l["duration"], lived.Milliseconds())
+			}
+		})
+	}
+}
+
+// Every other request still gets its line when its handler returns.
+func TestPublishLogsOneRequestLine(t *testing.T) {
+	log := &syncBuffer{}
+	b := testbroker.Start(t, testbroker.Options{Log: log})
+	b.Do(t, http.MethodPost, "/v1/streams/p/messages", nil, "hello")
+	lines := requestLines(t, log.String(), "/v1/streams/p/messages")
+	if len(lines) != 1 || lines[0]["status"] != 201.0 || lines[0]["size"].(float64) < 10 {
+		t.Fatalf("publish request lines: %v, want one, 201, with the answer's size", lines)
 	}
 }

@@ -74,6 +74,13 @@ type parkedSubscription struct {
 	// draining do not allocate.
 	run   func()
 	write broker.WriteFunc
+
+	// For the request's line, written when the subscription ends: when
+	// its handler started, what it asked, and (owned like buf) the body
+	// bytes and events written so far.
+	started       time.Time
+	method, path  string
+	written, sent int64
 }
 
 const (
@@ -193,9 +200,13 @@ func hijack(w http.ResponseWriter) (net.Conn, error) {
 	return conn, err
 }
 
-// newParkedSubscription wraps a hijacked connection.
-func (s *Server) newParkedSubscription(r *http.Request, conn net.Conn, sub *broker.Subscription) *parkedSubscription {
-	p := &parkedSubscription{srv: s, conn: conn, sub: sub, log: *subscriptionLog(r, sub)}
+// newParkedSubscription wraps a hijacked connection; started is when the
+// subscribe handler started.
+func (s *Server) newParkedSubscription(r *http.Request, conn net.Conn, sub *broker.Subscription, started time.Time) *parkedSubscription {
+	p := &parkedSubscription{
+		srv: s, conn: conn, sub: sub, log: *subscriptionLog(r, sub),
+		started: started, method: r.Method, path: r.URL.Path,
+	}
 	if sc, ok := conn.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			p.raw = raw
@@ -316,10 +327,10 @@ func (p *parkedSubscription) leaveQueue() {
 func (p *parkedSubscription) deliver() bool {
 	switch {
 	case p.srv.isDraining.Load():
-		p.end(broker.EndNone, nil, "subscription ended: broker draining")
+		p.end(broker.EndNone, nil, endDraining)
 		return false
 	case p.expired.Load():
-		p.end(broker.EndNone, nil, "subscription ended: token expired")
+		p.end(broker.EndNone, nil, endTokenExpired)
 		return false
 	case p.hangup.Load():
 		p.end(broker.EndNone, errPeerGone, "")
@@ -362,6 +373,7 @@ func (p *parkedSubscription) appendWire(wire []byte, events int, published time.
 		}
 	}
 	*p.buf = append(*p.buf, wire...)
+	p.sent += int64(events)
 	p.srv.metrics.observeDelivery(events, published)
 	return nil
 }
@@ -383,6 +395,9 @@ func (p *parkedSubscription) flushChunk() error {
 	p.srv.armWriteDeadline(p.conn)
 	_, err := p.conn.Write(b[start:])
 	*p.buf = b[:chunkHeaderRoom]
+	if err == nil {
+		p.written += int64(n)
+	}
 	return err
 }
 
@@ -416,7 +431,32 @@ func (p *parkedSubscription) end(reason broker.EndReason, err error, msg string)
 	default:
 		logEnd(&p.log, reason, err)
 	}
+	accessLine(&p.log, p.method, p.path, http.StatusOK, p.written, time.Since(p.started)).
+		Int64("events", p.sent).Str("end", endCause(reason, err, msg)).Msg("request")
 }
+
+// endCause names, in a parked subscription's request line, why it ended:
+// the broker's reason (stopped, deleted, slow, resync), or draining,
+// token_expired or client_gone.
+func endCause(reason broker.EndReason, err error, msg string) string {
+	switch {
+	case reason != broker.EndNone:
+		return reason.String()
+	case msg == endDraining:
+		return "draining"
+	case msg == endTokenExpired:
+		return "token_expired"
+	case err != nil:
+		return "client_gone" // the peek saw it go, or a write failed
+	}
+	return reason.String()
+}
+
+// The debug messages of the ends that are neither the broker's nor an error.
+const (
+	endDraining     = "subscription ended: broker draining"
+	endTokenExpired = "subscription ended: token expired"
+)
 
 // peerGone reports, without blocking, whether the client has closed its
 // side of the connection (a read would return end of file or an error).

@@ -56,7 +56,7 @@ func newParkedPair(t *testing.T, above int, delay time.Duration) *parkedPair {
 		t.Fatal(err)
 	}
 	r := httptest.NewRequest("GET", "/v1/streams/s/events", nil)
-	p := s.newParkedSubscription(r, server, sub)
+	p := s.newParkedSubscription(r, server, sub, time.Now())
 	s.heartbeats.join()
 	s.parked.add(p)
 	s.park(r, p)

@@ -158,7 +158,7 @@ func (s *Server) routes() http.Handler {
 	r := chi.NewRouter()
 	r.Use(
 		requestContext(s.opts.Logger),
-		hlog.AccessHandler(accessLog),
+		accessLogger,
 		recoverer,
 		s.corsMiddleware(),
 		// RFC 9110 §9.1: a general-purpose server supports HEAD wherever
@@ -247,23 +247,45 @@ func withRequestContext(log *zerolog.Logger, w http.ResponseWriter, r *http.Requ
 	return r.WithContext(ctx)
 }
 
-// accessLog writes the one line per request. It logs the path, never the
-// query: query parameters can carry access tokens.
-func accessLog(r *http.Request, status, size int, d time.Duration) {
+// accessLogger writes the one line per request when the handler returns,
+// except for a subscription that took its connection over
+// (markLoggedAtEnd): its handler returns once the subscription is parked,
+// and the subscription writes its own line when it ends, with its whole
+// duration and size.
+func accessLogger(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		lw := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		defer func() {
+			if _, later := lw.Header()[loggedAtEnd]; !later {
+				accessLine(hlog.FromRequest(r), r.Method, r.URL.Path, lw.Status(), int64(lw.BytesWritten()), time.Since(start)).Msg("request")
+			}
+		}()
+		next.ServeHTTP(lw, r)
+	})
+}
+
+// loggedAtEnd is the response header key that tells accessLogger a
+// subscription writes its own line. It is set after the connection was
+// taken over and the head written, so it never reaches the client.
+const loggedAtEnd = "X-Sseb-Logged-At-End"
+
+// markLoggedAtEnd tells accessLogger that the handler's subscription,
+// whose connection it took over, writes the request's line itself.
+func markLoggedAtEnd(w http.ResponseWriter) { w.Header()[loggedAtEnd] = nil }
+
+// accessLine is the one line per request, for Msg("request"). It has the
+// path, never the query: query parameters can carry access tokens.
+func accessLine(log *zerolog.Logger, method, path string, status int, size int64, d time.Duration) *zerolog.Event {
 	if status == 0 {
-		// Nothing went through the ResponseWriter: net/http sent an empty
-		// 200, or a subscription took the connection over after writing its
-		// own 200 head (then the line comes when the handler hands over, and
-		// the subscription logs its end).
-		status = http.StatusOK
+		status = http.StatusOK // nothing went through the ResponseWriter: net/http sent an empty 200
 	}
-	hlog.FromRequest(r).Info().
-		Str("method", r.Method).
-		Str("path", r.URL.Path).
+	return log.Info().
+		Str("method", method).
+		Str("path", path).
 		Int("status", status).
-		Int("size", size).
-		Dur("duration", d).
-		Msg("request")
+		Int64("size", size).
+		Dur("duration", d)
 }
 
 // recoverer turns a panic into a 500 JSON answer and a log line with the

@@ -76,6 +76,7 @@ func (s *Server) endSubscription(sub *broker.Subscription, sw *sseWriter) {
 //
 //go:noinline
 func (s *Server) startSubscription(w http.ResponseWriter, r *http.Request) (*broker.Subscription, *sseWriter) {
+	started := time.Now()
 	stream, ok := s.streamWithRight(w, r, auth.Subscribe)
 	if !ok {
 		return nil, nil
@@ -110,7 +111,8 @@ func (s *Server) startSubscription(w http.ResponseWriter, r *http.Request) (*bro
 	}
 	if canPark(r) {
 		if conn, err := hijack(w); err == nil {
-			s.startParked(r, w.Header(), conn, sub)
+			s.startParked(r, w.Header(), conn, sub, started)
+			markLoggedAtEnd(w)
 			return nil, nil
 		}
 	}
@@ -151,8 +153,8 @@ func (s *Server) startSubscription(w http.ResponseWriter, r *http.Request) (*bro
 // startParked writes the head, retry block, gap report and backlog on a
 // hijacked connection, then parks the subscription if it goes on. h holds
 // the headers set so far (request id, CORS).
-func (s *Server) startParked(r *http.Request, h http.Header, conn net.Conn, sub *broker.Subscription) {
-	p := s.newParkedSubscription(r, conn, sub)
+func (s *Server) startParked(r *http.Request, h http.Header, conn net.Conn, sub *broker.Subscription, started time.Time) {
+	p := s.newParkedSubscription(r, conn, sub, started)
 	// Undone by p.end, whichever way the subscription ends.
 	s.heartbeats.join()
 	s.parked.add(p)

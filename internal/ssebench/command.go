@@ -257,6 +257,12 @@ func printResult(w io.Writer, r *Result) {
 	if r.HostStealPct >= 0 {
 		fmt.Fprintf(w, "  host CPU steal %.1f%% while publishing (time the hypervisor ran something else; it shows in the latency tail)\n", r.HostStealPct)
 	}
+	if q := r.QuietLatencyUS; q != nil {
+		fmt.Fprintf(w, "  latency µs of the events sent in the %d of %d seconds without steal: p50 %.0f p90 %.0f p99 %.0f p99.9 %.0f max %.0f\n",
+			r.QuietSeconds, r.publishSeconds(), q.P50, q.P90, q.P99, q.P999, q.Max)
+	} else if len(r.StealPerSecond) > 0 {
+		fmt.Fprintf(w, "  no second of publishing without steal\n")
+	}
 	if r.MetricsError != "" {
 		fmt.Fprintf(w, "  server metrics: %s\n", r.MetricsError)
 		return

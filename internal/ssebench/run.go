@@ -114,6 +114,15 @@ type Result struct {
 	// stole from the first publish to the end of the drain, in percent
 	// (-1: not measured; see steal.go for why it matters).
 	HostStealPct float64 `json:"host_steal_pct"`
+	// StealPerSecond is the host's steal in each second of the run, in
+	// percent (-1: not read), and P99PerSecondUS the p99 latency of the
+	// events sent in that second (0: none received). QuietSeconds counts the
+	// seconds without any steal, and QuietLatencyUS is the latency of the
+	// events sent in them (see quiet.go). All absent with -procs.
+	StealPerSecond []float64 `json:"steal_per_second_pct,omitempty"`
+	P99PerSecondUS []float64 `json:"p99_per_second_us,omitempty"`
+	QuietSeconds   int       `json:"quiet_seconds"`
+	QuietLatencyUS *Latency  `json:"quiet_latency_us,omitempty"`
 
 	// Resume is true when subscribers reconnect with Last-Event-ID after
 	// the server ended their response (the default; -resume=false: off).
@@ -210,6 +219,11 @@ type runner struct {
 	streams []*stream
 	subs    []*subscriber
 	hist    Histogram // publish→delivery latency
+	// bySecond is the same latency per second of publishing, and
+	// stealBySecond the host's steal in each second of the run (written by
+	// progress; nil when not measured): see quiet.go.
+	bySecond      secondHistograms
+	stealBySecond []float64
 	// late is how far behind the fixed rate's schedule each publish request
 	// was sent. Latency is measured from the send, so a publisher held up by
 	// the server (every request in flight stalled) leaves the wait out of
@@ -352,17 +366,20 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 	// Publish, with a progress line once a second.
 	pubStart := time.Now()
+	r.bySecond.first.Store(r.clock())
+	var steal stealMeter
+	var stealEach *stealSeries // nil with -procs: the parent measures the host
+	if !cfg.NoServerMetrics {
+		steal = startSteal()
+		stealEach = newStealSeries()
+	}
 	progDone := make(chan struct{})
 	var progWG sync.WaitGroup
 	progWG.Add(1)
 	go func() {
 		defer progWG.Done()
-		r.progress(pubStart, progDone, res)
+		r.progress(pubStart, progDone, res, stealEach)
 	}()
-	var steal stealMeter
-	if !cfg.NoServerMetrics {
-		steal = startSteal()
-	}
 	r.publish(ctx)
 	pubElapsed := time.Since(pubStart)
 	// Publishing is over: the acknowledged events are known.
@@ -452,6 +469,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res.setServerFigures(before, atConnect, after, server.err)
 	res.LatencyUS = latencyOf(&r.hist)
+	res.setQuietFigures(r.stealBySecond, &r.bySecond)
 	res.PublishLateUS = latencyOf(&r.late)
 	res.hist, res.late = &r.hist, &r.late
 	return res, nil
@@ -822,8 +840,9 @@ func (r *runner) slowWasCut(s *subscriber) bool {
 }
 
 // progress prints one line a second (when Progress is set) and records the
-// per-second series for the chart.
-func (r *runner) progress(start time.Time, done <-chan struct{}, res *Result) {
+// per-second series for the chart, and the host's steal in each second
+// when steal is not nil.
+func (r *runner) progress(start time.Time, done <-chan struct{}, res *Result, steal *stealSeries) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	var lastD, lastP uint64
@@ -836,13 +855,19 @@ func (r *runner) progress(start time.Time, done <-chan struct{}, res *Result) {
 			return
 		case <-t.C:
 		}
+		stolen := ""
+		if steal != nil {
+			pct := steal.next()
+			r.stealBySecond = append(r.stealBySecond, pct)
+			stolen = fmt.Sprintf(" steal %.1f%%", pct)
+		}
 		d, p := r.delivered.Load(), r.published.Load()
 		res.PerSecond = append(res.PerSecond, float64(d-lastD))
 		res.PublishedPerSec = append(res.PublishedPerSec, float64(p-lastP))
 		if r.cfg.Progress != nil {
-			fmt.Fprintf(r.cfg.Progress, "\r\033[K%4.0fs %s/%s subs %d pub %d (%d/s) err %d delivered %d (%d/s) reconnects %d p99 %s",
+			fmt.Fprintf(r.cfg.Progress, "\r\033[K%4.0fs %s/%s subs %d pub %d (%d/s) err %d delivered %d (%d/s) reconnects %d p99 %s%s",
 				time.Since(start).Seconds(), r.cfg.Target, r.cfg.Scenario, len(r.subs), p, p-lastP, r.pubErrs.Load(),
-				d, d-lastD, r.reconnectsEOF.Load()+r.reconnectsErr.Load(), r.hist.Quantile(0.99).Round(time.Microsecond))
+				d, d-lastD, r.reconnectsEOF.Load()+r.reconnectsErr.Load(), r.hist.Quantile(0.99).Round(time.Microsecond), stolen)
 		}
 		lastD, lastP = d, p
 	}

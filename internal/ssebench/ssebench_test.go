@@ -7,6 +7,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -330,7 +331,7 @@ func mustOpen(t *testing.T, path string) io.Reader {
 }
 
 func TestMedian(t *testing.T) {
-	if median([]float64{3, 1, 2}) != 2 || median([]float64{4, 1, 2, 3}) != 2.5 || median(nil) != 0 {
+	if median([]float64{3, 1, 2}) != 2 || median([]float64{4, 1, 2, 3}) != 2.5 || !math.IsNaN(median(nil)) || median([]float64{math.NaN(), 1, 3}) != 2 {
 		t.Fatal("median")
 	}
 }

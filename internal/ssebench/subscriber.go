@@ -246,7 +246,9 @@ func (r *runner) readEvents(s *subscriber, br *bufio.Reader, st *sseState) error
 					r.gaps.Add(1)
 				}
 				if haveData {
-					r.hist.Record(time.Duration(r.clock() - sent))
+					d := time.Duration(r.clock() - sent)
+					r.hist.Record(d)
+					r.bySecond.record(sent, d)
 					r.delivered.Add(1)
 					s.track(st.id, seq)
 					if resumed {

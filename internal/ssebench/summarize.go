@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"sort"
 )
@@ -80,13 +81,32 @@ var figures = []figure{
 	{name: "rss_after_MiB", get: func(r Result) float64 { return r.RSSAfter / (1 << 20) }},
 	{name: "cpu_s_per_M_delivered", get: func(r Result) float64 { return r.CPUPerMillion }},
 	{name: "host_steal_pct", get: func(r Result) float64 { return r.HostStealPct }, noRatio: true},
+	{name: "quiet_p99_us", get: func(r Result) float64 {
+		if r.QuietLatencyUS == nil {
+			return math.NaN() // no quiet second, or a run from before they were kept
+		}
+		return r.QuietLatencyUS.P99
+	}},
+	{name: "quiet_seconds", get: func(r Result) float64 {
+		if len(r.StealPerSecond) == 0 {
+			return math.NaN()
+		}
+		return float64(r.QuietSeconds)
+	}, noRatio: true},
 }
 
+// median is the median of the values of v that are not NaN (not
+// measured), or NaN when there are none.
 func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
+	s := make([]float64, 0, len(v))
+	for _, x := range v {
+		if !math.IsNaN(x) {
+			s = append(s, x)
+		}
 	}
-	s := append([]float64(nil), v...)
+	if len(s) == 0 {
+		return math.NaN()
+	}
 	sort.Float64s(s)
 	if len(s)%2 == 1 {
 		return s[len(s)/2]
@@ -114,10 +134,9 @@ func summarize(w io.Writer, groups map[string]map[string][]Result) {
 			fmt.Fprintf(w, "  %-24s %14s %14s %10s %14s %10s\n", "figure", "broker", "baseline", "ratio", "floor", "ratio")
 		}
 		for _, f := range figures {
-			mb, mbl := medianOf(b, f), medianOf(bl, f)
-			fmt.Fprintf(w, "  %-24s %14.1f %14.1f %10s", f.name, mb, mbl, ratio(f, b, bl))
+			fmt.Fprintf(w, "  %-24s %14s %14s %10s", f.name, figureText(medianOf(b, f)), figureText(medianOf(bl, f)), ratio(f, b, bl))
 			if len(fl) > 0 {
-				fmt.Fprintf(w, " %14.1f %10s", medianOf(fl, f), ratio(f, fl, bl))
+				fmt.Fprintf(w, " %14s %10s", figureText(medianOf(fl, f)), ratio(f, fl, bl))
 			}
 			fmt.Fprintln(w)
 		}
@@ -132,11 +151,19 @@ func medianOf(rs []Result, f figure) float64 {
 	return median(v)
 }
 
-// ratio is median(of)/median(to) for f, or "-" where it means nothing.
-func ratio(f figure, of, to []Result) string {
-	d := medianOf(to, f)
-	if f.noRatio || len(of) == 0 || len(to) == 0 || d == 0 {
+// figureText is a median for the table: "-" when nothing was measured.
+func figureText(v float64) string {
+	if math.IsNaN(v) {
 		return "-"
 	}
-	return fmt.Sprintf("%.2f", medianOf(of, f)/d)
+	return fmt.Sprintf("%.1f", v)
+}
+
+// ratio is median(of)/median(to) for f, or "-" where it means nothing.
+func ratio(f figure, of, to []Result) string {
+	n, d := medianOf(of, f), medianOf(to, f)
+	if f.noRatio || math.IsNaN(n) || math.IsNaN(d) || d == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", n/d)
 }

@@ -1,0 +1,116 @@
+package ssebench
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+// Quiet seconds: the latency of the seconds the hypervisor left alone.
+//
+// A stall of the host (steal.go) delays every event in flight, and one
+// stall of 100 ms in a 10 s run of 4,000 events a second delays a few
+// hundred events: about what p99 counts. A run's steal, averaged over the
+// run, cannot tell such a run from a quiet one (0.7% of two CPUs for 10 s
+// is one 140 ms stall). So the tool keeps the latency of the events sent
+// in each second of publishing apart, reads the host's steal each second,
+// and reports the latency of the events sent in the seconds with no steal
+// at all beside the run's. /proc/stat counts steal in ticks of 10 ms, so
+// "no steal" is no tick on any CPU during that second; a stall that began
+// late in the second before still shows in that second's count, and the
+// events of a quiet second sent just before a stall wait for it (both make
+// the quiet figure higher, never lower).
+
+// maxSeconds bounds the seconds of publishing kept apart; later events
+// count in the run's latency only.
+const maxSeconds = 3600
+
+// secondHistograms holds the latency of the events sent in each second of
+// publishing.
+type secondHistograms struct {
+	// first is the runner's clock at the first publish.
+	first atomic.Int64
+	h     [maxSeconds]atomic.Pointer[Histogram]
+}
+
+// record counts d for the second in which the event was sent (sent: the
+// runner's clock, as in the payload).
+func (s *secondHistograms) record(sent int64, d time.Duration) {
+	since := sent - s.first.Load()
+	if since < 0 || since >= int64(maxSeconds)*int64(time.Second) {
+		return // (a division would put the last nanoseconds before first in second 0)
+	}
+	i := since / int64(time.Second)
+	h := s.h[i].Load()
+	if h == nil {
+		h = new(Histogram)
+		if !s.h[i].CompareAndSwap(nil, h) {
+			h = s.h[i].Load()
+		}
+	}
+	h.Record(d)
+}
+
+// at returns the histogram of second i, or nil when no event sent in it
+// was received.
+func (s *secondHistograms) at(i int) *Histogram {
+	if i < 0 || i >= maxSeconds {
+		return nil
+	}
+	return s.h[i].Load()
+}
+
+// stealSeries reads the host's steal once a second.
+type stealSeries struct{ last stealMeter }
+
+func newStealSeries() *stealSeries { return &stealSeries{last: startSteal()} }
+
+// next returns the steal since the previous call, in percent of all CPUs'
+// time, or -1 when it cannot be read.
+func (s *stealSeries) next() float64 {
+	now := startSteal()
+	pct := -1.0
+	if s.last.ok && now.ok && now.total > s.last.total {
+		pct = 100 * float64(now.steal-s.last.steal) / float64(now.total-s.last.total)
+	}
+	s.last = now
+	return pct
+}
+
+// publishSeconds is the number of seconds in which events were sent and
+// received, the ones that can be quiet.
+func (res *Result) publishSeconds() int {
+	n := 0
+	for _, p99 := range res.P99PerSecondUS {
+		if p99 > 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// setQuietFigures fills in the per-second series and the quiet latency
+// from steal (one figure per second of the run, -1 where unknown) and the
+// per-second histograms.
+func (res *Result) setQuietFigures(steal []float64, by *secondHistograms) {
+	if len(steal) == 0 {
+		return
+	}
+	res.StealPerSecond = steal
+	res.P99PerSecondUS = make([]float64, len(steal))
+	var quiet Histogram
+	for i, pct := range steal {
+		h := by.at(i)
+		if h == nil {
+			continue
+		}
+		res.P99PerSecondUS[i] = float64(h.Quantile(0.99)) / float64(time.Microsecond)
+		if pct == 0 {
+			res.QuietSeconds++
+			quiet.merge(h)
+		}
+	}
+	if quiet.Count() > 0 {
+		l := latencyOf(&quiet)
+		res.QuietLatencyUS = &l
+	}
+}

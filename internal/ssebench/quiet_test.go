@@ -1,0 +1,100 @@
+package ssebench
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/sse-broker/broker/internal/testbroker"
+)
+
+// Events count in the second they were sent in, and only the seconds
+// without steal count in the quiet latency: a stall in one second (its
+// events 50 ms late) shows in the run's p99 and that second's, not in the
+// quiet figure.
+func TestQuietLatencyLeavesOutTheSecondsWithSteal(t *testing.T) {
+	var by secondHistograms
+	first := int64(5 * time.Second) // the runner's clock at the first publish
+	by.first.Store(first)
+	var all Histogram
+	send := func(second int, lat time.Duration, n int) {
+		for i := range n {
+			sent := first + int64(second)*int64(time.Second) + int64(i)*int64(time.Millisecond)
+			by.record(sent, lat)
+			all.Record(lat)
+		}
+	}
+	send(0, time.Millisecond, 100)
+	send(1, 50*time.Millisecond, 100) // the stalled second
+	send(2, 2*time.Millisecond, 100)
+	send(3, 3*time.Millisecond, 100) // its steal was not read
+	by.record(first-1, time.Hour)    // before the first publish: not kept apart
+	by.record(first+int64(maxSeconds)*int64(time.Second), time.Hour)
+
+	var res Result
+	res.LatencyUS = latencyOf(&all)
+	res.setQuietFigures([]float64{0, 3.5, 0, -1, 0}, &by)
+
+	if res.QuietSeconds != 2 || res.QuietLatencyUS == nil {
+		t.Fatalf("quiet seconds %d (latency %v), want 2: seconds 0 and 2 (second 4 had no events)", res.QuietSeconds, res.QuietLatencyUS)
+	}
+	if q := res.QuietLatencyUS; q.P50 < 1000 || q.P50 > 1040 || q.P99 < 2000 || q.P99 > 2070 || q.Max != 2000 {
+		t.Errorf("quiet latency %+v µs, want p50 1 ms and p99 and max 2 ms", *q)
+	}
+	if res.LatencyUS.P99 < 50000 {
+		t.Errorf("the run's p99 %v µs, want the stall's 50 ms", res.LatencyUS.P99)
+	}
+	want := []float64{1000, 50000, 2000, 3000, 0}
+	for i, w := range want {
+		if got := res.P99PerSecondUS[i]; math.Abs(got-w) > w*0.035 {
+			t.Errorf("second %d: p99 %v µs, want %v", i, got, w)
+		}
+	}
+	if n := res.publishSeconds(); n != 4 {
+		t.Errorf("%d seconds with events, want 4", n)
+	}
+}
+
+// No steal series (with -procs), no quiet figures.
+func TestQuietFiguresNeedTheSteal(t *testing.T) {
+	var by secondHistograms
+	by.record(0, time.Millisecond)
+	var res Result
+	res.setQuietFigures(nil, &by)
+	if res.QuietLatencyUS != nil || res.StealPerSecond != nil || res.P99PerSecondUS != nil {
+		t.Fatalf("quiet figures without a steal series: %+v", res)
+	}
+}
+
+// Against a broker, a run of a few seconds has one steal reading and one
+// p99 per second of publishing.
+func TestRunRecordsEachSecond(t *testing.T) {
+	if _, _, ok := cpuTicks(); !ok {
+		t.Skip("no /proc/stat: steal cannot be read here")
+	}
+	b := testbroker.Start(t, testbroker.Options{NoDemo: true})
+	res, err := Run(t.Context(), Config{
+		URL: b.URL, Target: "broker", Scenario: "conversations", Subscribers: 4, Streams: 2,
+		Rate: 200, Count: 500, Payload: 64, Concurrency: 2, Drain: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Lost != 0 || res.Delivered != 1000 {
+		t.Fatalf("lost %d, delivered %d of 1000", res.Lost, res.Delivered)
+	}
+	if len(res.StealPerSecond) < 2 || len(res.P99PerSecondUS) != len(res.StealPerSecond) {
+		t.Fatalf("%d steal readings and %d p99s for 2.5 s of publishing", len(res.StealPerSecond), len(res.P99PerSecondUS))
+	}
+	for i := range 2 {
+		if s := res.StealPerSecond[i]; s < 0 || s > 100 {
+			t.Errorf("second %d: steal %v%%", i, s)
+		}
+		if p := res.P99PerSecondUS[i]; p <= 0 || p > res.LatencyUS.Max {
+			t.Errorf("second %d: p99 %v µs (the run's max %v)", i, p, res.LatencyUS.Max)
+		}
+	}
+	if res.QuietSeconds > res.publishSeconds() || (res.QuietSeconds > 0) != (res.QuietLatencyUS != nil) {
+		t.Errorf("%d quiet seconds of %d, quiet latency %v", res.QuietSeconds, res.publishSeconds(), res.QuietLatencyUS)
+	}
+}

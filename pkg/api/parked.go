@@ -77,10 +77,12 @@ type parkedSubscription struct {
 
 	// For the request's line, written when the subscription ends: when
 	// its handler started, what it asked, and (owned like buf) the body
-	// bytes and events written so far.
+	// bytes that went out, the events of the chunks written whole, and the
+	// events in the chunk being built.
 	started       time.Time
 	method, path  string
 	written, sent int64
+	chunkEvents   int64
 }
 
 const (
@@ -373,7 +375,7 @@ func (p *parkedSubscription) appendWire(wire []byte, events int, published time.
 		}
 	}
 	*p.buf = append(*p.buf, wire...)
-	p.sent += int64(events)
+	p.chunkEvents += int64(events)
 	p.srv.metrics.observeDelivery(events, published)
 	return nil
 }
@@ -393,11 +395,13 @@ func (p *parkedSubscription) flushChunk() error {
 	b = append(b, '\r', '\n')
 	p.leaveQueue() // a write may block for the whole timeout
 	p.srv.armWriteDeadline(p.conn)
-	_, err := p.conn.Write(b[start:])
+	out, err := p.conn.Write(b[start:])
 	*p.buf = b[:chunkHeaderRoom]
+	p.written += int64(min(max(out-len(line), 0), n)) // of a write cut short too
 	if err == nil {
-		p.written += int64(n)
+		p.sent += p.chunkEvents
 	}
+	p.chunkEvents = 0
 	return err
 }
 

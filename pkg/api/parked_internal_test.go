@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http/httptest"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/sse-broker/broker/pkg/broker"
 	"github.com/sse-broker/broker/pkg/broker/memory"
@@ -230,5 +233,82 @@ func TestStalledWriteDoesNotMakeTheNodeBusy(t *testing.T) {
 	_ = pp.client.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if got := readChunk(t, bufio.NewReader(pp.client)); !bytes.Equal(got, big.Wire) {
 		t.Fatalf("the chunk holds %d bytes, want the event's %d", len(got), len(big.Wire))
+	}
+}
+
+// The request line of a parked subscription counts the body bytes that
+// went out, also of a write its deadline cut short, and the events of the
+// chunks written whole.
+func TestParkedRequestLineCountsWhatWentOut(t *testing.T) {
+	hub := broker.NewHub(10, 64)
+	store := memory.New(broker.StoreOptions{MaxEvents: 10, MaxAge: time.Hour, IdleTTL: time.Hour, MaxStreams: 10}, hub)
+	t.Cleanup(func() { store.Close() })
+	b := broker.New(store, hub)
+	log := &syncBuffer{}
+	s := New(Options{Broker: b, Retry: time.Second, Heartbeat: time.Hour})
+	s.writeTimeout = 200 * time.Millisecond
+	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+
+	server, client := net.Pipe() // unbuffered: a write goes out exactly as far as the client reads
+	t.Cleanup(func() { client.Close() })
+	sub, err := b.Subscribe(context.Background(), "s", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest("GET", "/v1/streams/s/events", nil)
+	logger := zerolog.New(log)
+	r = r.WithContext(logger.WithContext(r.Context())) // as the request's middleware does
+	p := s.newParkedSubscription(r, server, sub, time.Now())
+	s.heartbeats.join()
+	s.parked.add(p)
+	s.park(r, p)
+
+	br := bufio.NewReader(client)
+	chunkHead := func() (line string, size int) {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("reading a chunk's size: %v", err)
+		}
+		n, err := strconv.ParseUint(strings.TrimSpace(line), 16, 32)
+		if err != nil {
+			t.Fatalf("chunk size line %q: %v", line, err)
+		}
+		return line, int(n)
+	}
+	if _, err := b.Publish(context.Background(), "s", []broker.Message{{Data: strings.Repeat("a", 1000)}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	_, first := chunkHead()
+	if _, err := io.ReadFull(br, make([]byte, first+2)); err != nil {
+		t.Fatal(err)
+	}
+
+	// The second event is far larger than what the client reads of it.
+	if _, err := b.Publish(context.Background(), "s", []broker.Message{{Data: strings.Repeat("b", 100_000)}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	chunkHead()
+	const readOfSecond = 5000
+	if _, err := io.ReadFull(br, make([]byte, readOfSecond)); err != nil {
+		t.Fatal(err)
+	}
+	// The client stops reading: the write's deadline ends the subscription.
+	var l map[string]any
+	for deadline := time.Now().Add(10 * time.Second); l == nil; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no request line; log:\n%s", log.String())
+		}
+		for _, s := range strings.Split(log.String(), "\n") {
+			if strings.Contains(s, `"message":"request"`) {
+				_ = json.Unmarshal([]byte(s), &l)
+			}
+		}
+	}
+	// bufio may have read ahead of what the test took: count what left
+	// the server, as the client's socket saw it.
+	wantSize := first + readOfSecond + br.Buffered()
+	if l["size"] != float64(wantSize) || l["events"] != 1.0 || l["end"] != "client_gone" {
+		t.Errorf("size %v, events %v, end %v; want %d body bytes (the first chunk and what went out of the second), 1 event, client_gone",
+			l["size"], l["events"], l["end"], wantSize)
 	}
 }

@@ -162,11 +162,11 @@ func (s *Server) readBodyInto(w http.ResponseWriter, r *http.Request, buf *bytes
 	return nil
 }
 
-// isJSON reports whether a publish body is JSON by its Content-Type. One
-// that does not parse is an error, not a raw body: mime would still name
-// "application/json; charset" application/json (with an error for the
-// parameter), so the sender meant JSON, and publishing its JSON text as
-// one raw event would be a silent surprise.
+// isJSON reports whether a publish body is JSON by its Content-Type. Any
+// other type is a raw body (SPEC), also one that does not parse, except
+// application/json with a parameter that does not parse ("application/json;
+// charset"): its sender meant JSON, and publishing its JSON text as one raw
+// event would be a silent surprise, so it is an error.
 func isJSON(contentType string) (bool, error) {
 	switch contentType { // the common cases, without parsing's allocations
 	case "application/json":
@@ -175,10 +175,13 @@ func isJSON(contentType string) (bool, error) {
 		return false, nil
 	}
 	mt, _, err := mime.ParseMediaType(contentType)
-	if err != nil {
+	switch {
+	case err == nil:
+		return mt == "application/json", nil
+	case mt == "application/json": // the type parsed, a parameter did not
 		return false, fmt.Errorf("%w: the Content-Type %q does not parse: %v", broker.ErrInvalidRequest, truncate(contentType, 64), err)
 	}
-	return mt == "application/json", nil
+	return false, nil
 }
 
 // jsonMessage is one element of a JSON publish body.

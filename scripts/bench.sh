@@ -9,7 +9,7 @@
 #   scripts/bench.sh [scenario] [extra ssebench flags...]
 #   RUNS=3 DURATION=5s scripts/bench.sh conversations -subscribers 200 -streams 100
 #
-# Environment: RUNS (3), DURATION (5s; empty: the scenario's), TARGETS
+# Environment: AWAKE (0; 1: see below), RUNS (3), DURATION (5s; empty: the scenario's), TARGETS
 # ("broker baseline"; add floor for bench/floor, the least a net/http server
 # can do for the same traffic), BROKER_PORT (18080), BASELINE_PORT (18081), FLOOR_PORT (18082),
 # SERVER_CPU (0), TOOL_CPU (1), STORE (memory; bolt: the broker's durable
@@ -18,6 +18,15 @@
 # fsync every second, noeviction), on REDIS_PORT (16399) and pinned to
 # REDIS_CPU (the tool's: the broker keeps its core to itself, as it would
 # with Redis on another host); the baseline has no store and is unaffected).
+#
+# AWAKE=1 keeps the server's and the tool's CPUs from going idle: a busy loop
+# at SCHED_IDLE priority on each, which gives way at once to anything else
+# that wants the CPU, and whose time counts for neither server. On a virtual
+# machine whose idle vCPUs halt (this one: cpuidle haltpoll with
+# guest_halt_poll_ns=0), waking a halted vCPU waits for the hypervisor, and
+# the wait is counted as steal: in conversations (both CPUs idle half the
+# time, thousands of wake-ups a second) steal went from 13-35% to under 1.5%
+# (docs/performance.md, "Steal that the run causes"). The tag gets -awake.
 #
 # In the fanout scenario the broker runs with BROKER_HISTORY_MAX_EVENTS=1000000
 # (its environment only): a flat-out publisher outruns some subscribers, the
@@ -36,6 +45,7 @@ TARGETS=${TARGETS:-broker baseline}
 BROKER_PORT=${BROKER_PORT:-18080}
 BASELINE_PORT=${BASELINE_PORT:-18081}
 FLOOR_PORT=${FLOOR_PORT:-18082}
+AWAKE=${AWAKE:-0}
 SERVER_CPU=${SERVER_CPU:-0}
 TOOL_CPU=${TOOL_CPU:-1}
 STORE=${STORE:-memory}
@@ -48,13 +58,14 @@ if [ "$STORE" = redis ] && ! command -v redis-server >/dev/null; then
 fi
 
 bin=$(mktemp -d)
-server_pid='' redis_pid=''
+server_pid='' redis_pid='' spinner_pids=()
 stop() { # pid: kill it and wait for it
 	if [ -n "$1" ]; then kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; fi
 }
 cleanup() {
 	stop "$server_pid"
 	stop "$redis_pid"
+	for pid in "${spinner_pids[@]}"; do stop "$pid"; done
 	rm -rf "$bin"
 }
 trap cleanup EXIT
@@ -77,6 +88,17 @@ out=bench/results/$scenario.jsonl
 tag=$(date -u +%Y%m%dT%H%M%SZ)-$scenario
 store_suffix= # charts of runs on another store get their own file
 if [ "$STORE" != memory ]; then tag=$tag-$STORE store_suffix=-$STORE; fi
+if [ "$AWAKE" = 1 ]; then
+	if ! command -v chrt >/dev/null || [ ${#pin_server[@]} = 0 ]; then
+		echo "AWAKE=1 needs chrt and taskset (util-linux)" >&2
+		exit 2
+	fi
+	for cpu in $(printf '%s\n' "$SERVER_CPU" "$TOOL_CPU" | sort -u); do
+		taskset -c "$cpu" chrt --idle 0 sh -c 'while :; do :; done' &
+		spinner_pids+=($!)
+	done
+	tag=$tag-awake
+fi
 dur=()
 [ -n "$DURATION" ] && dur=(-duration "$DURATION")
 

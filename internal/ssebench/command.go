@@ -257,6 +257,9 @@ func printResult(w io.Writer, r *Result) {
 	if r.HostStealPct >= 0 {
 		fmt.Fprintf(w, "  host CPU steal %.1f%% while publishing (time the hypervisor ran something else; it shows in the latency tail)\n", r.HostStealPct)
 	}
+	if s := r.ToolSchedUS; s != nil {
+		fmt.Fprintf(w, "  the tool's goroutines waited for its CPU µs p50 %.0f p90 %.0f p99 %.0f p99.9 %.0f max %.0f (part of the latency)\n", s.P50, s.P90, s.P99, s.P999, s.Max)
+	}
 	if q := r.QuietLatencyUS; q != nil {
 		fmt.Fprintf(w, "  latency µs of the events sent in the %d of %d seconds without steal: p50 %.0f p90 %.0f p99 %.0f p99.9 %.0f max %.0f\n",
 			r.QuietSeconds, r.publishSeconds(), q.P50, q.P90, q.P99, q.P999, q.Max)

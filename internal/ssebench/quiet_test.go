@@ -98,3 +98,27 @@ func TestRunRecordsEachSecond(t *testing.T) {
 		t.Errorf("%d quiet seconds of %d, quiet latency %v", res.QuietSeconds, res.publishSeconds(), res.QuietLatencyUS)
 	}
 }
+
+// The tool's own scheduling wait is read from the runtime over a span:
+// goroutines kept runnable behind a busy one show in it.
+func TestToolSchedLatencyCountsTheWaitsOfTheSpan(t *testing.T) {
+	start := readSched()
+	if len(start.counts) == 0 {
+		t.Skip("the runtime does not record scheduling latencies")
+	}
+	// Many short-lived goroutines, each readied and waiting for a CPU.
+	done := make(chan struct{})
+	for range 1000 {
+		go func() { done <- struct{}{} }()
+	}
+	for range 1000 {
+		<-done
+	}
+	l := schedLatencySince(start)
+	if l == nil {
+		t.Fatal("no waits recorded over a span that readied 1,000 goroutines")
+	}
+	if l.P50 <= 0 || l.P50 > l.P99 || l.P99 > l.Max {
+		t.Fatalf("percentiles %+v", *l)
+	}
+}

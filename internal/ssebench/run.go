@@ -123,6 +123,11 @@ type Result struct {
 	P99PerSecondUS []float64 `json:"p99_per_second_us,omitempty"`
 	QuietSeconds   int       `json:"quiet_seconds"`
 	QuietLatencyUS *Latency  `json:"quiet_latency_us,omitempty"`
+	// ToolSchedUS is how long this process's goroutines waited, runnable,
+	// for a CPU from the first publish to the end of the drain (the Go
+	// runtime's /sched/latencies; see selfsched.go). With -procs: one
+	// worker's.
+	ToolSchedUS *Latency `json:"tool_sched_latency_us,omitempty"`
 
 	// Resume is true when subscribers reconnect with Last-Event-ID after
 	// the server ended their response (the default; -resume=false: off).
@@ -367,6 +372,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	// Publish, with a progress line once a second.
 	pubStart := time.Now()
 	r.bySecond.first.Store(r.clock())
+	toolSched := readSched()
 	var steal stealMeter
 	var stealEach *stealSeries // nil with -procs: the parent measures the host
 	if !cfg.NoServerMetrics {
@@ -389,6 +395,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	var lastDelivery time.Time
 	res.DrainEnd, lastDelivery = r.drain(ctx, acked)
+	res.ToolSchedUS = schedLatencySince(toolSched)
 	res.HostStealPct = -1 // with -procs the parent measures it, once for all workers
 	if !cfg.NoServerMetrics {
 		res.HostStealPct = steal.percent()

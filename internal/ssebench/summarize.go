@@ -87,6 +87,12 @@ var figures = []figure{
 		}
 		return r.QuietLatencyUS.P99
 	}},
+	{name: "tool_sched_p99_us", get: func(r Result) float64 {
+		if r.ToolSchedUS == nil {
+			return math.NaN()
+		}
+		return r.ToolSchedUS.P99
+	}, noRatio: true},
 	{name: "quiet_seconds", get: func(r Result) float64 {
 		if len(r.StealPerSecond) == 0 {
 			return math.NaN()

@@ -131,6 +131,17 @@ func TestHeldWritePathDoesNotAllocate(t *testing.T) {
 // readChunk reads one HTTP/1.1 chunk and returns its data.
 func readChunk(t *testing.T, br *bufio.Reader) []byte {
 	t.Helper()
+	size := readChunkSize(t, br)
+	data := make([]byte, size+2)
+	if _, err := io.ReadFull(br, data); err != nil {
+		t.Fatalf("reading a chunk of %d bytes: %v", size, err)
+	}
+	return data[:size]
+}
+
+// readChunkSize reads the size line of an HTTP/1.1 chunk.
+func readChunkSize(t *testing.T, br *bufio.Reader) int {
+	t.Helper()
 	line, err := br.ReadString('\n')
 	if err != nil {
 		t.Fatalf("reading a chunk's size: %v", err)
@@ -139,11 +150,7 @@ func readChunk(t *testing.T, br *bufio.Reader) []byte {
 	if err != nil {
 		t.Fatalf("chunk size line %q: %v", line, err)
 	}
-	data := make([]byte, size+2)
-	if _, err := io.ReadFull(br, data); err != nil {
-		t.Fatalf("reading a chunk of %d bytes: %v", size, err)
-	}
-	return data[:size]
+	return int(size)
 }
 
 // While the node is busy, events that arrive within the coalescer's delay
@@ -264,30 +271,16 @@ func TestParkedRequestLineCountsWhatWentOut(t *testing.T) {
 	s.park(r, p)
 
 	br := bufio.NewReader(client)
-	chunkHead := func() (line string, size int) {
-		line, err := br.ReadString('\n')
-		if err != nil {
-			t.Fatalf("reading a chunk's size: %v", err)
-		}
-		n, err := strconv.ParseUint(strings.TrimSpace(line), 16, 32)
-		if err != nil {
-			t.Fatalf("chunk size line %q: %v", line, err)
-		}
-		return line, int(n)
-	}
 	if _, err := b.Publish(context.Background(), "s", []broker.Message{{Data: strings.Repeat("a", 1000)}}, ""); err != nil {
 		t.Fatal(err)
 	}
-	_, first := chunkHead()
-	if _, err := io.ReadFull(br, make([]byte, first+2)); err != nil {
-		t.Fatal(err)
-	}
+	first := len(readChunk(t, br))
 
 	// The second event is far larger than what the client reads of it.
 	if _, err := b.Publish(context.Background(), "s", []broker.Message{{Data: strings.Repeat("b", 100_000)}}, ""); err != nil {
 		t.Fatal(err)
 	}
-	chunkHead()
+	readChunkSize(t, br)
 	const readOfSecond = 5000
 	if _, err := io.ReadFull(br, make([]byte, readOfSecond)); err != nil {
 		t.Fatal(err)

@@ -69,6 +69,9 @@ cleanup() {
 	rm -rf "$bin"
 }
 trap cleanup EXIT
+# Ctrl-C: ssebench records nothing of the run it cuts short and exits;
+# stop here rather than go on to the next run.
+trap 'exit 130' INT
 
 echo "building broker, baseline and ssebench..." >&2
 go build -o "$bin/broker" ./cmd/broker
@@ -96,6 +99,13 @@ if [ "$AWAKE" = 1 ]; then
 	for cpu in $(printf '%s\n' "$SERVER_CPU" "$TOOL_CPU" | sort -u); do
 		taskset -c "$cpu" chrt --idle 0 sh -c 'while :; do :; done' &
 		spinner_pids+=($!)
+	done
+	sleep 0.2
+	for pid in "${spinner_pids[@]}"; do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			echo "AWAKE=1: the busy loop did not start (chrt --idle refused?)" >&2
+			exit 2
+		fi
 	done
 	tag=$tag-awake
 fi

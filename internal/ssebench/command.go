@@ -180,6 +180,11 @@ func Main(ctx context.Context, self, args []string, stdout, stderr io.Writer) in
 		return 1
 	}
 	printResult(stdout, res)
+	if ctx.Err() != nil {
+		// Cut short: its figures are not those of the run asked for.
+		fmt.Fprintln(stderr, "ssebench: interrupted; the run is not recorded")
+		return 1
+	}
 	if *jsonOut != "" {
 		if err := appendJSON(*jsonOut, res); err != nil {
 			fmt.Fprintln(stderr, "ssebench:", err)

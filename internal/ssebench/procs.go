@@ -293,6 +293,9 @@ func mergeResults(cfg Config, parts []*Result) *Result {
 		res.DeliveredAfterResume += p.DeliveredAfterResume
 		res.Duration = max(res.Duration, p.Duration)
 		res.DrainSeconds = max(res.DrainSeconds, p.DrainSeconds)
+		if p.ToolSchedUS != nil && (res.ToolSchedUS == nil || p.ToolSchedUS.P99 > res.ToolSchedUS.P99) {
+			res.ToolSchedUS = p.ToolSchedUS // the worker that waited longest
+		}
 		if p.DrainEnd != "caught_up" && res.DrainEnd == "caught_up" {
 			res.DrainEnd = p.DrainEnd // the first worker that did not catch up says why
 		}

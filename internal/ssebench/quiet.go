@@ -1,6 +1,7 @@
 package ssebench
 
 import (
+	"math"
 	"sync/atomic"
 	"time"
 )
@@ -88,10 +89,56 @@ func (res *Result) publishSeconds() int {
 	return n
 }
 
+// stealReading is the steal read from the end of the reading before (or
+// the first publish) until until, in percent (-1: not read).
+type stealReading struct {
+	until time.Duration // since the first publish
+	pct   float64
+}
+
+// stealPerSecond spreads the readings over the whole seconds they cover.
+// A reading normally covers about one second; when the progress loop that
+// takes them is late, one covers more, and a second may share two
+// readings. A second's figure is then the worst of those that cover at
+// least a tick of it (/proc/stat counts in ticks of 10 ms, so a shorter
+// overlap says nothing): -1 when one was not read, else the highest. So a
+// second is never quiet unless every reading that covers it found no steal.
+func stealPerSecond(readings []stealReading) []float64 {
+	if len(readings) == 0 {
+		return nil
+	}
+	const tick = 10 * time.Millisecond
+	seconds := int(readings[len(readings)-1].until / time.Second) // whole seconds covered
+	out := make([]float64, seconds)
+	for i := range out {
+		out[i] = math.Inf(-1) // none yet
+	}
+	var from time.Duration
+	for _, rd := range readings {
+		for s := int(from / time.Second); s < seconds && time.Duration(s)*time.Second < rd.until; s++ {
+			start, end := max(from, time.Duration(s)*time.Second), min(rd.until, time.Duration(s+1)*time.Second)
+			switch {
+			case end-start < tick || out[s] == -1:
+			case rd.pct < 0:
+				out[s] = -1
+			default:
+				out[s] = math.Max(out[s], rd.pct)
+			}
+		}
+		from = rd.until
+	}
+	for i, v := range out {
+		if math.IsInf(v, -1) {
+			out[i] = -1 // covered by no reading long enough to tell
+		}
+	}
+	return out
+}
+
 // setQuietFigures fills in the per-second series and the quiet latency
-// from steal (one figure per second of the run, -1 where unknown) and the
-// per-second histograms.
-func (res *Result) setQuietFigures(steal []float64, by *secondHistograms) {
+// from the steal readings and the per-second histograms.
+func (res *Result) setQuietFigures(readings []stealReading, by *secondHistograms) {
+	steal := stealPerSecond(readings)
 	if len(steal) == 0 {
 		return
 	}

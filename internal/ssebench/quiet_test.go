@@ -1,7 +1,11 @@
 package ssebench
 
 import (
+	"bytes"
+	"context"
 	"math"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,7 +37,11 @@ func TestQuietLatencyLeavesOutTheSecondsWithSteal(t *testing.T) {
 
 	var res Result
 	res.LatencyUS = latencyOf(&all)
-	res.setQuietFigures([]float64{0, 3.5, 0, -1, 0}, &by)
+	var readings []stealReading // once a second, each a little after the second ends
+	for i, pct := range []float64{0, 3.5, 0, -1, 0} {
+		readings = append(readings, stealReading{until: time.Duration(i+1)*time.Second + 300*time.Microsecond, pct: pct})
+	}
+	res.setQuietFigures(readings, &by)
 
 	if res.QuietSeconds != 2 || res.QuietLatencyUS == nil {
 		t.Fatalf("quiet seconds %d (latency %v), want 2: seconds 0 and 2 (second 4 had no events)", res.QuietSeconds, res.QuietLatencyUS)
@@ -120,5 +128,71 @@ func TestToolSchedLatencyCountsTheWaitsOfTheSpan(t *testing.T) {
 	}
 	if l.P50 <= 0 || l.P50 > l.P99 || l.P99 > l.Max {
 		t.Fatalf("percentiles %+v", *l)
+	}
+}
+
+// A progress loop held up past a tick takes one reading over more than a
+// second: the seconds it covers share it, and later readings stay in line
+// with the seconds they measured. An overlap shorter than a /proc/stat
+// tick does not count.
+func TestStealPerSecondKeepsLateReadingsInLine(t *testing.T) {
+	s := time.Second
+	for _, tc := range []struct {
+		name     string
+		readings []stealReading
+		want     []float64
+	}{
+		{"on time", []stealReading{{s, 0}, {2 * s, 1}, {3 * s, 0}}, []float64{0, 1, 0}},
+		{"one late reading", []stealReading{{s, 0}, {3*s + s/2, 0.5}, {4 * s, 0}, {5 * s, 0}}, []float64{0, 0.5, 0.5, 0.5, 0}},
+		{"late, and no steal", []stealReading{{s, 0}, {3*s + s/2, 0}, {4 * s, 2}, {5 * s, 0}}, []float64{0, 0, 0, 2, 0}},
+		{"an unread reading spoils what it covers", []stealReading{{s + s/2, -1}, {2 * s, 0}, {3 * s, 0}}, []float64{-1, -1, 0}},
+		{"a few ms over the edge do not count", []stealReading{{s + 5*time.Millisecond, 7}, {2*s + 5*time.Millisecond, 0}}, []float64{7, 0}},
+		{"none", nil, nil},
+	} {
+		got := stealPerSecond(tc.readings)
+		if len(got) != len(tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+			continue
+		}
+		for i := range got {
+			if got[i] != tc.want[i] {
+				t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+				break
+			}
+		}
+	}
+}
+
+// A run cut short (Ctrl-C) is printed but not recorded: its figures are
+// not those of the run asked for.
+func TestInterruptedRunIsNotRecorded(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{NoDemo: true})
+	out := t.TempDir() + "/runs.jsonl"
+	ctx, cancel := context.WithTimeout(t.Context(), 1500*time.Millisecond)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	code := Main(ctx, nil, []string{"-url", b.URL, "-scenario", "conversations", "-streams", "2", "-subscribers", "2",
+		"-rate", "100", "-duration", "20s", "-json", out, "-sources", "127.0.0.1"}, &stdout, &stderr)
+	if code == 0 || !strings.Contains(stderr.String(), "not recorded") {
+		t.Fatalf("exit %d, stderr %q: want a failure that says the run is not recorded", code, stderr.String())
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Fatalf("the JSON file exists (%v): the cut-short run was recorded", err)
+	}
+}
+
+// summarize says when a figure's median is over fewer runs than the
+// table's header counts (runs from before the figure existed, or without a
+// quiet second).
+func TestSummarizeSaysWhichMediansAreOverFewerRuns(t *testing.T) {
+	q := Latency{P99: 4000}
+	groups := map[string]map[string][]Result{"conversations": {
+		"broker":   {{StealPerSecond: []float64{0}, QuietSeconds: 1, QuietLatencyUS: &q}, {StealPerSecond: []float64{2}}},
+		"baseline": {{}, {}},
+	}}
+	var out bytes.Buffer
+	summarize(&out, groups)
+	if !strings.Contains(out.String(), "(quiet_p99_us over 1 broker, 0 baseline, 0 floor runs: the others did not measure it)") {
+		t.Fatalf("summary:\n%s", out.String())
 	}
 }

@@ -125,8 +125,8 @@ type Result struct {
 	QuietLatencyUS *Latency  `json:"quiet_latency_us,omitempty"`
 	// ToolSchedUS is how long this process's goroutines waited, runnable,
 	// for a CPU from the first publish to the end of the drain (the Go
-	// runtime's /sched/latencies; see selfsched.go). With -procs: one
-	// worker's.
+	// runtime's /sched/latencies; see selfsched.go). With -procs: the
+	// worker whose p99 was highest.
 	ToolSchedUS *Latency `json:"tool_sched_latency_us,omitempty"`
 
 	// Resume is true when subscribers reconnect with Last-Event-ID after
@@ -225,10 +225,10 @@ type runner struct {
 	subs    []*subscriber
 	hist    Histogram // publish→delivery latency
 	// bySecond is the same latency per second of publishing, and
-	// stealBySecond the host's steal in each second of the run (written by
+	// stealReadings the host's steal read once a second (written by
 	// progress; nil when not measured): see quiet.go.
 	bySecond      secondHistograms
-	stealBySecond []float64
+	stealReadings []stealReading
 	// late is how far behind the fixed rate's schedule each publish request
 	// was sent. Latency is measured from the send, so a publisher held up by
 	// the server (every request in flight stalled) leaves the wait out of
@@ -476,7 +476,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res.setServerFigures(before, atConnect, after, server.err)
 	res.LatencyUS = latencyOf(&r.hist)
-	res.setQuietFigures(r.stealBySecond, &r.bySecond)
+	res.setQuietFigures(r.stealReadings, &r.bySecond)
 	res.PublishLateUS = latencyOf(&r.late)
 	res.hist, res.late = &r.hist, &r.late
 	return res, nil
@@ -865,7 +865,7 @@ func (r *runner) progress(start time.Time, done <-chan struct{}, res *Result, st
 		stolen := ""
 		if steal != nil {
 			pct := steal.next()
-			r.stealBySecond = append(r.stealBySecond, pct)
+			r.stealReadings = append(r.stealReadings, stealReading{until: time.Since(start), pct: pct})
 			stolen = fmt.Sprintf(" steal %.1f%%", pct)
 		}
 		d, p := r.delivered.Load(), r.published.Load()

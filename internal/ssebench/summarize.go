@@ -56,7 +56,9 @@ func summarizeCmd(args []string, stdout, stderr io.Writer) int {
 
 type figure struct {
 	name string
-	get  func(Result) float64
+	// get returns NaN where the run did not measure the figure; its
+	// median is then over fewer runs, which the table says.
+	get func(Result) float64
 	// noRatio: a figure of the host, not of the server, whose ratio
 	// between two targets means nothing.
 	noRatio bool
@@ -139,14 +141,32 @@ func summarize(w io.Writer, groups map[string]map[string][]Result) {
 			fmt.Fprintf(w, "%s (median of %d broker runs, %d baseline runs, %d floor runs)\n", s, len(b), len(bl), len(fl))
 			fmt.Fprintf(w, "  %-24s %14s %14s %10s %14s %10s\n", "figure", "broker", "baseline", "ratio", "floor", "ratio")
 		}
+		var partial []string
 		for _, f := range figures {
+			if n, nb, nf := measured(b, f), measured(bl, f), measured(fl, f); n < len(b) || nb < len(bl) || nf < len(fl) {
+				partial = append(partial, fmt.Sprintf("%s over %d broker, %d baseline, %d floor runs", f.name, n, nb, nf))
+			}
 			fmt.Fprintf(w, "  %-24s %14s %14s %10s", f.name, figureText(medianOf(b, f)), figureText(medianOf(bl, f)), ratio(f, b, bl))
 			if len(fl) > 0 {
 				fmt.Fprintf(w, " %14s %10s", figureText(medianOf(fl, f)), ratio(f, fl, bl))
 			}
 			fmt.Fprintln(w)
 		}
+		for _, p := range partial {
+			fmt.Fprintf(w, "  (%s: the others did not measure it)\n", p)
+		}
 	}
+}
+
+// measured counts the runs of rs that measured f.
+func measured(rs []Result, f figure) int {
+	n := 0
+	for _, r := range rs {
+		if !math.IsNaN(f.get(r)) {
+			n++
+		}
+	}
+	return n
 }
 
 func medianOf(rs []Result, f figure) float64 {

@@ -230,19 +230,17 @@ func requestContext(log zerolog.Logger) func(http.Handler) http.Handler {
 //
 //go:noinline
 func withRequestContext(log *zerolog.Logger, w http.ResponseWriter, r *http.Request) *http.Request {
-	// A copy of the logger, context included, so UpdateContext below does
-	// not race with other requests.
-	l := log.With().Logger()
-	ctx := l.WithContext(r.Context())
+	ctx := r.Context()
 	id, ok := hlog.IDFromCtx(ctx)
 	if !ok {
 		id = xid.New()
 		ctx = hlog.CtxWithID(ctx, id)
 	}
 	idText := id.String()
-	zerolog.Ctx(ctx).UpdateContext(func(c zerolog.Context) zerolog.Context {
-		return c.Str("req_id", idText)
-	})
+	// A copy of the logger with the id in its context, made in one go
+	// (With, then UpdateContext, copied the context twice).
+	l := log.With().Str("req_id", idText).Logger()
+	ctx = l.WithContext(ctx)
 	w.Header().Set("X-Request-Id", idText)
 	return r.WithContext(ctx)
 }

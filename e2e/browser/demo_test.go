@@ -123,16 +123,31 @@ func (p *proxy) eventsRequests(stream string) []eventsRequest {
 }
 
 // cut ends every subscribe connection of stream that is open now, and
-// reports how many it ended.
+// reports how many it ended. It returns once their proxy handlers have:
+// cancelling only starts the end, and an event published just after the
+// cancel could still reach the browser on the old connection.
 func (p *proxy) cut(stream string) int {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	n := 0
-	for _, cancel := range p.active[stream] {
+	var ended []int
+	for n, cancel := range p.active[stream] {
 		cancel()
-		n++
+		ended = append(ended, n)
 	}
-	return n
+	p.mu.Unlock()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		p.mu.Lock()
+		open := 0
+		for _, n := range ended {
+			if _, ok := p.active[stream][n]; ok {
+				open++
+			}
+		}
+		p.mu.Unlock()
+		if open == 0 {
+			break
+		}
+	}
+	return len(ended)
 }
 
 // ---------------------------------------------------------------------------

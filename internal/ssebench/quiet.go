@@ -69,10 +69,7 @@ func newStealSeries() *stealSeries { return &stealSeries{last: startSteal()} }
 // time, or -1 when it cannot be read.
 func (s *stealSeries) next() float64 {
 	now := startSteal()
-	pct := -1.0
-	if s.last.ok && now.ok && now.total > s.last.total {
-		pct = 100 * float64(now.steal-s.last.steal) / float64(now.total-s.last.total)
-	}
+	pct := now.since(s.last)
 	s.last = now
 	return pct
 }

@@ -64,10 +64,13 @@ func startSteal() stealMeter {
 
 // percent returns the stolen share of all CPUs' time since start, in
 // percent, or -1 when it cannot be measured.
-func (m stealMeter) percent() float64 {
-	s, t, ok := cpuTicks()
-	if !m.ok || !ok || t <= m.total {
+func (m stealMeter) percent() float64 { return startSteal().since(m) }
+
+// since returns the stolen share of all CPUs' time between the readings
+// from and m, in percent, or -1 when either could not be read.
+func (m stealMeter) since(from stealMeter) float64 {
+	if !from.ok || !m.ok || m.total <= from.total {
 		return -1
 	}
-	return 100 * float64(s-m.steal) / float64(t-m.total)
+	return 100 * float64(m.steal-from.steal) / float64(m.total-from.total)
 }

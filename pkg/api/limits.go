@@ -17,18 +17,22 @@ import (
 // IP) against limits.publish_rate; its error maps to 429 with Retry-After.
 // A batch of n events counts n.
 func (s *Server) allowPublish(r *http.Request, events int) error {
-	if s.publishLimit == nil {
-		return nil // off (the default): no key to build, no clock to read
-	}
-	return s.publishLimit.allow(subjectOf(r), events, time.Now(), "events published")
+	return s.publishLimit.allowRequest(r, events, "events published")
 }
 
 // allowSubscribe counts a new subscription against limits.subscribe_rate.
 func (s *Server) allowSubscribe(r *http.Request) error {
-	if s.subscribeLimit == nil {
+	return s.subscribeLimit.allowRequest(r, 1, "new subscriptions")
+}
+
+// allowRequest counts n against l under r's subject. A limit that is off
+// (nil, the default) lets everything through without building the key or
+// reading the clock.
+func (l *limiter) allowRequest(r *http.Request, n int, what string) error {
+	if l == nil {
 		return nil
 	}
-	return s.subscribeLimit.allow(subjectOf(r), 1, time.Now(), "new subscriptions")
+	return l.allow(subjectOf(r), n, time.Now(), what)
 }
 
 // subjectOf is the key a request is counted under: the token's subject

@@ -37,12 +37,7 @@ func writeIDsAnswer(w http.ResponseWriter, status int, stream string, ids []uint
 		body = strconv.AppendUint(body, id, 10)
 		body = append(body, '"')
 	}
-	body = append(body, "]}\n"...)
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(status)
-	_, _ = w.Write(body)
+	writeJSONBody(w, status, append(body, "]}\n"...))
 }
 
 // createAnswer is the body of POST /v1/streams, its fields in SPEC.md's

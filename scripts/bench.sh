@@ -163,7 +163,7 @@ for run in $(seq "$RUNS"); do
 		url=http://127.0.0.1:$port
 		wait_up "$url"
 		echo "== run $run/$RUNS: $target $scenario" >&2
-		"${pin_tool[@]}" "$bin/ssebench" -url "$url" -target "$target" -scenario "$scenario" \
+		"${pin_tool[@]}" "$bin/ssebench" -url "$url" -target "$target" -scenario "$scenario" -server-pid "$server_pid" \
 			"${dur[@]}" -json "$out" -tag "$tag" -svg "bench/results/$scenario$store_suffix-$target.svg" "$@" || echo "ssebench failed ($target run $run)" >&2
 		stop "$server_pid"
 		server_pid=

@@ -97,6 +97,8 @@ func Main(ctx context.Context, self, args []string, stdout, stderr io.Writer) in
 		procs   = fs.Int("procs", 1,
 			"split the run over this many worker processes of this binary, each with its own share of the streams, their subscribers and their publishing; "+
 				"the figures are merged (more connections than one process's file limit, more cores to read with; needs -streams >= -procs)")
+		serverPID = fs.Int("server-pid", 0,
+			"the server's process id, when it runs on this host: its CPU is then also read from /proc/<pid>/stat and split into user and system time (cpu_split_s_per_million_delivered)")
 		worker = fs.Bool("worker", false, "run as one worker of -procs (the tool starts these itself; JSON lines on stdin and stdout)")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -117,6 +119,7 @@ func Main(ctx context.Context, self, args []string, stdout, stderr io.Writer) in
 		URL: *u, Target: *target, Scenario: *scenario, Subscribers: p.subscribers, Streams: p.streams,
 		Rate: p.rate, Duration: p.duration, Count: *count, Payload: p.payload, Concurrency: *conc, Batch: *batch,
 		Slow: p.slow, Settle: p.settle, Drain: *drain, DrainTimeout: *drainMax, NoResume: !*resume, ResumeWait: *resumeWait, Tag: *tag,
+		ServerPID: *serverPID,
 	}
 	if set["subscribers"] {
 		cfg.Subscribers = *subs
@@ -277,4 +280,7 @@ func printResult(w io.Writer, r *Result) {
 	}
 	fmt.Fprintf(w, "  server RSS %.1f MiB → %.1f MiB connected (%.1f KiB/conn) → %.1f MiB; CPU %.2fs publishing (%.2fs per million delivered)\n",
 		r.RSSBefore/(1<<20), r.RSSConnected/(1<<20), r.RSSPerConn/1024, r.RSSAfter/(1<<20), r.CPUPublish, r.CPUPerMillion)
+	if c := r.CPUSplit; c != nil {
+		fmt.Fprintf(w, "  of which user %.2fs and system %.2fs per million delivered\n", c.User, c.Sys)
+	}
 }

@@ -155,7 +155,7 @@ func runProcs(ctx context.Context, self []string, cfg Config, n, gcPct int, stde
 	cfg.URL = strings.TrimRight(cfg.URL, "/")
 	client := &http.Client{Timeout: 10 * time.Second}
 	defer client.CloseIdleConnections()
-	server := &serverMeter{client: client, url: cfg.URL}
+	server := &serverMeter{client: client, url: cfg.URL, pid: cfg.ServerPID}
 	before := server.sample(ctx)
 
 	ctx, cancel := context.WithCancel(ctx)

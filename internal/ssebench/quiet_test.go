@@ -196,3 +196,64 @@ func TestSummarizeSaysWhichMediansAreOverFewerRuns(t *testing.T) {
 		t.Fatalf("summary:\n%s", out.String())
 	}
 }
+
+// The command name in /proc/<pid>/stat may hold spaces and parentheses:
+// utime and stime are counted from the last ')'.
+func TestParseProcStatCountsFromTheLastParenthesis(t *testing.T) {
+	line := "4242 (broker (x) y) S 1 4242 4242 0 -1 4194560 1187 0 0 0 250 731 0 0 20 0 5 0 123 0 0\n"
+	user, sys, err := parseProcStat(line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if user != 2.50 || sys != 7.31 {
+		t.Errorf("user %v s, sys %v s; want 2.5 and 7.31", user, sys)
+	}
+	for _, bad := range []string{"4242 broker S 1", "4242 (broker) S 1 2 3", "4242 (b) S 1 4242 4242 0 -1 0 0 0 0 0 x 731"} {
+		if _, _, err := parseProcStat(bad); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}
+
+// With -server-pid the run splits the server's CPU into user and system
+// time. The in-process broker's /metrics counts this process, so the two
+// parts must add up to the CPU figure read from /metrics, to within the
+// CPU spent between the two reads of each sample.
+func TestServerCPUSplitAddsUpToTheMetricsFigure(t *testing.T) {
+	if _, _, err := readProcCPU(os.Getpid()); err != nil {
+		t.Skip("no /proc/<pid>/stat here:", err)
+	}
+	b := testbroker.Start(t, testbroker.Options{NoDemo: true})
+	res, err := Run(t.Context(), Config{
+		URL: b.URL, Target: "broker", Scenario: "conversations", Subscribers: 4, Streams: 2,
+		Rate: 0, Count: 2000, Payload: 64, Concurrency: 4, Drain: 5 * time.Second,
+		ServerPID: os.Getpid(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.MetricsError != "" || res.CPUSplit == nil {
+		t.Fatalf("no split (metrics error %q)", res.MetricsError)
+	}
+	millions := float64(res.Delivered) / 1e6
+	user, sys := res.CPUSplit.User*millions, res.CPUSplit.Sys*millions
+	if user <= 0 || sys <= 0 {
+		t.Errorf("user %.3f s, sys %.3f s: each should be above zero for %d deliveries", user, sys, res.Delivered)
+	}
+	t.Logf("user %.3f + sys %.3f s, /metrics %.3f s", user, sys, res.CPUPublish)
+	if d := math.Abs(user + sys - res.CPUPublish); d > 0.03+0.05*res.CPUPublish {
+		t.Errorf("user %.3f + sys %.3f s, but /metrics says %.3f s", user, sys, res.CPUPublish)
+	}
+
+	// Without a pid there is no split.
+	res, err = Run(t.Context(), Config{
+		URL: b.URL, Target: "broker", Scenario: "conversations", Subscribers: 2, Streams: 1,
+		Count: 10, Payload: 64, Concurrency: 1, Drain: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.CPUSplit != nil {
+		t.Errorf("split %+v without a pid", *res.CPUSplit)
+	}
+}

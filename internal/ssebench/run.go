@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -66,6 +67,10 @@ type Config struct {
 	// NoServerMetrics leaves the server's /metrics and the host's steal
 	// unread: with -procs the parent reads them once for all workers.
 	NoServerMetrics bool
+	// ServerPID, when not 0, is the server's process id on this host: its
+	// CPU time is then also read from /proc/<pid>/stat, split into user
+	// and system time (Result.CPUSplit), which /metrics does not tell.
+	ServerPID int
 }
 
 // Result is what one run measured; it is the JSON line of the run.
@@ -114,6 +119,10 @@ type Result struct {
 	// stole from the first publish to the end of the drain, in percent
 	// (-1: not measured; see steal.go for why it matters).
 	HostStealPct float64 `json:"host_steal_pct"`
+	// CPUSplit is the server's CPU from the first publish to the end of
+	// the drain split into user and system (kernel) time, per million
+	// delivered events; nil without -server-pid.
+	CPUSplit *CPUSplit `json:"cpu_split_s_per_million_delivered,omitempty"`
 	// StealPerSecond is the host's steal in each second of the run, in
 	// percent (-1: not read), and P99PerSecondUS the p99 latency of the
 	// events sent in that second (0: none received). QuietSeconds counts the
@@ -345,7 +354,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	r.pubClient = &http.Client{Transport: transportFrom(sources[0], cfg.Concurrency), Timeout: 30 * time.Second}
 	defer r.pubClient.CloseIdleConnections()
 
-	server := &serverMeter{client: r.pubClient, url: cfg.URL, off: cfg.NoServerMetrics}
+	server := &serverMeter{client: r.pubClient, url: cfg.URL, off: cfg.NoServerMetrics, pid: cfg.ServerPID}
 	before := server.sample(ctx)
 
 	subCtx, cancelSubs := context.WithCancel(ctx)
@@ -484,7 +493,22 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 // serverSample is the server's resident memory and CPU time at one point
 // of a run, from its /metrics.
-type serverSample struct{ rss, cpu float64 }
+type serverSample struct {
+	rss, cpu float64
+	// user and sys are the server's CPU seconds from /proc/<pid>/stat;
+	// NaN when not read (no -server-pid, or the read failed).
+	user, sys float64
+}
+
+// CPUSplit is the server's CPU time split into user and system time, in
+// seconds per million delivered events. On loopback most of a server's
+// system time is the same for every server with the same traffic (each
+// write(2) also does the receiving socket's TCP work), so the split shows
+// how much of the CPU figure user-space work can change at all.
+type CPUSplit struct {
+	User float64 `json:"user"`
+	Sys  float64 `json:"sys"`
+}
 
 // serverMeter reads the server's /metrics at the points of a run and
 // keeps the first error for the result.
@@ -492,18 +516,61 @@ type serverMeter struct {
 	client *http.Client
 	url    string
 	off    bool // NoServerMetrics: every sample is zero
+	pid    int  // Config.ServerPID
 	err    string
 }
 
 func (m *serverMeter) sample(ctx context.Context) serverSample {
 	if m.off {
-		return serverSample{}
+		return serverSample{user: math.NaN(), sys: math.NaN()}
 	}
 	rss, cpu, err := readProcessMetrics(ctx, m.client, m.url+"/metrics")
 	if err != nil && m.err == "" {
 		m.err = err.Error()
 	}
-	return serverSample{rss, cpu}
+	s := serverSample{rss: rss, cpu: cpu, user: math.NaN(), sys: math.NaN()}
+	if m.pid != 0 {
+		if s.user, s.sys, err = readProcCPU(m.pid); err != nil && m.err == "" {
+			m.err = err.Error()
+		}
+	}
+	return s
+}
+
+// userHZ is the unit of the times in /proc/<pid>/stat: USER_HZ, 100 on
+// every Linux architecture Go runs on (the kernel converts to it whatever
+// its own tick rate).
+const userHZ = 100
+
+// readProcCPU reads a process's user and system CPU seconds from
+// /proc/<pid>/stat.
+func readProcCPU(pid int) (user, sys float64, err error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return math.NaN(), math.NaN(), fmt.Errorf("server CPU split: %w", err)
+	}
+	return parseProcStat(string(b))
+}
+
+// parseProcStat takes utime and stime, the 14th and 15th fields of a
+// /proc/<pid>/stat line (proc(5)). The second field, the command name in
+// parentheses, may hold spaces and parentheses itself, so the fields are
+// counted from the last ')'.
+func parseProcStat(line string) (user, sys float64, err error) {
+	i := strings.LastIndexByte(line, ')')
+	if i < 0 {
+		return math.NaN(), math.NaN(), errors.New("server CPU split: no command name in /proc/<pid>/stat")
+	}
+	f := strings.Fields(line[i+1:]) // from field 3, the state
+	if len(f) < 13 {
+		return math.NaN(), math.NaN(), errors.New("server CPU split: /proc/<pid>/stat too short")
+	}
+	ut, err1 := strconv.ParseUint(f[11], 10, 64)
+	st, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return math.NaN(), math.NaN(), errors.New("server CPU split: utime or stime in /proc/<pid>/stat is not a number")
+	}
+	return float64(ut) / userHZ, float64(st) / userHZ, nil
 }
 
 // setServerFigures fills in the server's figures from its samples before
@@ -518,6 +585,11 @@ func (res *Result) setServerFigures(before, connected, after serverSample, metri
 	}
 	if res.Delivered > 0 && res.CPUPublish > 0 {
 		res.CPUPerMillion = res.CPUPublish / (float64(res.Delivered) / 1e6)
+	}
+	user, sys := after.user-connected.user, after.sys-connected.sys
+	if res.Delivered > 0 && !math.IsNaN(user) && !math.IsNaN(sys) {
+		millions := float64(res.Delivered) / 1e6
+		res.CPUSplit = &CPUSplit{User: user / millions, Sys: sys / millions}
 	}
 }
 

@@ -47,8 +47,15 @@
 // clock moved on. For the same millisecond (delete and publish again at
 // once) a new stream key starts above max(meta last, sseb:hw, the highest
 // id this node has seen); the last one also covers a flushed Redis whose
-// clock lags. A resume point of a previous life is not a retained id nor
-// the last trimmed one, so it gets a gap.
+// clock lags. An existing key starts above the highest id this node has
+// seen too when the clock has not passed it: a Redis that came back
+// without a stream's newest entries (a failover to a replica that missed
+// them, a restore from an older file) would otherwise issue their ids
+// again. Every node sees every id on the feed, so a node that was up
+// when the lost ids were issued covers them; a node started after the
+// loss does not. A resume point of a
+// previous life, or one that Redis lost, is not a retained id nor the last
+// trimmed one, so it gets a gap.
 //
 // # Gap
 //

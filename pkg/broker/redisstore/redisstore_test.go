@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"github.com/sse-broker/broker/internal/config"
@@ -406,6 +407,49 @@ func TestLongOutageEndsSubscribers(t *testing.T) {
 	}
 	if waited := time.Since(start); waited < 2*time.Second {
 		t.Fatalf("subscriber ended %v into the outage, within the 3 s grace", waited)
+	}
+}
+
+// A Redis that comes back without the newest entries of a stream (a
+// failover to a replica that missed them, a restore from an older file)
+// while its clock is not past them must not issue one of their ids again:
+// a client resuming from that id would skip the new event with no gap.
+// The clock cannot be set back here, so the test builds the same state: an
+// entry a minute ahead of the clock, the next event acknowledged above it,
+// then that event removed as the failover would have lost it.
+func TestLostTailDoesNotReissueAnAcknowledgedID(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client(t)
+	defer c.Close()
+	n := newNode(t, srv.URL, broker.StoreOptions{}, 0)
+	ctx := context.Background()
+	n.publish(t, "s", "e1")
+	k := keysOf("s")
+	ahead := strconv.FormatInt(time.Now().Add(time.Minute).UnixMilli(), 10) + "-0"
+	if err := c.XAdd(ctx, &redis.XAddArgs{Stream: k.x, ID: ahead, Values: []string{"n", "message", "d", "ahead"}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	c.HSet(ctx, k.meta, "last", ahead)
+	acked := n.publish(t, "s", "e2, acknowledged")[0]
+
+	// The failover: e2 is gone, the key's top is back at the entry ahead.
+	if err := c.XDel(ctx, k.x, redisID(acked)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Do(ctx, "XSETID", k.x, ahead).Err(); err != nil {
+		t.Fatal(err)
+	}
+	c.HSet(ctx, k.meta, "last", ahead)
+
+	next := n.publish(t, "s", "e3", "e4")
+	if next[0] <= acked || next[1] <= next[0] {
+		t.Fatalf("ids %v after %d was acknowledged", next, acked)
+	}
+	// e2 is lost for good, and a client that had it is told so (it no
+	// longer knows the resume point: a gap, then every retained event).
+	rr := n.read(t, "s", acked)
+	if got := ids(rr.Events); !rr.Gap || len(got) < 2 || !slices.Equal(got[len(got)-2:], next) {
+		t.Fatalf("resume after the acknowledged id: gap %v, ids %v; want a gap, then ... %v", rr.Gap, got, next)
 	}
 }
 

@@ -39,10 +39,14 @@ type demoRunner struct {
 	s      *Server
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
 	slots  chan struct{}
 
+	// mu orders acquire against shutdown: wg.Add happens under it, and
+	// never once closed is set, so shutdown's Wait cannot race an Add
+	// (a demo request still in flight when the drain starts).
 	mu      sync.Mutex
+	closed  bool
+	wg      sync.WaitGroup // one per place taken, done at release
 	running map[string]int // answers streaming per token subject
 }
 
@@ -52,10 +56,13 @@ func newDemoRunner(s *Server) demoRunner {
 }
 
 // acquire takes a place for one answer of client (a token subject, or ""
-// without auth), or says why not (429).
+// without auth), or says why not (429; 503 once shutting down).
 func (d *demoRunner) acquire(client string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.closed {
+		return fmt.Errorf("%w: the broker is shutting down", broker.ErrStoreUnavailable)
+	}
 	if client != "" && d.running[client] >= maxDemoAnswersEach {
 		return fmt.Errorf("%w: %d of your demo answers are streaming already", errRateLimited, maxDemoAnswersEach)
 	}
@@ -65,6 +72,7 @@ func (d *demoRunner) acquire(client string) error {
 		return fmt.Errorf("%w: %d demo answers are streaming already", errRateLimited, maxDemoAnswers)
 	}
 	d.running[client]++
+	d.wg.Add(1)
 	return nil
 }
 
@@ -76,9 +84,13 @@ func (d *demoRunner) release(client string) {
 	if d.running[client]--; d.running[client] == 0 {
 		delete(d.running, client)
 	}
+	d.wg.Done()
 }
 
 func (d *demoRunner) shutdown(ctx context.Context) error {
+	d.mu.Lock()
+	d.closed = true
+	d.mu.Unlock()
 	d.cancel()
 	done := make(chan struct{})
 	go func() { d.wg.Wait(); close(done) }()
@@ -158,9 +170,7 @@ func (s *Server) demoChat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	log := hlog.FromRequest(r).With().Str("stream", req.Stream).Logger()
-	s.demo.wg.Add(1)
 	go func() {
-		defer s.demo.wg.Done()
 		defer s.demo.release(client)
 		s.streamDemoAnswer(s.demo.ctx, log, req.Stream, tokens[1:])
 	}()

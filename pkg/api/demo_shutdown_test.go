@@ -2,10 +2,12 @@ package api_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -100,5 +102,67 @@ func TestDemoShutdownWithNoAnswerAndNoTimeLeft(t *testing.T) {
 		if err := srv.Shutdown(expired); err != nil {
 			t.Fatalf("shutdown with no demo answer: %v", err)
 		}
+	}
+}
+
+// Demo requests still arriving while the drain waits for the answers (net/http
+// lets requests in flight finish) are refused with a 503, never started:
+// starting one then raced the drain's wait, and the process panicked
+// ("WaitGroup is reused before previous Wait has returned").
+func TestDemoRequestsDuringShutdownAreRefused(t *testing.T) {
+	hub := broker.NewHub(10, 64)
+	mem := memory.New(broker.StoreOptions{MaxEvents: 100, MaxAge: time.Hour, IdleTTL: time.Hour, MaxStreams: 1 << 20}, hub)
+	defer mem.Close()
+	srv := api.New(api.Options{Broker: broker.New(mem, hub), Logger: zerolog.New(io.Discard), Retry: time.Second,
+		Heartbeat: time.Hour, MaxBody: 1 << 20, Demo: true, DemoTokenDelay: time.Millisecond})
+	var (
+		stop     = make(chan struct{})
+		wg       sync.WaitGroup
+		accepted atomic.Int64
+		refused  atomic.Int64
+		shutDown atomic.Bool
+		late     atomic.Int64 // accepted after a Shutdown had returned
+	)
+	for g := range 8 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				req := httptest.NewRequest(http.MethodPost, "/v1/demo/chat", strings.NewReader(fmt.Sprintf(`{"stream":"s%d-%d","message":"hi"}`, g, i)))
+				req.Header.Set("Content-Type", "application/json")
+				rec := httptest.NewRecorder()
+				wasDown := shutDown.Load()
+				srv.ServeHTTP(rec, req)
+				switch rec.Code {
+				case http.StatusAccepted:
+					accepted.Add(1)
+					if wasDown {
+						late.Add(1)
+					}
+				case http.StatusServiceUnavailable:
+					refused.Add(1)
+				case http.StatusTooManyRequests: // all 64 places taken
+				default:
+					t.Errorf("status %d: %s", rec.Code, rec.Body)
+				}
+			}
+		})
+	}
+	time.Sleep(100 * time.Millisecond) // answers streaming
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for range 200 { // each Shutdown waits for the answers streaming then
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+		shutDown.Store(true)
+	}
+	close(stop)
+	wg.Wait()
+	if accepted.Load() == 0 || refused.Load() == 0 || late.Load() != 0 {
+		t.Fatalf("%d answers accepted (%d after the shutdown), %d refused", accepted.Load(), late.Load(), refused.Load())
 	}
 }

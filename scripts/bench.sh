@@ -26,7 +26,7 @@
 # guest_halt_poll_ns=0), waking a halted vCPU waits for the hypervisor, and
 # the wait is counted as steal: in conversations (both CPUs idle half the
 # time, thousands of wake-ups a second) steal went from 13-35% to under 1.5%
-# (docs/performance.md, "Steal that the run causes"). The tag gets -awake.
+# (docs/performance-log.md, "Steal that the run causes"). The tag gets -awake.
 #
 # In the fanout scenario the broker runs with BROKER_HISTORY_MAX_EVENTS=1000000
 # (its environment only): a flat-out publisher outruns some subscribers, the

@@ -1,6 +1,6 @@
 // Command floor is about the least work a net/http server can do for the
 // load tool's traffic, written only to find the floor under the CPU figure of
-// the conversations scenario (docs/performance.md, "The CPU floor"). It is
+// the conversations scenario (docs/performance-log.md, "The CPU floor"). It is
 // not a broker: no history, no replay, no limits, no auth, and a slow
 // subscriber holds up its publisher.
 //

@@ -35,7 +35,7 @@ func openBolt(spec config.StoreSpec, opts broker.StoreOptions, hub *broker.Hub) 
 // off their sockets, each transaction carries one request, and group
 // commit is gone. Measured with `tokens -full -batch 3 -concurrency 1000`
 // on one core: 3,200 events/s with one P, 14,900 with two
-// (docs/performance.md, "The durable store").
+// (docs/performance-log.md, "The durable store").
 func ensureTwoProcs(env string) (procs int, raised bool) {
 	procs = runtime.GOMAXPROCS(0)
 	if procs > 1 || env != "" {

@@ -19,7 +19,7 @@ import (
 // settles at one write per subscriber per event. Holding deliveries back
 // for coalesceDelay when more than coalesceAbove are under way lets those
 // publishes in first, and every subscriber's next write carries all of
-// them. (Measured in docs/performance.md, "Coalesced writes".)
+// them. (Measured in docs/performance-log.md, "Coalesced writes".)
 //
 // The wait costs a busy node little: with coalesceAbove deliveries ahead of
 // it a write waits for those to be written anyway, and that takes about as

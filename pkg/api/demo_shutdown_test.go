@@ -160,6 +160,9 @@ func TestDemoRequestsDuringShutdownAreRefused(t *testing.T) {
 		}
 		shutDown.Store(true)
 	}
+	for deadline := time.Now().Add(5 * time.Second); refused.Load() == 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond) // until a request has come after the shutdown
+	}
 	close(stop)
 	wg.Wait()
 	if accepted.Load() == 0 || refused.Load() == 0 || late.Load() != 0 {

@@ -53,9 +53,8 @@
 // them, a restore from an older file) would otherwise issue their ids
 // again. Every node sees every id on the feed, so a node that was up
 // when the lost ids were issued covers them; a node started after the
-// loss does not. A resume point of a
-// previous life, or one that Redis lost, is not a retained id nor the last
-// trimmed one, so it gets a gap.
+// loss does not. A resume point of a previous life, or one that Redis
+// lost, is not a retained id nor the last trimmed one, so it gets a gap.
 //
 // # Gap
 //

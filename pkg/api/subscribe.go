@@ -299,8 +299,10 @@ type sseWriter struct {
 	// http2: the deadline is lifted after each flush (see flush).
 	http2 bool
 	// pending: bytes were written since the last flush (and a write
-	// deadline covers them).
-	pending bool
+	// deadline covers them); sinceArmed: bytes written since the deadline
+	// was last set.
+	pending    bool
+	sinceArmed int
 	// write is writeWire as a broker.WriteFunc, made once per
 	// subscription so that a drain does not allocate a method value.
 	write broker.WriteFunc
@@ -325,13 +327,21 @@ func (sw *sseWriter) release() {
 	sw.srv.writers.remove(sw.rc)
 }
 
+// rearmEvery is how much of one drain a write deadline covers: the
+// deadline bounds each rearmEvery bytes, not a whole drain, so a client on
+// a slow link that keeps reading a long backlog is not cut (the parked
+// path sets one per chunk alike).
+const rearmEvery = 64 << 10
+
 func (sw *sseWriter) writeWire(wire []byte, events int, published time.Time) error {
-	if !sw.pending {
+	if !sw.pending || sw.sinceArmed >= rearmEvery {
 		// Best effort: a ResponseWriter without deadlines (a test recorder)
 		// still works, only without the bound.
 		sw.srv.armWriteDeadline(sw.rc)
 		sw.pending = true
+		sw.sinceArmed = 0
 	}
+	sw.sinceArmed += len(wire)
 	if _, err := sw.w.Write(wire); err != nil {
 		return err
 	}

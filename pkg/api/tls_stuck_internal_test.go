@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sse-broker/broker/pkg/broker"
+	"github.com/sse-broker/broker/pkg/broker/memory"
 )
 
 // gateConn models a socket whose send buffer fills up: once armed, it
@@ -231,4 +232,96 @@ func tlsHTTP1Subscribe(t *testing.T, ts *httptest.Server, path string) (*tls.Con
 		t.Fatalf("subscribe: %v %v", res, err)
 	}
 	return conn, res
+}
+
+// throttledConn is a slow link: a write of n bytes takes n/rate, and
+// fails with a timeout instead when the write deadline comes first (as a
+// socket whose peer reads slowly does).
+type throttledConn struct {
+	net.Conn
+	rate     float64 // bytes per second
+	mu       sync.Mutex
+	deadline time.Time
+}
+
+func (c *throttledConn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.deadline = t
+	c.mu.Unlock()
+	return c.Conn.SetWriteDeadline(t)
+}
+
+func (c *throttledConn) SetDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.deadline = t
+	c.mu.Unlock()
+	return c.Conn.SetDeadline(t)
+}
+
+func (c *throttledConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	d := c.deadline
+	c.mu.Unlock()
+	done := time.Now().Add(time.Duration(float64(len(p)) / c.rate * float64(time.Second)))
+	if !d.IsZero() && d.Before(done) {
+		time.Sleep(time.Until(d))
+		return 0, os.ErrDeadlineExceeded
+	}
+	time.Sleep(time.Until(done))
+	return c.Conn.Write(p)
+}
+
+type throttledListener struct {
+	net.Listener
+	rate float64
+}
+
+func (l throttledListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &throttledConn{Conn: c, rate: l.rate}, nil
+}
+
+// A subscriber on a slow link (TLS, served by net/http's goroutine) gets
+// a backlog that takes it several write timeouts to read, all of it: the
+// deadline bounds each 64 KiB of a drain, not the whole drain, so a
+// client that keeps reading is not cut (it used to be, at every write
+// timeout, and had to resume again and again).
+func TestSlowLinkGetsALongBacklogWhole(t *testing.T) {
+	hub := broker.NewHub(10, 1000)
+	store := memory.New(broker.StoreOptions{MaxEvents: 1000, MaxAge: time.Hour, IdleTTL: time.Hour, MaxStreams: 10}, hub)
+	defer store.Close()
+	s := New(Options{Broker: broker.New(store, hub), Retry: time.Second, Heartbeat: time.Hour, MaxBody: 1 << 20})
+	s.writeTimeout = 300 * time.Millisecond
+	ts := httptest.NewUnstartedServer(s)
+	// 64 KiB (what one deadline covers, give or take an event) in 100 ms.
+	ts.Listener = throttledListener{Listener: ts.Listener, rate: 640 << 10}
+	ts.EnableHTTP2 = false
+	ts.StartTLS()
+	defer func() {
+		_ = s.Shutdown(context.Background())
+		ts.CloseClientConnections()
+		ts.Close()
+	}()
+	data := strings.Repeat("x", 4<<10)
+	const events = 200 // 800 KiB: 1.3 s on this link
+	for range events {
+		if _, err := s.broker.Publish(context.Background(), "backlog", []broker.Message{{Data: data}}, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.broker.CloseStream(context.Background(), "backlog", ""); err != nil {
+		t.Fatal(err)
+	}
+	conn, res := tlsHTTP1Subscribe(t, ts, "/v1/streams/backlog/events")
+	_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("the response broke off after %d bytes: %v", len(body), err)
+	}
+	if n := strings.Count(string(body), "data: "+data+"\n"); n != events || !strings.Contains(string(body), "event: stop") {
+		t.Fatalf("%d of the %d events, and the stop: %v, in %d bytes", n, events, strings.Contains(string(body), "event: stop"), len(body))
+	}
 }

@@ -82,18 +82,8 @@ var figures = []figure{
 	{name: "rss_per_conn_B", get: func(r Result) float64 { return r.RSSPerConn }},
 	{name: "rss_after_MiB", get: func(r Result) float64 { return r.RSSAfter / (1 << 20) }},
 	{name: "cpu_s_per_M_delivered", get: func(r Result) float64 { return r.CPUPerMillion }},
-	{name: "cpu_user_s_per_M", get: func(r Result) float64 {
-		if r.CPUSplit == nil {
-			return math.NaN() // run without -server-pid
-		}
-		return r.CPUSplit.User
-	}},
-	{name: "cpu_sys_s_per_M", get: func(r Result) float64 {
-		if r.CPUSplit == nil {
-			return math.NaN()
-		}
-		return r.CPUSplit.Sys
-	}},
+	{name: "cpu_user_s_per_M", get: cpuSplit(func(c *CPUSplit) float64 { return c.User })},
+	{name: "cpu_sys_s_per_M", get: cpuSplit(func(c *CPUSplit) float64 { return c.Sys })},
 	{name: "host_steal_pct", get: func(r Result) float64 { return r.HostStealPct }, noRatio: true},
 	{name: "quiet_p99_us", get: func(r Result) float64 {
 		if r.QuietLatencyUS == nil {
@@ -204,4 +194,15 @@ func ratio(f figure, of, to []Result) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.2f", n/d)
+}
+
+// cpuSplit gets a part of a run's CPU split, NaN for a run without
+// -server-pid.
+func cpuSplit(part func(*CPUSplit) float64) func(Result) float64 {
+	return func(r Result) float64 {
+		if r.CPUSplit == nil {
+			return math.NaN()
+		}
+		return part(r.CPUSplit)
+	}
 }

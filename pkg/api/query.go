@@ -19,6 +19,9 @@ import (
 // of whoever reads that one (auth's access_token: an undecodable one is no
 // token, 401).
 func queryValue(r *http.Request, name string) (value string, present bool, err error) {
+	if r.URL.RawQuery == "" { // most publishes
+		return "", false, nil
+	}
 	for pair := range strings.SplitSeq(r.URL.RawQuery, "&") {
 		if strings.Contains(pair, ";") {
 			// Go drops the whole pair. A client that meant ';' as a

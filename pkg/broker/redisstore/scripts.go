@@ -144,20 +144,19 @@ end
 -- behind the clock: a Redis that came back without its newest entries (a
 -- failover to a replica that missed them, a restore from an older file)
 -- before its clock passed them would give '*' an id already acknowledged.
+-- (Above the key's own top as well, meta last: XADD refuses an id at or
+-- below it.)
 local id = '*'
-if redis.call('EXISTS', x) == 0 then
-  local f = idmax(idmax(redis.call('HGET', meta, 'last') or '', redis.call('GET', hw) or ''), floor)
-  if f and f ~= '' then
-    local fms, fm, fs = idparts(f)
-    if fm >= now then id = fms .. '-' .. int(fs + 1) else id = int(now) .. '-0' end
-  end
-elseif floor ~= '' then
-  local _, flm = idparts(floor)
-  if flm >= now then
-    -- Above the key's own top as well: XADD refuses an id at or below it.
-    local fms, _, fs = idparts(idmax(redis.call('HGET', meta, 'last') or '', floor))
-    id = fms .. '-' .. int(fs + 1)
-  end
+local new = redis.call('EXISTS', x) == 0
+local f = ''
+if new then
+  f = idmax(idmax(redis.call('HGET', meta, 'last') or '', redis.call('GET', hw) or ''), floor)
+elseif floor ~= '' and select(2, idparts(floor)) >= now then
+  f = idmax(redis.call('HGET', meta, 'last') or '', floor)
+end
+if f ~= '' then
+  local fms, fm, fs = idparts(f)
+  if fm >= now then id = fms .. '-' .. int(fs + 1) elseif new then id = int(now) .. '-0' end
 end
 local res = {'ok', created}
 local feed = {'F', final, int(#stream), ':', stream}

@@ -73,6 +73,14 @@ func serveCmd(args, environ []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		// Once the first signal has started the drain, the signals get
+		// their default action back: a second SIGINT or SIGTERM (Ctrl-C
+		// twice, an impatient supervisor) ends the process at once rather
+		// than waiting out a drain that a hung client or disk holds up.
+		<-ctx.Done()
+		stop()
+	}()
 	if err := serve(ctx, cfg, verifier, log); err != nil {
 		log.Error().Err(err).Msg("broker stopped")
 		return 1
@@ -156,7 +164,7 @@ func serve(ctx context.Context, cfg config.Config, verifier *auth.Verifier, log 
 	case <-ctx.Done():
 	}
 
-	log.Info().Msg("shutting down: draining subscribers and in-flight publishes")
+	log.Info().Msg("shutting down: draining subscribers and in-flight publishes (a second signal stops at once)")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	// Both at once: http.Server.Shutdown stops accepting and waits for

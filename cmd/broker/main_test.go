@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -166,5 +167,49 @@ func TestGracefulShutdown(t *testing.T) {
 	// New connections are refused once it stopped.
 	if _, err := http.Get(p.URL + "/healthz"); err == nil {
 		t.Fatal("broker still answers after exit")
+	}
+}
+
+// A second signal during the drain ends the process at once: an operator
+// who presses Ctrl-C twice, or a supervisor that signals again, is not
+// made to wait out a drain that a stuck client holds up (here a publish
+// whose body never finishes, which the drain waits for up to its bound).
+func TestSecondSignalStopsAtOnce(t *testing.T) {
+	p := brokerproc.Start(t)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(p.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /v1/streams/s/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello")
+	time.Sleep(100 * time.Millisecond) // let the server start the handler
+
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(p.Logs(), "shutting down") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no drain after SIGTERM:\n%s", p.Logs())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The drain is under way and waits for the publish (up to 10 s).
+	select {
+	case <-p.Done():
+		t.Fatalf("the broker exited before the publish finished: %v\n%s", p.Err(), p.Logs())
+	case <-time.After(300 * time.Millisecond):
+	}
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.Done():
+		var exit *exec.ExitError
+		if !errors.As(p.Err(), &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGTERM {
+			t.Fatalf("exit %v, want death by SIGTERM\n%s", p.Err(), p.Logs())
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatalf("a second SIGTERM did not stop the draining broker\n%s", p.Logs())
 	}
 }

@@ -213,3 +213,33 @@ func TestSecondSignalStopsAtOnce(t *testing.T) {
 		t.Fatalf("a second SIGTERM did not stop the draining broker\n%s", p.Logs())
 	}
 }
+
+// A store failure is the operator's to see and the client's only to know
+// of: the 503 says store_unavailable without the cause (here a Redis
+// address; elsewhere a file path), and the log has the cause at error level
+// under the answer's request id.
+func TestStoreFailureIsLoggedNotShown(t *testing.T) {
+	p := brokerproc.Start(t, "--store", "redis://127.0.0.1:1/0") // nothing listens there
+	res, err := http.Post(p.URL+"/v1/streams/s/messages", "text/plain", strings.NewReader("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	reqID := res.Header.Get("X-Request-Id")
+	if res.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), `"store_unavailable"`) || reqID == "" {
+		t.Fatalf("publish with Redis down: %d %s (request id %q)", res.StatusCode, body, reqID)
+	}
+	if strings.Contains(string(body), "127.0.0.1:1") || strings.Contains(string(body), "dial") {
+		t.Fatalf("the answer shows the store's address: %s", body)
+	}
+	var line string
+	for _, l := range strings.Split(p.Logs(), "\n") {
+		if strings.Contains(l, `"message":"store unavailable"`) {
+			line = l
+		}
+	}
+	if !strings.Contains(line, `"level":"error"`) || !strings.Contains(line, "127.0.0.1:1") || !strings.Contains(line, reqID) {
+		t.Fatalf("no error line with the cause and request id %s:\n%s", reqID, p.Logs())
+	}
+}

@@ -47,6 +47,12 @@ var errorMapping = []struct {
 	{broker.ErrStoreUnavailable, http.StatusServiceUnavailable, "store_unavailable", true},
 }
 
+// storeUnavailableMessage is what a client is told of a store failure. The
+// cause (a Redis address, a file path, a timeout) is for the operator: it
+// goes to the log under the request id, never to a possibly anonymous
+// client.
+const storeUnavailableMessage = "the store does not answer; retry later (the broker's log has the cause under this answer's X-Request-Id)"
+
 type errorBody struct {
 	Error   string `json:"error"`
 	Message string `json:"message"`
@@ -61,7 +67,12 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			if m.retryAfter {
 				w.Header().Set("Retry-After", strconv.Itoa(s.retryAfterSecondsOf(err)))
 			}
-			writeJSON(w, m.status, errorBody{Error: m.code, Message: err.Error()})
+			msg := err.Error()
+			if m.err == broker.ErrStoreUnavailable {
+				hlog.FromRequest(r).Error().Err(err).Msg("store unavailable")
+				msg = storeUnavailableMessage
+			}
+			writeJSON(w, m.status, errorBody{Error: m.code, Message: msg})
 			return
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -142,7 +143,7 @@ func serve(ctx context.Context, cfg config.Config, verifier *auth.Verifier, log 
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          stdlog.New(log.With().Str("component", "http").Logger(), "", 0),
+		ErrorLog:          stdlog.New(httpErrorWriter{log.With().Str("component", "http").Logger()}, "", 0),
 	}
 	tlsOn := cfg.TLS.CertFile != ""
 	log.Info().Str("addr", ln.Addr().String()).Str("store", cfg.Redacted().Store).Bool("tls", tlsOn).
@@ -187,4 +188,21 @@ func serve(ctx context.Context, cfg config.Config, verifier *auth.Verifier, log 
 	}
 	log.Info().Msg("broker stopped")
 	return nil
+}
+
+// httpErrorWriter puts net/http's own error lines (failed TLS handshakes,
+// accept errors, panics it recovered) in the log with a level, so that
+// log.level filters them and collectors that route by level see one.
+// Failed handshakes are debug: on a broker that faces the internet every
+// scanner and every plain-HTTP request to the TLS port makes one.
+type httpErrorWriter struct{ log zerolog.Logger }
+
+func (w httpErrorWriter) Write(p []byte) (int, error) {
+	msg := strings.TrimSuffix(string(p), "\n")
+	level := zerolog.WarnLevel
+	if strings.HasPrefix(msg, "http: TLS handshake error") {
+		level = zerolog.DebugLevel
+	}
+	w.log.WithLevel(level).Msg(msg)
+	return len(p), nil
 }

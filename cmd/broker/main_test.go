@@ -233,12 +233,7 @@ func TestStoreFailureIsLoggedNotShown(t *testing.T) {
 	if strings.Contains(string(body), "127.0.0.1:1") || strings.Contains(string(body), "dial") {
 		t.Fatalf("the answer shows the store's address: %s", body)
 	}
-	var line string
-	for _, l := range strings.Split(p.Logs(), "\n") {
-		if strings.Contains(l, `"message":"store unavailable"`) {
-			line = l
-		}
-	}
+	line := lineWith(p.Logs(), `"message":"store unavailable"`)
 	if !strings.Contains(line, `"level":"error"`) || !strings.Contains(line, "127.0.0.1:1") || !strings.Contains(line, reqID) {
 		t.Fatalf("no error line with the cause and request id %s:\n%s", reqID, p.Logs())
 	}

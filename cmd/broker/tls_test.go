@@ -259,3 +259,46 @@ func TestServerProtocols(t *testing.T) {
 		}
 	}
 }
+
+// net/http's own error lines go through the log with a level: a failed
+// TLS handshake (a plain-HTTP request to the TLS port, a scanner) is a
+// debug line, so the default level keeps it out; at debug it is there,
+// with its level.
+func TestHandshakeErrorsAreDebugLines(t *testing.T) {
+	t.Parallel()
+	certFile, keyFile, _ := selfSigned(t, t.TempDir())
+	for _, level := range []string{"info", "debug"} {
+		p := startWithConfig(t, fmt.Sprintf("log:\n  level: %s\n  format: json\ntls:\n  cert_file: %q\n  key_file: %q\n", level, certFile, keyFile))
+		res, err := http.Get("http://" + p.Addr + "/healthz") // plain HTTP to the TLS port
+		if err == nil {
+			res.Body.Close()
+		}
+		var line string
+		for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if line = lineWith(p.Logs(), "TLS handshake error"); line != "" || level == "info" {
+				break
+			}
+		}
+		if level == "info" {
+			time.Sleep(200 * time.Millisecond) // the line would have been written by now
+			if line = lineWith(p.Logs(), "TLS handshake error"); line != "" {
+				t.Fatalf("a handshake error at log level info: %s", line)
+			}
+			continue
+		}
+		if !strings.Contains(line, `"level":"debug"`) || !strings.Contains(line, `"component":"http"`) {
+			t.Fatalf("handshake error line at debug: %q\n%s", line, p.Logs())
+		}
+	}
+}
+
+// lineWith returns the last line of logs that contains s, or "".
+func lineWith(logs, s string) string {
+	var found string
+	for _, l := range strings.Split(logs, "\n") {
+		if strings.Contains(l, s) {
+			found = l
+		}
+	}
+	return found
+}

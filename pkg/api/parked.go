@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -441,7 +442,8 @@ func (p *parkedSubscription) end(reason broker.EndReason, err error, msg string)
 
 // endCause names, in a parked subscription's request line, why it ended:
 // the broker's reason (stopped, deleted, slow, resync), or draining,
-// token_expired or client_gone.
+// token_expired, write_timeout (the client stopped reading and a write's
+// deadline passed: the broker let it go) or client_gone.
 func endCause(reason broker.EndReason, err error, msg string) string {
 	switch {
 	case reason != broker.EndNone:
@@ -450,6 +452,8 @@ func endCause(reason broker.EndReason, err error, msg string) string {
 		return "draining"
 	case msg == endTokenExpired:
 		return "token_expired"
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return "write_timeout"
 	case err != nil:
 		return "client_gone" // the peek saw it go, or a write failed
 	}

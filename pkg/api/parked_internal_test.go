@@ -300,8 +300,8 @@ func TestParkedRequestLineCountsWhatWentOut(t *testing.T) {
 	// bufio may have read ahead of what the test took: count what left
 	// the server, as the client's socket saw it.
 	wantSize := first + readOfSecond + br.Buffered()
-	if l["size"] != float64(wantSize) || l["events"] != 1.0 || l["end"] != "client_gone" {
-		t.Errorf("size %v, events %v, end %v; want %d body bytes (the first chunk and what went out of the second), 1 event, client_gone",
+	if l["size"] != float64(wantSize) || l["events"] != 1.0 || l["end"] != "write_timeout" {
+		t.Errorf("size %v, events %v, end %v; want %d body bytes (the first chunk and what went out of the second), 1 event, write_timeout",
 			l["size"], l["events"], l["end"], wantSize)
 	}
 }

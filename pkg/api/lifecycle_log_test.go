@@ -263,6 +263,9 @@ func TestSubscriptionLogsOneRequestLineAtItsEnd(t *testing.T) {
 			if l["level"] != "info" || l["method"] != "GET" || l["status"] != 200.0 || l["req_id"] == nil || l["stream"] != "logged" {
 				t.Errorf("line %v: want info, GET, 200, a req_id and the stream", l)
 			}
+			if l["remote"] != conn.LocalAddr().String() {
+				t.Errorf("remote %v, want the client's address %s", l["remote"], conn.LocalAddr())
+			}
 			if l["size"] != float64(wantSize) || l["events"] != wantEvents || l["end"] != tc.wantEnd {
 				t.Errorf("size %v, events %v, end %v; want %d, %v, %s", l["size"], l["events"], l["end"], wantSize, wantEvents, tc.wantEnd)
 			}

@@ -225,7 +225,8 @@ func requestContext(log zerolog.Logger) func(http.Handler) http.Handler {
 	}
 }
 
-// withRequestContext puts a copy of log (with the request id field) and
+// withRequestContext puts a copy of log (with the request id and the
+// client's address, the TCP peer: behind a proxy, the proxy's) and
 // the request id in r's context, and the id in the X-Request-Id header.
 //
 //go:noinline
@@ -239,7 +240,7 @@ func withRequestContext(log *zerolog.Logger, w http.ResponseWriter, r *http.Requ
 	idText := id.String()
 	// A copy of the logger with the id in its context, made in one go
 	// (With, then UpdateContext, copied the context twice).
-	l := log.With().Str("req_id", idText).Logger()
+	l := log.With().Str("req_id", idText).Str("remote", r.RemoteAddr).Logger()
 	ctx = l.WithContext(ctx)
 	w.Header().Set("X-Request-Id", idText)
 	return r.WithContext(ctx)

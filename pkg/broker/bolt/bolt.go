@@ -238,11 +238,7 @@ func unavailable(err error) error {
 
 // Create makes an empty stream.
 func (s *Store) Create(ctx context.Context, stream string) error {
-	r := &request{op: opCreate, stream: stream}
-	if err := s.submit(ctx, r); err != nil {
-		return fmt.Errorf("create %q: %w", stream, err)
-	}
-	return nil
+	return s.submit(ctx, &request{op: opCreate, stream: stream})
 }
 
 // Publish stores msgs as one frame, on disk, before it returns.
@@ -252,7 +248,7 @@ func (s *Store) Publish(ctx context.Context, stream string, msgs []broker.Messag
 		r.size += len(msgs[i].Data) + len(msgs[i].Name)
 	}
 	if err := s.submit(ctx, r); err != nil {
-		return broker.PublishResult{}, fmt.Errorf("publish to %q: %w", stream, err)
+		return broker.PublishResult{}, err
 	}
 	return r.res, nil
 }
@@ -261,18 +257,14 @@ func (s *Store) Publish(ctx context.Context, stream string, msgs []broker.Messag
 func (s *Store) CloseStream(ctx context.Context, stream, data string) (broker.PublishResult, error) {
 	r := &request{op: opClose, stream: stream, data: data, size: len(data)}
 	if err := s.submit(ctx, r); err != nil {
-		return broker.PublishResult{}, fmt.Errorf("close %q: %w", stream, err)
+		return broker.PublishResult{}, err
 	}
 	return r.res, nil
 }
 
 // Delete removes a stream and its history and ends its subscriptions.
 func (s *Store) Delete(ctx context.Context, stream string) error {
-	r := &request{op: opDelete, stream: stream}
-	if err := s.submit(ctx, r); err != nil {
-		return fmt.Errorf("delete %q: %w", stream, err)
-	}
-	return nil
+	return s.submit(ctx, &request{op: opDelete, stream: stream})
 }
 
 // Read returns a snapshot of retained events after the given id.
@@ -334,7 +326,7 @@ func (s *Store) Read(_ context.Context, stream string, after uint64, limit int) 
 		return nil
 	})
 	if err != nil {
-		return broker.ReadResult{}, fmt.Errorf("read %q: %w", stream, unavailable(err))
+		return broker.ReadResult{}, unavailable(err)
 	}
 	if rr.Exists && s.fan.Subscribers(stream) > 0 {
 		// A subscriber shorter than a sweep counts too, as in the other
@@ -411,7 +403,7 @@ func (s *Store) Info(_ context.Context, stream string) (broker.StreamInfo, error
 		return nil
 	})
 	if err != nil {
-		return broker.StreamInfo{}, fmt.Errorf("info of %q: %w", stream, unavailable(err))
+		return broker.StreamInfo{}, unavailable(err)
 	}
 	if !exists {
 		return broker.StreamInfo{}, fmt.Errorf("%w: %q", broker.ErrStreamNotFound, stream)

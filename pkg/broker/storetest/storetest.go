@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -348,8 +349,15 @@ func testClose(t *testing.T, newStore Factory) {
 	if !rr.Closed || rr.StopID != stop || last.ID != stop || last.Name != broker.EventStop || last.Data != "bye" {
 		t.Fatalf("after close: %+v", rr)
 	}
-	if _, err := e.store.Publish(e.ctx, "s", msgs("x"), ""); !errors.Is(err, broker.ErrStreamClosed) {
+	_, err = e.store.Publish(e.ctx, "s", msgs("x"), "")
+	if !errors.Is(err, broker.ErrStreamClosed) {
 		t.Fatalf("publish after close: %v", err)
+	}
+	// Broker names the operation and the stream around a store's error
+	// (storeError); a store that named them too had the client's message
+	// say `publish to "s": publish to "s": ...`.
+	if strings.HasPrefix(err.Error(), "publish to") {
+		t.Fatalf("the store's error names the operation the broker names: %v", err)
 	}
 	if _, err := e.store.CloseStream(e.ctx, "s", ""); !errors.Is(err, broker.ErrStreamClosed) {
 		t.Fatalf("close twice: %v", err)

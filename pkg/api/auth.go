@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/rs/zerolog/hlog"
 
@@ -202,8 +201,8 @@ func (s *Server) streamPrefix(w http.ResponseWriter, r *http.Request) (string, e
 	}
 	var prefix string
 	if len(bytes.TrimSpace(body)) > 0 {
-		if !utf8.Valid(body) || !json.Valid(body) {
-			return "", fmt.Errorf(`%w: the body must be empty or a JSON object {"prefix": "..."}`, errInvalidJSON)
+		if err := checkJSONBody(body, `an empty body or {"prefix": "..."}`); err != nil {
+			return "", err
 		}
 		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.DisallowUnknownFields()
@@ -211,7 +210,7 @@ func (s *Server) streamPrefix(w http.ResponseWriter, r *http.Request) (string, e
 			Prefix *string `json:"prefix"`
 		}
 		if err := dec.Decode(&req); err != nil {
-			return "", fmt.Errorf(`%w: want {"prefix": "..."}: %v`, broker.ErrInvalidRequest, err)
+			return "", fmt.Errorf(`%w: %s; want {"prefix": "..."}`, broker.ErrInvalidRequest, decodeProblem(err))
 		}
 		if req.Prefix != nil {
 			prefix = *req.Prefix

@@ -126,12 +126,13 @@ func (s *Server) demoChat(w http.ResponseWriter, r *http.Request) {
 		Stream  string `json:"stream"`
 		Message string `json:"message"`
 	}
-	if !utf8.Valid(body) || !json.Valid(body) {
-		s.writeError(w, r, fmt.Errorf(`%w: want {"stream": "...", "message": "..."}`, errInvalidJSON))
+	const want = `{"stream": "...", "message": "..."}`
+	if err := checkJSONBody(body, want); err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	if err := json.Unmarshal(body, &req); err != nil {
-		s.writeError(w, r, fmt.Errorf(`%w: want {"stream": "...", "message": "..."}: %v`, broker.ErrInvalidRequest, err))
+		s.writeError(w, r, fmt.Errorf(`%w: %s; want %s`, broker.ErrInvalidRequest, decodeProblem(err), want))
 		return
 	}
 	if err := broker.ValidateStreamID(req.Stream); err != nil {

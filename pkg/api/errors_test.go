@@ -64,6 +64,11 @@ func TestBadInputs(t *testing.T) {
 		{"close closed", "POST", "/v1/streams/closed-1/close", nil, "", 409, "stream_closed", false},
 		{"close with bad JSON", "POST", "/v1/streams/s2/close", nil, `{"data":`, 400, "invalid_json", false},
 		{"close with wrong shape", "POST", "/v1/streams/s2/close", nil, `{"dat":1}`, 400, "invalid_event", false},
+		// encoding/json would deliver U+FFFD for half a surrogate pair.
+		{"lone surrogate", "POST", "/v1/streams/s/messages", json, `{"data":"\ud800"}`, 400, "invalid_json", false},
+		{"lone surrogate in close", "POST", "/v1/streams/s2/close", nil, `{"data":"\udc00"}`, 400, "invalid_json", false},
+		{"lone surrogate in name", "POST", "/v1/streams/s/messages", json, `{"event":"\ud800","data":"x"}`, 400, "invalid_json", false},
+		{"nesting past the decoder's limit", "POST", "/v1/streams/s/messages", json, `{"data":` + strings.Repeat("[", 10001) + strings.Repeat("]", 10001) + `}`, 400, "invalid_request", false},
 		// Resume points.
 		{"leading zero", "GET", "/v1/streams/s/events", http.Header{"Last-Event-ID": {"01"}}, "", 400, "invalid_last_event_id", false},
 		{"letters", "GET", "/v1/streams/s/events", http.Header{"Last-Event-ID": {"abc"}}, "", 400, "invalid_last_event_id", false},
@@ -95,6 +100,15 @@ func TestBadInputs(t *testing.T) {
 		{"demo with bad body", "POST", "/v1/demo/chat", json, `{"stream":"s"}`, 400, "invalid_request", false},
 		{"demo with bad stream", "POST", "/v1/demo/chat", json, `{"stream":"a b","message":"hi"}`, 400, "invalid_stream_id", false},
 	}
+	// Messages speak of the API, not of the decoder's Go types.
+	wantMessage := map[string]string{
+		"event not a string":               `"event" must be a string, not number`,
+		"unknown member":                   `unknown member "id"`,
+		"close with wrong shape":           `unknown member "dat"`,
+		"lone surrogate":                   "surrogate",
+		"nesting past the decoder's limit": "deeper than 10000",
+		"invalid JSON":                     "unexpected end of JSON input",
+	}
 	// A 405 says which methods the route has (RFC 9110); nothing else has Allow.
 	wantAllow := map[string]string{"wrong method": "GET, HEAD, POST", "wrong method on events": "GET, HEAD"}
 	for _, tc := range tests {
@@ -113,6 +127,9 @@ func TestBadInputs(t *testing.T) {
 			mustJSON(t, body, &e)
 			if e.Error != tc.wantCode || e.Message == "" {
 				t.Fatalf("error body %s, want code %s with a message", body, tc.wantCode)
+			}
+			if want := wantMessage[tc.name]; !strings.Contains(e.Message, want) || strings.Contains(e.Message, "Go struct") {
+				t.Fatalf("message %q, want one that says %q in the API's terms", e.Message, want)
 			}
 		})
 	}

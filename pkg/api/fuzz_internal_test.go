@@ -32,7 +32,8 @@ import (
 // with encoding/json into generic values, an object or an array of objects
 // {"event": non-empty string, "data": any}, the decoded messages carry
 // exactly those names and data (a string as is, any other value as its
-// compact JSON text).
+// compact JSON text). A body with a \u escape of half a surrogate pair is
+// refused (encoding/json would deliver U+FFFD in its place).
 func FuzzDecodeMessages(f *testing.F) {
 	for _, s := range []string{
 		`{"data":"hello"}`,
@@ -70,10 +71,13 @@ func FuzzDecodeMessages(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		msgs, err := decodeMessages(body)
+		lone := loneSurrogate(body)
 		if err != nil {
-			if !errors.Is(err, errInvalidJSON) && !errors.Is(err, broker.ErrInvalidEvent) {
+			if !errors.Is(err, errInvalidJSON) && !errors.Is(err, broker.ErrInvalidEvent) && !errors.Is(err, broker.ErrInvalidRequest) {
 				t.Fatalf("decodeMessages(%q) error %v maps to no 400 code", body, err)
 			}
+		} else if lone {
+			t.Fatalf("decodeMessages(%q) accepted half a surrogate pair", body)
 		} else {
 			if len(msgs) > broker.MaxBatchEvents {
 				t.Fatalf("decodeMessages accepted %d messages", len(msgs))
@@ -101,7 +105,7 @@ func FuzzDecodeMessages(f *testing.F) {
 			}
 		}
 
-		if want, ok := expectedMessages(body); ok {
+		if want, ok := expectedMessages(body); ok && !lone {
 			switch {
 			case len(want) > broker.MaxBatchEvents:
 				if !errors.Is(err, broker.ErrInvalidEvent) {
@@ -121,7 +125,7 @@ func FuzzDecodeMessages(f *testing.F) {
 		}
 
 		if data, err := decodeCloseBody(body); err != nil {
-			if !errors.Is(err, errInvalidJSON) && !errors.Is(err, broker.ErrInvalidEvent) {
+			if !errors.Is(err, errInvalidJSON) && !errors.Is(err, broker.ErrInvalidEvent) && !errors.Is(err, broker.ErrInvalidRequest) {
 				t.Fatalf("decodeCloseBody(%q) error %v maps to no 400 code", body, err)
 			}
 		} else if !utf8.ValidString(data) {
@@ -261,4 +265,31 @@ func FuzzStreamIDInPath(f *testing.F) {
 			t.Fatalf("GET /v1/streams/%s (id %q): %d %s, want 400 invalid_stream_id", segment, id, rec.Code, rec.Body)
 		}
 	})
+}
+
+// loneSurrogate finds exactly the \u escapes of half a surrogate pair.
+func TestLoneSurrogate(t *testing.T) {
+	for _, tc := range []struct {
+		json string
+		lone bool
+	}{
+		{`{"data":"plain"}`, false},
+		{`{"data":"\ud83d\ude00"}`, false}, // a whole pair: one character
+		{`{"data":"\uD83D\uDE00"}`, false}, // in upper case
+		{`{"data":"\u00e9\u20ac"}`, false}, // no surrogates at all
+		{`{"data":"\\ud800"}`, false},      // an escaped backslash, then the letters ud800
+		{`{"data":"\ud800"}`, true},        // high half alone
+		{`{"data":"\udc00"}`, true},        // low half alone
+		{`{"data":"\ud800x"}`, true},       // high half, then not an escape
+		{`{"data":"\ud800\n"}`, true},      // high half, then another escape
+		{`{"data":"\ud800\u0041"}`, true},  // high half, then a \u that is not a low half
+		{`{"data":"\ude00\ud83d"}`, true},  // a pair in the wrong order
+		{`{"data":"\\\ud800"}`, true},      // an escaped backslash, then a high half
+		{`{"event":"\udfff","data":"x"}`, true},
+		{`{"data":{"k":"\ud800"}}`, true}, // inside data that is JSON
+	} {
+		if got := loneSurrogate([]byte(tc.json)); got != tc.lone {
+			t.Errorf("loneSurrogate(%s) = %v, want %v", tc.json, got, tc.lone)
+		}
+	}
 }

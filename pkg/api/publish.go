@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/rs/zerolog/hlog"
 
@@ -204,11 +203,8 @@ type jsonMessage struct {
 // invalid UTF-8, which encoding/json would silently replace) are
 // invalid_json; a valid document of the wrong shape is invalid_event.
 func decodeMessages(body []byte) ([]broker.Message, error) {
-	if !utf8.Valid(body) {
-		return nil, fmt.Errorf("%w: the body is not valid UTF-8", errInvalidJSON)
-	}
-	if !json.Valid(body) {
-		return nil, fmt.Errorf("%w: the body is not a JSON document", errInvalidJSON)
+	if err := checkJSONBody(body, `{"event", "data"} or an array of them`); err != nil {
+		return nil, err
 	}
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	var raws []json.RawMessage
@@ -249,7 +245,7 @@ func decodeMessage(raw json.RawMessage) (broker.Message, error) {
 	dec.DisallowUnknownFields()
 	var jm jsonMessage
 	if err := dec.Decode(&jm); err != nil {
-		return broker.Message{}, fmt.Errorf(`%w: want {"event": string, "data": any}: %v`, broker.ErrInvalidEvent, err)
+		return broker.Message{}, fmt.Errorf(`%w: %s; want {"event": string, "data": any}`, broker.ErrInvalidEvent, decodeProblem(err))
 	}
 	var m broker.Message
 	if jm.Event != nil {
@@ -319,8 +315,8 @@ func decodeCloseBody(body []byte) (string, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return "", nil
 	}
-	if !utf8.Valid(body) || !json.Valid(body) {
-		return "", fmt.Errorf("%w: the body must be empty or a JSON object {\"data\": ...}", errInvalidJSON)
+	if err := checkJSONBody(body, `an empty body or {"data": ...}`); err != nil {
+		return "", err
 	}
 	if bytes.TrimLeft(body, " \t\r\n")[0] != '{' {
 		return "", fmt.Errorf(`%w: the body must be empty or a JSON object {"data": ...}`, broker.ErrInvalidEvent)
@@ -331,7 +327,7 @@ func decodeCloseBody(body []byte) (string, error) {
 		Data json.RawMessage `json:"data"`
 	}
 	if err := dec.Decode(&cb); err != nil {
-		return "", fmt.Errorf(`%w: want {"data": any}: %v`, broker.ErrInvalidEvent, err)
+		return "", fmt.Errorf(`%w: %s; want {"data": any}`, broker.ErrInvalidEvent, decodeProblem(err))
 	}
 	return dataText(cb.Data)
 }

@@ -1,0 +1,121 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/sse-broker/broker/pkg/broker"
+)
+
+// checkJSONBody refuses a JSON request body that encoding/json would
+// refuse, or accept only by changing it, with a message a person can act
+// on: what (want) the body should have been is part of each message.
+//
+//   - Invalid UTF-8, and a \u escape of half a UTF-16 surrogate pair
+//     ("\ud800" alone): encoding/json replaces both with U+FFFD and goes on,
+//     so the event delivered would not be the event published. 400
+//     invalid_json.
+//   - Bad syntax: 400 invalid_json, with encoding/json's description and
+//     the byte offset.
+//   - Valid JSON nested deeper than encoding/json's limit (10,000): 400
+//     invalid_request, since the body is JSON, just not one it will read.
+func checkJSONBody(body []byte, want string) error {
+	if !utf8.Valid(body) {
+		return fmt.Errorf("%w: the body is not valid UTF-8; want %s", errInvalidJSON, want)
+	}
+	if !json.Valid(body) {
+		// Unmarshal into a RawMessage only scans: its error says what
+		// Valid found, without building anything.
+		var syntax *json.SyntaxError
+		if err := json.Unmarshal(body, new(json.RawMessage)); errors.As(err, &syntax) {
+			if strings.Contains(syntax.Error(), "exceeded max depth") {
+				return fmt.Errorf("%w: the body nests arrays and objects deeper than 10000 levels; want %s", broker.ErrInvalidRequest, want)
+			}
+			return fmt.Errorf("%w: %s at byte %d; want %s", errInvalidJSON, syntax.Error(), syntax.Offset, want)
+		}
+		return fmt.Errorf("%w: the body is not one JSON document; want %s", errInvalidJSON, want)
+	}
+	if loneSurrogate(body) {
+		return fmt.Errorf(`%w: a \u escape is half of a UTF-16 surrogate pair, which is not a character (UTF-8 text or whole pairs only); want %s`, errInvalidJSON, want)
+	}
+	return nil
+}
+
+// loneSurrogate reports whether a valid JSON text has a \u escape of a
+// UTF-16 surrogate (D800-DFFF) that is not half of a high-low pair.
+// Backslashes occur only inside strings in valid JSON, so the whole text
+// can be scanned.
+func loneSurrogate(b []byte) bool {
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' {
+			continue
+		}
+		i++ // the escaped character; for any but u, nothing more to see
+		if i >= len(b) || b[i] != 'u' {
+			continue
+		}
+		r, ok := hex4(b[i+1:])
+		if !ok {
+			continue // not valid JSON; json.Valid has refused it already
+		}
+		i += 4 // at the last hex digit
+		switch {
+		case r >= 0xDC00 && r <= 0xDFFF:
+			return true // a low half with no high half before it
+		case r >= 0xD800 && r <= 0xDBFF:
+			if i+6 < len(b) && b[i+1] == '\\' && b[i+2] == 'u' {
+				if lo, ok := hex4(b[i+3:]); ok && lo >= 0xDC00 && lo <= 0xDFFF {
+					i += 6
+					continue
+				}
+			}
+			return true // a high half with no low half after it
+		}
+	}
+	return false
+}
+
+// hex4 decodes the four hex digits at the start of b.
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c -= 'a' - 10
+		case 'A' <= c && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
+}
+
+// decodeProblem says what is wrong with a JSON object of valid syntax
+// that did not decode, in the terms of the API: encoding/json's own text
+// names Go types and struct fields ("Go struct field jsonMessage.event of
+// type string").
+func decodeProblem(err error) string {
+	var typ *json.UnmarshalTypeError
+	if errors.As(err, &typ) {
+		want := "of another type"
+		if typ.Type != nil && typ.Type.Kind() == reflect.String {
+			want = "a string"
+		}
+		return fmt.Sprintf("%q must be %s, not %s", typ.Field, want, typ.Value)
+	}
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		return "unknown member " + name
+	}
+	return err.Error()
+}

@@ -158,3 +158,28 @@ func waitSubscribers(t *testing.T, b *testbroker.Broker, stream string, want int
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// A body that declares more than publish.max_body is refused from its
+// headers: a client that asks first (Expect: 100-continue) gets 413
+// instead of the go-ahead, and uploads nothing.
+func TestDeclaredOversizedBodyIsRefusedUpFront(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{MaxBody: 64 << 10})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(b.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(conn, "POST /v1/streams/big/messages HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n", 5<<20)
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(body), "body_too_large") {
+		t.Fatalf("answer %d %s, want 413 body_too_large before any upload", res.StatusCode, body)
+	}
+	if status, _, _ := b.Do(t, "GET", "/v1/streams/big", nil, ""); status != http.StatusNotFound {
+		t.Fatalf("the refused publish created its stream: %d", status)
+	}
+}

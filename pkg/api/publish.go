@@ -156,7 +156,13 @@ func (s *Server) readBodyInto(w http.ResponseWriter, r *http.Request, buf *bytes
 	// A body trickled in byte by byte must not hold the handler forever;
 	// the server has no ReadTimeout (it would also cut event streams).
 	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyReadTimeout))
-	if n := r.ContentLength; n > 0 && n <= s.opts.MaxBody {
+	if r.ContentLength > s.opts.MaxBody {
+		// Refused before a byte of it is read: a client that sent
+		// Expect: 100-continue is spared the upload (net/http sends the
+		// 100 only once the body is read), and any other the wait.
+		return fmt.Errorf("%w: the limit is %d bytes, the body declares %d", errBodyTooLarge, s.opts.MaxBody, r.ContentLength)
+	}
+	if n := r.ContentLength; n > 0 {
 		// Room for the whole body at once; ReadFrom alone would grow a
 		// fresh buffer step by step. (It still keeps 512 bytes free.)
 		buf.Grow(int(n))

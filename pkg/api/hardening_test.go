@@ -15,6 +15,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -181,5 +182,34 @@ func TestDeclaredOversizedBodyIsRefusedUpFront(t *testing.T) {
 	}
 	if status, _, _ := b.Do(t, "GET", "/v1/streams/big", nil, ""); status != http.StatusNotFound {
 		t.Fatalf("the refused publish created its stream: %d", status)
+	}
+}
+
+// Headers that declare a body reserve little memory before its bytes
+// arrive: 64 requests that send their headers, each declaring 1 MiB (the
+// body limit), and then nothing, must not pin 64 MiB for the read timeout.
+func TestDeclaredBodyReservesLittleBeforeItArrives(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{MaxBody: 1 << 20})
+	heap := func() int64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return int64(m.HeapAlloc)
+	}
+	before := heap()
+	const requests = 64
+	for range requests {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(b.URL, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "POST /v1/streams/s/messages HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n", 1<<20)
+	}
+	// The handlers wait for the bodies; what they hold shows at once.
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if grown := heap() - before; grown > requests<<20/4 {
+			t.Fatalf("the heap grew by %d MiB for %d requests that sent no body", grown>>20, requests)
+		}
 	}
 }

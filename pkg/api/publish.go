@@ -133,6 +133,10 @@ func (s *Server) readMessages(w http.ResponseWriter, r *http.Request) ([]broker.
 // serve the next one instead of becoming garbage.
 var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
+// maxBodyReserve bounds what a body's Content-Length reserves before its
+// bytes arrive; it covers the common publish, a token or a paragraph.
+const maxBodyReserve = 16 << 10
+
 // maxPooledBody: a buffer grown larger than this by one big publish is
 // left to the collector rather than held in the pool.
 const maxPooledBody = 64 << 10
@@ -163,9 +167,14 @@ func (s *Server) readBodyInto(w http.ResponseWriter, r *http.Request, buf *bytes
 		return fmt.Errorf("%w: the limit is %d bytes, the body declares %d", errBodyTooLarge, s.opts.MaxBody, r.ContentLength)
 	}
 	if n := r.ContentLength; n > 0 {
-		// Room for the whole body at once; ReadFrom alone would grow a
-		// fresh buffer step by step. (It still keeps 512 bytes free.)
-		buf.Grow(int(n))
+		// Room for the body at once, up to a bound: ReadFrom alone would
+		// grow a fresh buffer step by step, but memory reserved from the
+		// header alone would let a client that sends headers and no body
+		// pin max_body (1 MiB) per request for the whole read timeout, a
+		// few hundred bytes of its own each (many at once over one
+		// HTTP/2 connection). Beyond the bound the buffer grows with the
+		// bytes that arrive.
+		buf.Grow(int(min(n, maxBodyReserve)))
 	}
 	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, s.opts.MaxBody)); err != nil {
 		var tooLarge *http.MaxBytesError

@@ -145,12 +145,16 @@ func (s *Server) demoChat(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if err := s.allowPublish(r, 1); err != nil { // one request of the client, whatever the answer's length
-		s.writeError(w, r, err)
-		return
-	}
 	if n := utf8.RuneCountInString(req.Message); n == 0 || n > maxDemoMessage {
 		s.writeError(w, r, fmt.Errorf("%w: message must be 1 to %d characters", broker.ErrInvalidRequest, maxDemoMessage))
+		return
+	}
+	tokens := demoAnswer(req.Message)
+	// The answer's events (its tokens and the stop) count against the
+	// client's publish rate like a batch of as many: the demo must not be
+	// a way to publish faster than limits.publish_rate allows.
+	if err := s.allowPublish(r, len(tokens)+1); err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	var client string
@@ -164,7 +168,6 @@ func (s *Server) demoChat(w http.ResponseWriter, r *http.Request) {
 	// The first token is published before the answer, so that what a
 	// service's publish would be refused for (a closed stream: 409, the
 	// store down: 503) is the demo's answer too, not a silent stop.
-	tokens := demoAnswer(req.Message)
 	if _, err := s.broker.Publish(r.Context(), req.Stream, []broker.Message{{Data: tokens[0]}}, ""); err != nil {
 		s.demo.release(client)
 		s.writeError(w, r, err)

@@ -196,3 +196,22 @@ func readAll(t *testing.T, res *http.Response) string {
 	}
 	return string(data)
 }
+
+// A demo answer publishes its tokens and a stop: they count against the
+// publish rate like a batch of as many events, so the demo is no way
+// around limits.publish_rate.
+func TestDemoAnswerCountsItsEvents(t *testing.T) {
+	t.Parallel()
+	b := testbroker.Start(t, testbroker.Options{PublishRate: 5, DemoTokenDelay: time.Millisecond})
+	json := http.Header{"Content-Type": {"application/json"}}
+	if status, _, body := b.Do(t, "POST", "/v1/demo/chat", json, `{"stream":"d-1","message":"hi"}`); status != http.StatusAccepted {
+		t.Fatalf("the first demo answer: %d %s", status, body)
+	}
+	// Its 40-odd events are about 9 s at 5/s: the next publish waits.
+	status, h, body := b.Do(t, "POST", "/v1/streams/other/messages", nil, "x")
+	if ra := wantRateLimited(t, "a publish right after a demo answer at 5/s", status, h, body); ra < 5 {
+		t.Errorf("Retry-After %d s after a demo answer at 5/s, want the answer's events' time", ra)
+	}
+	status, h, body = b.Do(t, "POST", "/v1/demo/chat", json, `{"stream":"d-2","message":"hi"}`)
+	wantRateLimited(t, "a second demo answer at once", status, h, body)
+}

@@ -233,7 +233,11 @@ func TestStoreFailureIsLoggedNotShown(t *testing.T) {
 	if strings.Contains(string(body), "127.0.0.1:1") || strings.Contains(string(body), "dial") {
 		t.Fatalf("the answer shows the store's address: %s", body)
 	}
-	line := lineWith(p.Logs(), `"message":"store unavailable"`)
+	// The log arrives through a pipe: give it a moment.
+	var line string
+	for deadline := time.Now().Add(5 * time.Second); line == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		line = lineWith(p.Logs(), `"message":"store unavailable"`)
+	}
 	if !strings.Contains(line, `"level":"error"`) || !strings.Contains(line, "127.0.0.1:1") || !strings.Contains(line, reqID) {
 		t.Fatalf("no error line with the cause and request id %s:\n%s", reqID, p.Logs())
 	}

@@ -120,7 +120,11 @@ func (b *Broker) Do(t testing.TB, method, path string, header http.Header, body 
 	if host := header.Get("Host"); host != "" {
 		req.Host = host // net/http sends req.Host, never a Host header field
 	}
-	res, err := http.DefaultClient.Do(req)
+	// The server's own client, not http.DefaultClient: every httptest
+	// server's Close closes the default transport's idle connections,
+	// which breaks a request of a parallel test that was reusing one
+	// ("http: CloseIdleConnections called").
+	res, err := b.Server.Client().Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}

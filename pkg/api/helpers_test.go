@@ -31,7 +31,7 @@ func subscribe(t testing.TB, b *testbroker.Broker, path, lastEventID string) *st
 	if lastEventID != "" {
 		req.Header.Set("Last-Event-ID", lastEventID)
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := b.Server.Client().Do(req) // not the default client: see testbroker.Broker.Do
 	if err != nil {
 		cancel()
 		t.Fatalf("subscribe %s: %v", path, err)

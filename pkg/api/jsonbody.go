@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -51,10 +52,11 @@ func checkJSONBody(body []byte, want string) error {
 // can be scanned.
 func loneSurrogate(b []byte) bool {
 	for i := 0; i < len(b); i++ {
-		if b[i] != '\\' {
-			continue
+		next := bytes.IndexByte(b[i:], '\\')
+		if next < 0 {
+			return false
 		}
-		i++ // the escaped character; for any but u, nothing more to see
+		i += next + 1 // the escaped character; for any but u, nothing more to see
 		if i >= len(b) || b[i] != 'u' {
 			continue
 		}

@@ -151,9 +151,9 @@ func (s *Server) demoChat(w http.ResponseWriter, r *http.Request) {
 	}
 	tokens := demoAnswer(req.Message)
 	// The answer's events (its tokens and the stop) count against the
-	// client's publish rate like a batch of as many: the demo must not be
-	// a way to publish faster than limits.publish_rate allows.
-	if err := s.allowPublish(r, len(tokens)+1); err != nil {
+	// client's publish rate: the demo must not be a way to publish faster
+	// than limits.publish_rate allows.
+	if err := s.chargePublish(r, len(tokens)+1); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

@@ -25,6 +25,19 @@ func (s *Server) allowSubscribe(r *http.Request) error {
 	return s.subscribeLimit.allowRequest(r, 1, "new subscriptions")
 }
 
+// chargePublish counts the n events a demo answer will publish over the
+// next seconds: refused only when the request's subject could not publish
+// one event now, since the answer, unlike a batch, is not stored at once.
+// Counting them as a batch would refuse every answer longer than a
+// window's budget that follows any other publish (the page's create),
+// however long the client waited.
+func (s *Server) chargePublish(r *http.Request, events int) error {
+	if s.publishLimit == nil {
+		return nil
+	}
+	return s.publishLimit.charge(subjectOf(r), events, time.Now(), "events published")
+}
+
 // allowRequest counts n against l under r's subject. A limit that is off
 // (nil, the default) lets everything through without building the key or
 // reading the clock.
@@ -142,16 +155,36 @@ func (l *limiter) allow(key string, n int, now time.Time, what string) error {
 	if wait := l.waitFor(key, n, now); wait > 0 {
 		return &rateLimitError{msg: fmt.Sprintf("more than %g %s per second", l.rate, what), retryAfter: wait}
 	}
+	l.count(key, n, now)
+	return nil
+}
+
+// count adds n events of key at now; l.mu is held.
+func (l *limiter) count(key string, n int, now time.Time) {
 	if n > l.limit {
-		// Nothing of key is counted (waitFor saw to it): the batch is
-		// paid for by holding key back as long as n events take at the
-		// rate, not by the window, which forgets after two.
+		// The batch is paid for by holding key back as long as n events
+		// take at the rate, not by the window, which forgets after two.
+		// (For allow, nothing of key is counted: waitFor saw to it.)
 		l.owing[key] = now.Add(time.Duration(float64(n) / l.rate * float64(time.Second)))
 	} else {
 		// The local counter never fails.
 		_ = l.counter.IncrementBy(key, now.Truncate(l.window), n)
 	}
 	l.sweepOwing(now)
+}
+
+// charge counts n against key at now when one more would be allowed,
+// even when n is more than fits (the excess holds key back afterwards, as
+// a batch's debt does); otherwise it refuses with a *rateLimitError and
+// counts nothing.
+func (l *limiter) charge(key string, n int, now time.Time, what string) error {
+	now = now.UTC()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if wait := l.waitFor(key, 1, now); wait > 0 {
+		return &rateLimitError{msg: fmt.Sprintf("more than %g %s per second", l.rate, what), retryAfter: wait}
+	}
+	l.count(key, n, now)
 	return nil
 }
 

@@ -118,6 +118,37 @@ func TestLimiterBatchOverBudget(t *testing.T) {
 	}
 }
 
+// A charge (a demo answer's events, published over time) passes whenever
+// one event would, also right after another publish, and then holds the
+// key back as long as its events take at the rate.
+func TestLimiterCharge(t *testing.T) {
+	t.Parallel()
+	l := newLimiter(5) // 5 per 1 s window
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	if err := l.allow("k", 1, now, "events"); err != nil { // the page's create
+		t.Fatal(err)
+	}
+	if err := l.allow("k", 46, now.Add(time.Millisecond), "events"); err == nil {
+		t.Fatal("a batch of 46 at 5/s passed with an event counted")
+	}
+	if err := l.charge("k", 46, now.Add(time.Millisecond), "events"); err != nil {
+		t.Fatalf("a charge of 46 when one event fits: %v", err)
+	}
+	// 46 events are 9.2 s at 5/s, from the charge.
+	for _, err := range []error{
+		l.allow("k", 1, now.Add(2*time.Millisecond), "events"),
+		l.charge("k", 46, now.Add(2*time.Millisecond), "events"),
+	} {
+		var rl *rateLimitError
+		if !errors.As(err, &rl) || rl.RetryAfter() != 9199*time.Millisecond {
+			t.Fatalf("right after a charge of 46 at 5/s: %v, want a refusal with Retry-After 9.199s", err)
+		}
+	}
+	if err := l.allow("k", 5, now.Add(9201*time.Millisecond), "events"); err != nil {
+		t.Fatalf("a full window refused once the charge was paid: %v", err)
+	}
+}
+
 // Sending oversized batches whenever Retry-After allows keeps the long-run
 // rate the configured one, give or take one window's budget and one batch.
 func TestLimiterOversizedBatchesKeepTheRate(t *testing.T) {

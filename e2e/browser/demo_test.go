@@ -520,3 +520,100 @@ func TestEventSourceResumesAfterDrop(t *testing.T) {
 		t.Errorf("readyState %d after the resume, want 1 (OPEN)", rs)
 	}
 }
+
+// ---------------------------------------------------------------------------
+// The demo page when an answer does not arrive whole
+
+// demoStatus is the last conversation's bubbles as the page shows them.
+type demoStatus struct {
+	State  string `json:"state"`
+	Status string `json:"status"`
+	Lost   int    `json:"lost"` // gap marks in the answer
+	Busy   bool   `json:"busy"`
+	Send   bool   `json:"send"` // the Send button is enabled
+}
+
+const demoStatusJS = `(() => {
+	const a = document.querySelectorAll(".msg.assistant"), s = document.querySelectorAll(".msg.status");
+	const el = a[a.length - 1];
+	return {state: el.dataset.state || "", status: s[s.length - 1].textContent, lost: el.querySelectorAll(".lost").length,
+		busy: el.hasAttribute("aria-busy"), send: !document.getElementById("send").disabled};
+})()`
+
+// waitForEnd waits until the last answer is no longer streaming.
+func waitForEnd(t *testing.T, ctx context.Context) demoStatus {
+	t.Helper()
+	browsertest.WaitFor(t, ctx, 20*time.Second, "the answer to end", `(() => {
+		const a = document.querySelectorAll(".msg.assistant");
+		return a.length > 0 && a[a.length - 1].dataset.state !== "streaming";
+	})()`)
+	return browsertest.Eval[demoStatus](t, ctx, demoStatusJS)
+}
+
+// Tokens the page missed beyond history are marked where they are missing,
+// and the finished answer still says so: loss is never silent. The
+// connection is cut early in the answer, and the browser comes back (after
+// retry) when the rest, stop included, is published and all but the last
+// three events have left history.
+func TestDemoMarksLostTokens(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{DemoTokenDelay: 40 * time.Millisecond, Retry: 3 * time.Second, MaxEvents: 3})
+	p := startProxy(t, b.URL)
+	ctx := browsertest.New(t, 40*time.Second)
+	if err := chromedp.Do(ctx, chromedp.Navigate(p.URL+"/")); err != nil {
+		t.Fatal(err)
+	}
+	ask(t, ctx, "What if my connection drops?")
+	browsertest.WaitFor(t, ctx, 10*time.Second, "a few tokens", `window.demo.events >= 3`)
+	stream := browsertest.Eval[string](t, ctx, `window.demo.stream`)
+	if n := p.cut(stream); n != 1 {
+		t.Fatalf("cut %d subscribe connections, want 1", n)
+	}
+	st := waitForEnd(t, ctx)
+	if st.State != "done" || st.Lost != 1 || !strings.Contains(st.Status, "tokens were lost") || st.Busy || !st.Send {
+		t.Fatalf("after a gap the page shows %+v, want done with one loss mark, the loss in the status, not busy, Send enabled", st)
+	}
+	if reqs := p.eventsRequests(stream); len(reqs) != 2 || reqs[1].lastEventID == "" {
+		t.Fatalf("subscribe requests %+v, want a resume after the cut", reqs)
+	}
+}
+
+// An answer whose stop says "interrupted" (the broker stopped it: a
+// shutdown, a store error) is not shown as complete.
+func TestDemoShowsAnInterruptedAnswer(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{DemoTokenDelay: 300 * time.Millisecond, Retry: retry})
+	ctx := browsertest.New(t, 40*time.Second)
+	if err := chromedp.Do(ctx, chromedp.Navigate(b.URL+"/")); err != nil {
+		t.Fatal(err)
+	}
+	ask(t, ctx, "Will this finish?")
+	browsertest.WaitFor(t, ctx, 10*time.Second, "a token", `window.demo.events >= 1`)
+	stream := browsertest.Eval[string](t, ctx, `window.demo.stream`)
+	if status, body := post(t, b.URL, "/v1/streams/"+stream+"/close", "application/json", `{"data":"interrupted"}`); status != http.StatusOK {
+		t.Fatalf("close: %d %s", status, body)
+	}
+	st := waitForEnd(t, ctx)
+	if st.State != "error" || !strings.Contains(st.Status, "interrupted after") || !st.Send {
+		t.Fatalf("after an interrupted answer the page shows %+v, want the error state, \"interrupted after\", Send enabled", st)
+	}
+}
+
+// An answer that stops sending (its broker crashed mid-answer, or came
+// back without the stream) does not hold the page for good: after
+// window.demo.idleMs without an event it says so and takes questions
+// again. Here the tokens come slower than the page waits.
+func TestDemoGivesUpOnASilentAnswer(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{DemoTokenDelay: 10 * time.Second, Retry: retry})
+	ctx := browsertest.New(t, 40*time.Second)
+	if err := chromedp.Do(ctx, chromedp.Navigate(b.URL+"/")); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.Eval[int](t, ctx, `window.demo.idleMs = 1500`)
+	ask(t, ctx, "Hello?")
+	st := waitForEnd(t, ctx)
+	if st.State != "error" || !strings.Contains(st.Status, "the answer stopped") || !st.Send || st.Busy {
+		t.Fatalf("a silent answer leaves the page showing %+v, want the error state, \"the answer stopped\", Send enabled", st)
+	}
+	if rs := browsertest.Eval[int](t, ctx, `window.demo.source.readyState`); rs != 2 {
+		t.Fatalf("the EventSource of the silent answer is in readyState %d, want 2 (CLOSED)", rs)
+	}
+}

@@ -34,11 +34,6 @@ const (
 	// adminLiveMax bounds the live pages one node serves at once: they
 	// are not subscribers, so subscribers.max does not count them.
 	adminLiveMax = 64
-	// adminPagePolicy lets the page run its own inline script and style
-	// and talk to this origin only; no framing, no referrer (the page's
-	// URL may carry an access token).
-	adminPagePolicy = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; " +
-		"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 
 // mountAdmin serves the operator's page, read-only:
@@ -69,13 +64,7 @@ func (s *Server) mountAdmin(r chi.Router) {
 func maySubscribeEverywhere(c auth.Claims) bool { return slices.Contains(c.Subscribe, "*") }
 
 func (s *Server) adminPage(w http.ResponseWriter, _ *http.Request) {
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Security-Policy", adminPagePolicy)
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("X-Content-Type-Options", "nosniff")
+	setPageHeaders(w.Header(), "no-store")
 	_, _ = w.Write(web.AdminPage)
 }
 

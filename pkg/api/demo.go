@@ -107,10 +107,26 @@ func (d *demoRunner) shutdown(ctx context.Context) error {
 	}
 }
 
-func (s *Server) demoPage(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-cache")
+func (s *Server) demoPage(w http.ResponseWriter, _ *http.Request) {
+	setPageHeaders(w.Header(), "no-cache")
 	_, _ = w.Write(web.DemoPage)
+}
+
+// pagePolicy lets the broker's pages (the demo, the operator's page) run
+// their own inline script and style and talk to this origin only; no
+// other site may frame them.
+const pagePolicy = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; " +
+	"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+// setPageHeaders sets the headers of one of the broker's HTML pages. No
+// referrer: the operator's page's URL may carry an access token.
+func setPageHeaders(h http.Header, cacheControl string) {
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", cacheControl)
+	h.Set("Content-Security-Policy", pagePolicy)
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Content-Type-Options", "nosniff")
 }
 
 // demoChat publishes a mock streamed answer into a stream through the same
@@ -184,16 +200,19 @@ func (s *Server) demoChat(w http.ResponseWriter, r *http.Request) {
 // streamDemoAnswer publishes the rest of a demo answer, a token at a time,
 // then closes the stream, also when it stops early (shutdown, a store
 // error), so that the page gets its stop and gives the Send button back.
+// The stop of an answer cut short has the data "interrupted", so that the
+// page does not show it as complete.
 //
 // Shutdown (ctx) is seen between tokens, never inside a store call: a
 // bolt or Redis publish cancelled half way would end the answer with the
 // stream left open. Each store call is bounded by demoStoreTimeout instead.
 func (s *Server) streamDemoAnswer(ctx context.Context, log zerolog.Logger, stream string, tokens []string) {
 	storeCtx := context.WithoutCancel(ctx)
+	stopData := demoInterrupted
 	defer func() {
 		cctx, cancel := context.WithTimeout(storeCtx, demoStoreTimeout)
 		defer cancel()
-		res, err := s.broker.CloseStream(cctx, stream, "")
+		res, err := s.broker.CloseStream(cctx, stream, stopData)
 		switch {
 		case err == nil:
 			// The lifecycle line POST .../close logs (publish.go).
@@ -219,7 +238,11 @@ func (s *Server) streamDemoAnswer(ctx context.Context, log zerolog.Logger, strea
 			return
 		}
 	}
+	stopData = ""
 }
+
+// demoInterrupted is the stop data of a demo answer cut short.
+const demoInterrupted = "interrupted"
 
 // demoAnswer is the mock reply, split into tokens the way a language model
 // streams them: words with their leading space.

@@ -86,6 +86,15 @@ func TestDemoShutdownDuringAPublishClosesTheStream(t *testing.T) {
 	if !info.Closed {
 		t.Fatalf("after shutdown the demo's stream is open (%d events, no stop): its page waits for good", info.Retained)
 	}
+	// The stop says the answer was cut short, so the page does not show
+	// it as complete.
+	hist, err := b.History(context.Background(), "conv", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stop := hist.Events[len(hist.Events)-1]; stop.Name != broker.EventStop || stop.Data != "interrupted" {
+		t.Fatalf("the cut answer ends with %s %q, want stop \"interrupted\"", stop.Name, stop.Data)
+	}
 }
 
 // A drain whose time ran out elsewhere (a slow upload, say) calls Shutdown

@@ -233,6 +233,10 @@ func TestDemo(t *testing.T) {
 	if status != 200 || !strings.HasPrefix(h.Get("Content-Type"), "text/html") || !strings.Contains(page, "EventSource") {
 		t.Fatalf("demo page: %d %q", status, h.Get("Content-Type"))
 	}
+	// Its own origin only, and no framing by another site.
+	if csp := h.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'none'") || !strings.Contains(csp, "connect-src 'self'") || h.Get("X-Frame-Options") != "DENY" || h.Get("X-Content-Type-Options") != "nosniff" {
+		t.Fatalf("demo page headers: %v", h)
+	}
 	s := subscribe(t, b, "/v1/streams/conv/events", "")
 	status, _, body := b.Do(t, "POST", "/v1/demo/chat", http.Header{"Content-Type": {"application/json"}}, `{"stream":"conv","message":"Why is the sky blue?"}`)
 	if status != http.StatusAccepted {
@@ -243,6 +247,9 @@ func TestDemo(t *testing.T) {
 	for {
 		ev := s.next(t)
 		if ev.Type == "stop" {
+			if ev.Data != "" {
+				t.Fatalf("a whole answer's stop has data %q, want none", ev.Data)
+			}
 			break
 		}
 		tokens++

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // Defaults of a Client.
@@ -16,6 +17,10 @@ const (
 	// DefaultPublishAttempts bounds the tries of one Publish or Close
 	// (the first one included).
 	DefaultPublishAttempts = 5
+	// DefaultAttemptTimeout bounds one attempt of a call other than
+	// Subscribe: a broker or a connection that hangs is given up on and,
+	// for Publish and Close, tried again, within the caller's context.
+	DefaultAttemptTimeout = 10 * time.Second
 )
 
 // Client talks to one broker. It is safe for concurrent use.
@@ -24,6 +29,7 @@ type Client struct {
 	hc              *http.Client
 	token           func(context.Context) (string, error)
 	publishAttempts int
+	attemptTimeout  time.Duration // 0: none
 }
 
 // Option changes a Client made by New.
@@ -58,6 +64,12 @@ func WithPublishAttempts(n int) Option {
 	return func(c *Client) { c.publishAttempts = max(1, n) }
 }
 
+// WithAttemptTimeout bounds each attempt of every call but Subscribe
+// (default DefaultAttemptTimeout); 0 leaves them to the caller's context.
+func WithAttemptTimeout(d time.Duration) Option {
+	return func(c *Client) { c.attemptTimeout = max(0, d) }
+}
+
 // New returns a client of the broker at baseURL (e.g.
 // "http://127.0.0.1:8080", or a base path behind a proxy such as
 // "https://example.com/broker").
@@ -68,6 +80,7 @@ func New(baseURL string, opts ...Option) *Client {
 		// by its context instead.
 		hc:              &http.Client{},
 		publishAttempts: DefaultPublishAttempts,
+		attemptTimeout:  DefaultAttemptTimeout,
 	}
 	for _, o := range opts {
 		o(c)
@@ -104,6 +117,10 @@ func (c *Client) newRequest(ctx context.Context, method, path string, query url.
 		if err != nil {
 			return nil, fmt.Errorf("getting the token for %s %s: %w", method, path, err)
 		}
+		if !validHeaderValue(tok) {
+			// net/http would refuse to send it, and a retry the same.
+			return nil, fmt.Errorf("the token for %s %s has a control character (a newline read from a file?)", method, path)
+		}
 		if tok != "" {
 			req.Header.Set("Authorization", "Bearer "+tok)
 		}
@@ -111,9 +128,30 @@ func (c *Client) newRequest(ctx context.Context, method, path string, query url.
 	return req, nil
 }
 
+// attemptContext bounds one attempt by the client's attempt timeout.
+func (c *Client) attemptContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if c.attemptTimeout <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, c.attemptTimeout)
+}
+
+// validHeaderValue reports whether s can be sent as a header value: no
+// control characters but tab (RFC 9110 §5.5).
+func validHeaderValue(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
 // call sends one JSON request and decodes the answer into out (when out is
 // not nil) if its status is want; any other status is an *APIError.
 func (c *Client) call(ctx context.Context, method, path string, query url.Values, body []byte, want int, out any) error {
+	ctx, cancel := c.attemptContext(ctx)
+	defer cancel()
 	req, err := c.newRequest(ctx, method, path, query, body)
 	if err != nil {
 		return err

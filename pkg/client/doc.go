@@ -10,7 +10,17 @@
 // after the answer's Retry-After when it has one: if the first attempt was
 // stored and only its answer was lost, the broker answers the retry with the
 // first attempt's ids and publishes nothing. So a retry never publishes
-// twice. Other 4xx answers are never retried.
+// twice. Other 4xx answers are never retried. Each attempt is bounded
+// (WithAttemptTimeout, 10s by default), so a hung broker is retried too.
+//
+// When every attempt fails, the error is a *PublishError. Its
+// MaybePublished says whether an attempt may have been stored (its answer
+// was lost, it timed out, or it was a 5xx): then retry with
+// PublishWithKey and the error's Key, not with a new Publish, which would
+// publish the events a second time if the first had been stored.
+// PublishWithKey also takes a key of the caller's own (say, its message
+// id), for a publish that must stay once-only across the caller's
+// restarts.
 //
 // # Subscribing
 //
@@ -21,8 +31,8 @@
 //     the caller sees every event once, in order;
 //   - it waits as long as the server's last retry: field says (3s until
 //     one is known; at least 10ms, at most 5min), or the Retry-After of a
-//     429/503, with jitter so that many clients cut at once do not come
-//     back at once; each connection in a row that brings no event and
+//     429/503, plus up to a fifth more so that many clients cut at once do
+//     not come back at once; each connection in a row that brings no event and
 //     lasts under 30s doubles the wait, up to 30s (or retry:, if longer),
 //     so a server that fails or ends every connection at once is not
 //     hammered;

@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 
@@ -18,10 +19,17 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	if _, err := c.Publish(ctx, stream,
-		client.Message{Event: "token", Data: "Hel"},
-		client.Message{Event: "token", Data: "lo"}); err != nil {
-		log.Fatal(err) // not published; a retry with a new call is safe
+	msgs := []client.Message{{Event: "token", Data: "Hel"}, {Event: "token", Data: "lo"}}
+	if _, err := c.Publish(ctx, stream, msgs...); err != nil {
+		// A new Publish would be a new publish. When the first may have
+		// been stored, its key finds out without publishing twice.
+		var pe *client.PublishError
+		if !errors.As(err, &pe) || !pe.MaybePublished {
+			log.Fatal(err) // not published
+		}
+		if _, err := c.PublishWithKey(ctx, stream, pe.Key, msgs...); err != nil {
+			log.Fatal(err)
+		}
 	}
 	if _, err := c.Close(ctx, stream, "done"); err != nil {
 		log.Fatal(err)

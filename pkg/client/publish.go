@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"unicode/utf8"
 
@@ -38,22 +39,62 @@ type wireMessage struct {
 	Data  json.RawMessage `json:"data,omitempty"`
 }
 
+// PublishError is the error of a Publish that got no success answer.
+type PublishError struct {
+	// Key is the Idempotency-Key every attempt carried.
+	Key string
+	// MaybePublished is true when an attempt may have been stored all the
+	// same: its connection broke after the request went out, it timed out,
+	// or it was answered with a 5xx. PublishWithKey with the same Key then
+	// finds out without publishing twice: it answers the stored events'
+	// ids (Replayed), or publishes them now. False when every attempt was
+	// refused with nothing stored (a 4xx, 429 included, or a connection
+	// that could not be made).
+	MaybePublished bool
+	// Err is the last attempt's error (an *APIError for an answer).
+	Err error
+}
+
+func (e *PublishError) Error() string {
+	if e.MaybePublished {
+		return e.Err.Error() + " (the events may have been published: PublishWithKey with key " + e.Key + " publishes them at most once)"
+	}
+	return e.Err.Error()
+}
+
+func (e *PublishError) Unwrap() error { return e.Err }
+
 // Publish publishes msgs, in order, all or nothing, to stream (created on
-// first publish). It retries network errors and 502/503/504 answers with
-// the same Idempotency-Key, so it publishes exactly once or not at all.
+// first publish), with an Idempotency-Key of its own (128 random bits). It
+// retries network errors, timeouts and 429/502/503/504 answers with that
+// key, so its attempts publish the events once at most. When it fails
+// anyway, the error is a *PublishError that says whether they may have
+// been published, and with which key to find out.
 func (c *Client) Publish(ctx context.Context, stream string, msgs ...Message) (PublishResult, error) {
+	return c.PublishWithKey(ctx, stream, rand.Text(), msgs...)
+}
+
+// PublishWithKey is Publish with the caller's Idempotency-Key (at most 128
+// characters). Calls with the same key and stream publish the events once
+// at most: a later one is answered with the first one's ids (Replayed),
+// for as long as the broker keeps that key: while those events are in the
+// stream's history (SPEC.md). Use it to retry a *PublishError whose
+// MaybePublished is set, or to make a publish safe to repeat across
+// restarts of the caller (a key derived from the caller's own message id).
+func (c *Client) PublishWithKey(ctx context.Context, stream, key string, msgs ...Message) (PublishResult, error) {
 	if len(msgs) == 0 {
 		return PublishResult{}, fmt.Errorf("publish to %q: no messages", stream)
+	}
+	if key == "" || !validHeaderValue(key) {
+		return PublishResult{}, fmt.Errorf("publish to %q: the Idempotency-Key must be a non-empty header value without control characters", stream)
 	}
 	body, err := encodeMessages(msgs)
 	if err != nil {
 		return PublishResult{}, fmt.Errorf("publish to %q: %w", stream, err)
 	}
-	// 128 random bits: unique to this call, the same for its retries.
-	key := rand.Text()
-	res, err := c.postWithRetry(ctx, streamPath(stream, "/messages"), body, key, http.StatusCreated)
+	res, maybe, err := c.postWithRetry(ctx, streamPath(stream, "/messages"), body, key, http.StatusCreated)
 	if err != nil {
-		return PublishResult{}, fmt.Errorf("publish to %q: %w", stream, err)
+		return PublishResult{}, fmt.Errorf("publish to %q: %w", stream, &PublishError{Key: key, MaybePublished: maybe, Err: err})
 	}
 	return res, nil
 }
@@ -81,7 +122,7 @@ func (c *Client) Close(ctx context.Context, stream string, data ...any) (Publish
 			return PublishResult{}, fmt.Errorf("close %q: %w", stream, err)
 		}
 	}
-	res, err := c.postWithRetry(ctx, streamPath(stream, "/close"), body, "", http.StatusOK)
+	res, _, err := c.postWithRetry(ctx, streamPath(stream, "/close"), body, "", http.StatusOK)
 	if err != nil {
 		return PublishResult{}, fmt.Errorf("close %q: %w", stream, err)
 	}
@@ -131,49 +172,62 @@ func encodeData(v any) (json.RawMessage, error) {
 
 // postWithRetry posts body until an attempt gets an answer that is not
 // worth retrying, at most c.publishAttempts times. key, when set, is sent
-// as the Idempotency-Key of every attempt.
-func (c *Client) postWithRetry(ctx context.Context, path string, body []byte, key string, want int) (PublishResult, error) {
+// as the Idempotency-Key of every attempt. maybe reports, with an error,
+// whether an attempt may have been stored.
+func (c *Client) postWithRetry(ctx context.Context, path string, body []byte, key string, want int) (res PublishResult, maybe bool, err error) {
 	for attempt := 1; ; attempt++ {
-		res, retry, err := c.postOnce(ctx, path, body, key, want)
+		res, retry, stored, err := c.postOnce(ctx, path, body, key, want)
 		if err == nil {
-			return res, nil
+			return res, false, nil
 		}
+		maybe = maybe || stored
 		if !retry || attempt >= c.publishAttempts || ctx.Err() != nil {
 			if attempt > 1 {
 				err = fmt.Errorf("attempt %d: %w", attempt, err)
 			}
-			return PublishResult{}, err
+			return PublishResult{}, maybe, err
 		}
 		if serr := ctxtime.Sleep(ctx, publishBackoff(attempt, err)); serr != nil {
-			return PublishResult{}, fmt.Errorf("waiting to retry after %v: %w", err, serr)
+			return PublishResult{}, maybe, fmt.Errorf("waiting to retry after %v: %w", err, serr)
 		}
 	}
 }
 
-// postOnce is one attempt. retry reports whether the failure may be
-// retried: the request may not have reached the broker, or the answer was
-// lost, or the broker said it could not serve it for now.
-func (c *Client) postOnce(ctx context.Context, path string, body []byte, key string, want int) (res PublishResult, retry bool, err error) {
+// postOnce is one attempt, bounded by the client's attempt timeout. retry
+// reports whether the failure may be retried: the request may not have
+// reached the broker, or the answer was lost, or the broker said it could
+// not serve it for now. maybeStored reports whether the request may have
+// been stored all the same.
+func (c *Client) postOnce(ctx context.Context, path string, body []byte, key string, want int) (res PublishResult, retry, maybeStored bool, err error) {
+	ctx, cancel := c.attemptContext(ctx)
+	defer cancel()
 	req, err := c.newRequest(ctx, http.MethodPost, path, nil, body)
 	if err != nil {
-		return PublishResult{}, false, err
+		return PublishResult{}, false, false, err
 	}
 	if key != "" {
 		req.Header.Set("Idempotency-Key", key)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return PublishResult{}, true, fmt.Errorf("POST %s: %w", path, err)
+		// Only a connection that was never made certainly sent nothing.
+		var op *net.OpError
+		notSent := errors.As(err, &op) && op.Op == "dial"
+		return PublishResult{}, true, !notSent, fmt.Errorf("POST %s: %w", path, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != want {
 		ae := readAPIError(resp)
+		// A 5xx may come after the store took the events (a store that
+		// timed out, a proxy that lost the answer); a 4xx, 429 included,
+		// stored nothing.
+		maybeStored := resp.StatusCode >= 500
 		switch resp.StatusCode {
 		// 429 stored nothing: the retry waits the answer's Retry-After.
 		case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-			return PublishResult{}, true, fmt.Errorf("POST %s: %w", path, ae)
+			return PublishResult{}, true, maybeStored, fmt.Errorf("POST %s: %w", path, ae)
 		}
-		return PublishResult{}, false, fmt.Errorf("POST %s: %w", path, ae)
+		return PublishResult{}, false, maybeStored, fmt.Errorf("POST %s: %w", path, ae)
 	}
 	var answer struct {
 		Stream string   `json:"stream"`
@@ -182,11 +236,11 @@ func (c *Client) postOnce(ctx context.Context, path string, body []byte, key str
 	if err := json.NewDecoder(resp.Body).Decode(&answer); err != nil {
 		// The answer was cut: the events may be stored; the retry, with the
 		// same key, finds out without publishing twice.
-		return PublishResult{}, true, fmt.Errorf("POST %s: reading the answer: %w", path, err)
+		return PublishResult{}, true, true, fmt.Errorf("POST %s: reading the answer: %w", path, err)
 	}
 	return PublishResult{
 		Stream:   answer.Stream,
 		IDs:      answer.IDs,
 		Replayed: resp.Header.Get("Idempotent-Replayed") == "true",
-	}, false, nil
+	}, false, false, nil
 }

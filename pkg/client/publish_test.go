@@ -3,11 +3,14 @@ package client_test
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -133,6 +136,122 @@ func TestPublishGivesUpAfterTheAttempts(t *testing.T) {
 	if n := len(f.seen()); n != 3 {
 		t.Fatalf("%d attempts, want 3", n)
 	}
+	// A 503 may come after the store took the events.
+	if pe := publishError(t, err); !pe.MaybePublished || pe.Key != f.seen()[0] {
+		t.Fatalf("after three 503s: %+v, want MaybePublished and the attempts' key", pe)
+	}
+}
+
+// publishError returns err's *PublishError.
+func publishError(t *testing.T, err error) *client.PublishError {
+	t.Helper()
+	var pe *client.PublishError
+	if !errors.As(err, &pe) {
+		t.Fatalf("error %v is not a *PublishError", err)
+	}
+	return pe
+}
+
+// A Publish whose every answer was lost may have published: its error says
+// so, with the key. PublishWithKey with that key then answers the stored
+// events' ids and publishes nothing; a new Publish would have published
+// them a second time.
+func TestLostPublishIsSettledWithItsKey(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	p := startProxy(t, b.URL, func(int) plan { return plan{dropAnswer: true} })
+	c := client.New(p.URL, client.WithHTTPClient(&http.Client{Transport: &http.Transport{}}), client.WithPublishAttempts(3))
+	ctx := testCtx(t)
+	msg := client.Message{Data: "charge the card"}
+	_, err := c.Publish(ctx, "settle", msg)
+	pe := publishError(t, err)
+	if !pe.MaybePublished || pe.Key == "" || p.drops.Load() != 3 {
+		t.Fatalf("after 3 lost answers: %v (%+v, %d drops), want MaybePublished with a key", err, pe, p.drops.Load())
+	}
+	res, err := client.New(b.URL).PublishWithKey(ctx, "settle", pe.Key, msg)
+	if err != nil || !res.Replayed || len(res.IDs) != 1 {
+		t.Fatalf("PublishWithKey with the lost publish's key: %+v, %v; want the stored event's id, replayed", res, err)
+	}
+	h, err := client.New(b.URL).History(ctx, "settle", client.HistoryOptions{})
+	if err != nil || len(h.Events) != 1 || h.Events[0].ID != res.IDs[0] {
+		t.Fatalf("history %+v, %v; want the one event %v", h.Events, err, res.IDs)
+	}
+	// The key is the caller's to choose, too.
+	if _, err := c.PublishWithKey(ctx, "settle", "bad\nkey", msg); err == nil {
+		t.Fatal("a key with a newline was sent")
+	}
+}
+
+// A broker that takes the request and never answers costs one attempt
+// timeout, not the caller's whole context: the attempt is given up and
+// retried, and the error says the event may have been published.
+func TestPublishAttemptsTimeOut(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var accepted atomic.Int64
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			defer conn.Close() // held open, never answered
+		}
+	}()
+	c := client.New("http://"+ln.Addr().String(), client.WithAttemptTimeout(200*time.Millisecond), client.WithPublishAttempts(2))
+	start := time.Now()
+	_, err = c.Publish(context.Background(), "hung", client.Message{Data: "x"})
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Publish to a broker that never answers took %v", d)
+	}
+	if pe := publishError(t, err); !pe.MaybePublished || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("error %v: want the attempts' timeout, MaybePublished", err)
+	}
+	if n := accepted.Load(); n != 2 {
+		t.Fatalf("%d connections, want 2 attempts", n)
+	}
+}
+
+// A connection that cannot be made sent nothing: not MaybePublished.
+func TestRefusedConnectionPublishedNothing(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	_, err = client.New("http://"+addr, client.WithPublishAttempts(2)).Publish(testCtx(t), "s", client.Message{Data: "x"})
+	if pe := publishError(t, err); pe.MaybePublished {
+		t.Fatalf("a refused connection: %v, want not MaybePublished", err)
+	}
+}
+
+// A token that can never be sent (a newline read from a file with it)
+// fails at once, not after every retry.
+func TestUnsendableTokenFailsAtOnce(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	c := client.New(b.URL, client.WithToken("eyJ.x.y\n"))
+	start := time.Now()
+	_, err := c.Publish(testCtx(t), "s", client.Message{Data: "x"})
+	if err == nil || !strings.Contains(err.Error(), "control character") || time.Since(start) > time.Second {
+		t.Fatalf("publish with a token ending in a newline: %v after %v, want an error at once", err, time.Since(start))
+	}
+	if pe := publishError(t, err); pe.MaybePublished {
+		t.Fatalf("nothing was sent: %+v", pe)
+	}
+	for _, err := range c.Subscribe(testCtx(t), "s", client.SubscribeOptions{}) {
+		if err == nil || !strings.Contains(err.Error(), "control character") {
+			t.Fatalf("subscribe with the token: %v, want the error at once", err)
+		}
+	}
+	for _, err := range client.New(b.URL).Subscribe(testCtx(t), "s", client.SubscribeOptions{From: "5\n"}) {
+		if err == nil || !strings.Contains(err.Error(), "control character") {
+			t.Fatalf("subscribe from \"5\\n\": %v, want the error at once", err)
+		}
+	}
 }
 
 func TestPublishHonoursRetryAfterAndContext(t *testing.T) {
@@ -184,6 +303,9 @@ func TestPublishNeverRetries4xx(t *testing.T) {
 		var ae *client.APIError
 		if !errors.As(err, &ae) || ae.Status != status {
 			t.Fatalf("status %d: got %v", status, err)
+		}
+		if publishError(t, err).MaybePublished {
+			t.Fatalf("status %d stored nothing, but the error says it may have: %v", status, err)
 		}
 		if n := len(f.seen()); n != 1 {
 			t.Fatalf("status %d: %d attempts, want 1", status, n)

@@ -53,6 +53,11 @@ var (
 // No goroutine is started; breaking out of the loop closes the connection.
 func (c *Client) Subscribe(ctx context.Context, stream string, opts SubscribeOptions) iter.Seq2[Event, error] {
 	return func(yield func(Event, error) bool) {
+		if !validHeaderValue(opts.From) {
+			// It could never be sent: net/http refuses it, every time.
+			yield(Event{}, fmt.Errorf("subscribe to %q: the resume point %q has a control character", stream, opts.From))
+			return
+		}
 		s := &subscription{c: c, stream: stream, opts: opts, last: opts.From, retry: defaultRetry}
 		s.run(ctx, yield)
 	}
@@ -77,7 +82,8 @@ type subscription struct {
 // reconnectWait is the pause before the next connection: the server's
 // retry: (at least minReconnect), doubled for every connection in a row
 // that brought no event, up to maxReconnect (or retry:, when the server
-// asked for more), and spread.
+// asked for more), plus up to a fifth more (never less: retry: is the
+// time to wait, as in WHATWG's reconnection time).
 func (s *subscription) reconnectWait() time.Duration {
 	d := max(s.retry, minReconnect)
 	ceiling := max(maxReconnect, s.retry)
@@ -85,7 +91,7 @@ func (s *subscription) reconnectWait() time.Duration {
 		d = min(2*d, ceiling)
 	}
 	s.fruitless++
-	return spread(d)
+	return atLeast(d)
 }
 
 func (s *subscription) run(ctx context.Context, yield func(Event, error) bool) {
@@ -199,8 +205,16 @@ func (s *subscription) connect(ctx context.Context, yield func(Event, error) boo
 			s.last = ev.ID
 		}
 		s.fruitless = 0
+		// The caller's time with the event is not the connection's
+		// silence: the watchdog waits while it has it.
+		if watchdog != nil {
+			watchdog.Stop()
+		}
 		if !yield(out, nil) {
 			return 0, nil, true
+		}
+		if watchdog != nil {
+			watchdog.Reset(s.opts.IdleTimeout)
 		}
 		if ev.Type == "stop" {
 			return 0, nil, true

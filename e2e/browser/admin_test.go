@@ -183,3 +183,28 @@ func mustMarshal(t *testing.T, v any) []byte {
 	}
 	return b
 }
+
+// A watch refused for the subscribe rate (429) waits its Retry-After and
+// comes back, as EventSource would after a 5xx; a row is chosen with the
+// keyboard as well as the mouse.
+func TestAdminWatchRetriesARateLimitAndTakesTheKeyboard(t *testing.T) {
+	// 1 new subscription per 5 s: the page's live view takes it.
+	b := testbroker.Start(t, testbroker.Options{Retry: retry, SubscribeRate: 0.2})
+	ctx := browsertest.New(t, 60*time.Second)
+	const stream = "admin-limited"
+	publish(t, b.URL, stream, "before")
+	if err := chromedp.Do(ctx, chromedp.Navigate(b.URL+"/admin")); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.WaitFor(t, ctx, 5*time.Second, "the row of "+stream, fmt.Sprintf(`!!document.querySelector('#streams tr[data-stream=%q]')`, stream))
+	if err := chromedp.Do(ctx,
+		chromedp.Focus(fmt.Sprintf(`#streams tr[data-stream=%q]`, stream)),
+		chromedp.KeyEvent("\r"),
+	); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.WaitFor(t, ctx, 3*time.Second, "the watch to be refused and retrying", fmt.Sprintf(`window.admin.watching === %q && window.admin.watchState === "retrying"`, stream))
+	browsertest.WaitFor(t, ctx, 15*time.Second, "the watch to be live after Retry-After", `window.admin.watchState === "live"`)
+	id := publish(t, b.URL, stream, "after")
+	browsertest.WaitFor(t, ctx, 5*time.Second, "the event published after the retry", fmt.Sprintf(`window.admin.events.some(e => e.id === %q)`, id))
+}

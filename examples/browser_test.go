@@ -176,4 +176,15 @@ func TestBrowserGapWarning(t *testing.T) {
 	if st.ReadyState != 2 {
 		t.Errorf("EventSource readyState %d after stop, want 2 (CLOSED)", st.ReadyState)
 	}
+
+	// Resumed at the stop itself there is nothing to show: the broker
+	// answers 204, and the page says the stream is over, not "failed".
+	stopID := kept[len(kept)-1].ID
+	if err := chromedp.Do(ctx, chromedp.Navigate(pageURL(page.URL, b.URL, stream, token, url.Values{"last": {stopID}}))); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.WaitFor(t, ctx, 10*time.Second, "the page to settle", `window.subscriber.done === true || document.getElementById("status").textContent.startsWith("failed")`)
+	if st := browsertest.Eval[pageState](t, ctx, pageStateJS); !strings.Contains(st.Status, "the stream was closed") || st.Events != 0 {
+		t.Errorf("resumed at stop, the page shows %q with %d events; want that the stream was closed", st.Status, st.Events)
+	}
 }

@@ -44,7 +44,9 @@
 //     final: the *APIError is yielded and the loop ends; so does the
 //     context's end (ctx.Err() is yielded);
 //   - with SubscribeOptions.IdleTimeout it also drops and resumes a
-//     connection that went silent (no event, no heartbeat) without closing.
+//     connection that went silent (no event, no heartbeat) without closing;
+//   - an event larger than SubscribeOptions.MaxEventSize (16 MiB by
+//     default) is a final error, not held in memory whole.
 //
 // Subscribe starts no goroutine of its own (with IdleTimeout, only a timer
 // whose function cancels the connection): the connection is read on the

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -30,7 +31,16 @@ type SubscribeOptions struct {
 	// wait to reconnect, with why the connection ended and how long the
 	// wait is; for logs and metrics.
 	OnReconnect func(err error, wait time.Duration)
+	// MaxEventSize bounds an event's data (and any one line) in bytes;
+	// a larger one ends the loop with an error wrapping sse.ErrTooLarge.
+	// Zero: DefaultMaxEventSize.
+	MaxEventSize int
 }
+
+// DefaultMaxEventSize is SubscribeOptions.MaxEventSize's default: well
+// above what a broker accepts in one publish (publish.max_body, 1 MiB by
+// default), so that only a misbehaving server or proxy meets it.
+const DefaultMaxEventSize = 16 << 20
 
 // Errors passed to OnReconnect.
 var (
@@ -176,12 +186,18 @@ func (s *subscription) connect(ctx context.Context, yield func(Event, error) boo
 		body = &idleReader{r: resp.Body, t: watchdog, d: s.opts.IdleTimeout}
 	}
 	dec := sse.NewDecoder(body)
+	dec.SetMaxSize(cmp.Or(s.opts.MaxEventSize, DefaultMaxEventSize))
 	for {
 		ev, err := dec.Next()
 		if ms, ok := dec.Retry(); ok {
 			// Capped before the multiplication: a huge value must not
 			// overflow into a negative pause.
 			s.retry = time.Duration(min(ms, maxRetryAfter.Milliseconds())) * time.Millisecond
+		}
+		if errors.Is(err, sse.ErrTooLarge) {
+			// The same event would come again on every resume.
+			yield(Event{}, fmt.Errorf("subscribe to %q: %w (SubscribeOptions.MaxEventSize)", s.stream, err))
+			return 0, nil, true
 		}
 		if err != nil {
 			if errors.Is(err, io.EOF) {

@@ -8,12 +8,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/sse-broker/broker/internal/testbroker"
 	"github.com/sse-broker/broker/pkg/client"
+	"github.com/sse-broker/broker/pkg/sse"
 )
 
 // fastRetry makes the broker tell clients to reconnect after 50ms.
@@ -527,5 +529,28 @@ func TestFruitlessReconnectsBackOff(t *testing.T) {
 		if w < 40*time.Millisecond || w > 48*time.Millisecond {
 			t.Fatalf("pause %d after an event: %v, want [40ms, 48ms]", i, w)
 		}
+	}
+}
+
+// An event larger than MaxEventSize ends the loop with an error (it would
+// come again on every resume) instead of being held whole.
+func TestSubscribeMaxEventSize(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	ctx := testCtx(t)
+	pub := client.New(b.URL)
+	if _, err := pub.Publish(ctx, "big", client.Message{Data: "small"}, client.Message{Data: strings.Repeat("x", 4096)}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	var final error
+	for ev, err := range pub.Subscribe(ctx, "big", client.SubscribeOptions{MaxEventSize: 1024}) {
+		if err != nil {
+			final = err
+			break
+		}
+		got = append(got, ev.Data)
+	}
+	if !slices.Equal(got, []string{"small"}) || !errors.Is(final, sse.ErrTooLarge) {
+		t.Fatalf("got %q, then %v; want the small event, then sse.ErrTooLarge", got, final)
 	}
 }

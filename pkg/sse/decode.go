@@ -40,7 +40,19 @@ type Decoder struct {
 	// rest of a CRLF. (Peeking for it instead would hold back an event
 	// whose blank line is a lone CR until the next byte arrives.)
 	skipLF bool
+	// maxSize bounds a line and an event's data buffer; 0: no bound.
+	maxSize int
 }
+
+// ErrTooLarge is returned by Next for a line or an event's data larger
+// than the limit SetMaxSize set.
+var ErrTooLarge = errors.New("sse: an event is larger than the decoder's limit")
+
+// SetMaxSize bounds, in bytes, each line and each event's data buffer
+// (0, the default: no bound, as in a browser). A stream that exceeds it
+// fails Next with ErrTooLarge, so that a misbehaving server or proxy
+// cannot make the reader hold an unbounded event in memory.
+func (d *Decoder) SetMaxSize(n int) { d.maxSize = max(0, n) }
 
 // NewDecoder returns a Decoder reading from r.
 func NewDecoder(r io.Reader) *Decoder {
@@ -102,6 +114,9 @@ func (d *Decoder) Next() (Event, error) {
 		case "event":
 			eventType = toUTF8(value)
 		case "data":
+			if d.maxSize > 0 && data.Len()+len(value) > d.maxSize {
+				return Event{}, ErrTooLarge
+			}
 			data.WriteString(toUTF8(value))
 			data.WriteByte('\n')
 		case "id":
@@ -139,6 +154,9 @@ func (d *Decoder) readLine() ([]byte, error) {
 		case '\r':
 			d.skipLF = true
 			return d.stripBOM(), nil
+		}
+		if d.maxSize > 0 && len(d.line) >= d.maxSize {
+			return nil, ErrTooLarge
 		}
 		d.line = append(d.line, c)
 	}

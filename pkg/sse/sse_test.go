@@ -148,3 +148,25 @@ func TestLoneCRDispatchesAtOnce(t *testing.T) {
 		t.Fatalf("CRLF: %+v %v", ev, err)
 	}
 }
+
+// SetMaxSize bounds a line and an event's data: events within it decode
+// as before, a longer line or a data buffer that grows past it is
+// ErrTooLarge, not held whole.
+func TestDecoderMaxSize(t *testing.T) {
+	for _, tc := range []struct {
+		name, stream string
+		wantErr      bool
+	}{
+		{"within", "data: 1234\n\n", false},
+		{"long line", "data: 123456789012\n\n", true},
+		{"data of many lines", "data: 1234\ndata: 5678\ndata: 9012\n\n", true},
+		{"long comment", ": " + strings.Repeat("x", 20) + "\n\ndata: ok\n\n", true},
+	} {
+		d := NewDecoder(strings.NewReader(tc.stream))
+		d.SetMaxSize(12)
+		_, err := d.Next()
+		if tc.wantErr != errors.Is(err, ErrTooLarge) || (!tc.wantErr && err != nil) {
+			t.Errorf("%s: %v, want ErrTooLarge %v", tc.name, err, tc.wantErr)
+		}
+	}
+}

@@ -110,13 +110,7 @@ func TestGracefulShutdown(t *testing.T) {
 	dec := sse.NewDecoder(res.Body)
 
 	// An in-flight publish: headers and half the body sent before SIGTERM.
-	conn, err := net.Dial("tcp", strings.TrimPrefix(p.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	fmt.Fprintf(conn, "POST /v1/streams/s/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello")
-	time.Sleep(100 * time.Millisecond) // let the server start the handler
+	conn := startHalfPublish(t, p)
 
 	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -170,19 +164,28 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 }
 
+// startHalfPublish sends a publish's headers and half its 10-byte body
+// ("hello"), and gives the server time to start its handler: a request in
+// flight, which a drain waits for. The connection closes when the test ends.
+func startHalfPublish(t *testing.T, p *brokerproc.Process) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(p.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	fmt.Fprintf(conn, "POST /v1/streams/s/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello")
+	time.Sleep(100 * time.Millisecond)
+	return conn
+}
+
 // A second signal during the drain ends the process at once: an operator
 // who presses Ctrl-C twice, or a supervisor that signals again, is not
 // made to wait out a drain that a stuck client holds up (here a publish
 // whose body never finishes, which the drain waits for up to its bound).
 func TestSecondSignalStopsAtOnce(t *testing.T) {
 	p := brokerproc.Start(t)
-	conn, err := net.Dial("tcp", strings.TrimPrefix(p.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	fmt.Fprintf(conn, "POST /v1/streams/s/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello")
-	time.Sleep(100 * time.Millisecond) // let the server start the handler
+	startHalfPublish(t, p)
 
 	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

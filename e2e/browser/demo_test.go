@@ -577,14 +577,22 @@ func TestDemoMarksLostTokens(t *testing.T) {
 	}
 }
 
-// An answer whose stop says "interrupted" (the broker stopped it: a
-// shutdown, a store error) is not shown as complete.
-func TestDemoShowsAnInterruptedAnswer(t *testing.T) {
-	b := testbroker.Start(t, testbroker.Options{DemoTokenDelay: 300 * time.Millisecond, Retry: retry})
+// openDemo starts a broker whose demo answers a token every tokenDelay and
+// opens its demo page in a browser.
+func openDemo(t *testing.T, tokenDelay time.Duration) (*testbroker.Broker, context.Context) {
+	t.Helper()
+	b := testbroker.Start(t, testbroker.Options{DemoTokenDelay: tokenDelay, Retry: retry})
 	ctx := browsertest.New(t, 40*time.Second)
 	if err := chromedp.Do(ctx, chromedp.Navigate(b.URL+"/")); err != nil {
 		t.Fatal(err)
 	}
+	return b, ctx
+}
+
+// An answer whose stop says "interrupted" (the broker stopped it: a
+// shutdown, a store error) is not shown as complete.
+func TestDemoShowsAnInterruptedAnswer(t *testing.T) {
+	b, ctx := openDemo(t, 300*time.Millisecond)
 	ask(t, ctx, "Will this finish?")
 	browsertest.WaitFor(t, ctx, 10*time.Second, "a token", `window.demo.events >= 1`)
 	stream := browsertest.Eval[string](t, ctx, `window.demo.stream`)
@@ -602,11 +610,7 @@ func TestDemoShowsAnInterruptedAnswer(t *testing.T) {
 // window.demo.idleMs without an event it says so and takes questions
 // again. Here the tokens come slower than the page waits.
 func TestDemoGivesUpOnASilentAnswer(t *testing.T) {
-	b := testbroker.Start(t, testbroker.Options{DemoTokenDelay: 10 * time.Second, Retry: retry})
-	ctx := browsertest.New(t, 40*time.Second)
-	if err := chromedp.Do(ctx, chromedp.Navigate(b.URL+"/")); err != nil {
-		t.Fatal(err)
-	}
+	_, ctx := openDemo(t, 10*time.Second)
 	browsertest.Eval[int](t, ctx, `window.demo.idleMs = 1500`)
 	ask(t, ctx, "Hello?")
 	st := waitForEnd(t, ctx)

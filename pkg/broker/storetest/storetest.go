@@ -324,6 +324,10 @@ func testCountBound(t *testing.T, newStore Factory) {
 	var all []uint64
 	for i := range 40 {
 		all = append(all, e.publish("s", fmt.Sprint(i))...)
+		// The bound holds after every publish, not only in the end.
+		if n := len(e.read("s", 0, 0).Events); n > 5 {
+			t.Fatalf("after publish %d, %d events retained, want at most 5", i, n)
+		}
 	}
 	all = append(all, e.publish("s", "a", "b", "c", "d", "e", "f", "g")...)
 	rr := e.read("s", 0, 0)
@@ -430,6 +434,21 @@ func testIdempotency(t *testing.T, newStore Factory) {
 	later, err := e.store.Publish(e.ctx, "s", msgs("a", "b"), "k")
 	if err != nil || later.Replayed {
 		t.Fatalf("key outside the history window: %+v %v", later, err)
+	}
+
+	// A publisher may retry blindly: a keyed retry whose first attempt
+	// was stored gets its answer also once the stream has been closed
+	// since, not 409 (the publisher would take its events for lost).
+	stored, err := e.store.Publish(e.ctx, "c", msgs("last"), "k2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.CloseStream(e.ctx, "c", ""); err != nil {
+		t.Fatal(err)
+	}
+	retry, err := e.store.Publish(e.ctx, "c", msgs("last"), "k2")
+	if err != nil || !retry.Replayed || !slices.Equal(retry.IDs, stored.IDs) {
+		t.Fatalf("a keyed retry after close: %+v %v; want the first answer, replayed", retry, err)
 	}
 }
 

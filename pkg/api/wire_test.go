@@ -169,11 +169,21 @@ func TestRetryBlockFlushedAtOnce(t *testing.T) {
 func TestHeartbeats(t *testing.T) {
 	b := testbroker.Start(t, testbroker.Options{Heartbeat: 50 * time.Millisecond})
 	s := subscribe(t, b, "/v1/streams/quiet/events", "")
-	br := bufio.NewReader(s.res.Body)
-	comments := 0
 	deadline := time.AfterFunc(10*time.Second, s.close)
 	defer deadline.Stop()
-	for comments < 3 {
+	readHeartbeats(t, bufio.NewReader(s.res.Body), 3)
+
+	// The same where the handler's goroutine writes the stream itself
+	// instead of parking it (HTTP/1.0 here; TLS and HTTP/2 likewise).
+	conn := rawGet(t, b, "/v1/streams/quiet/events", "HTTP/1.0", "")
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	readHeartbeats(t, bufio.NewReader(conn), 3)
+}
+
+// readHeartbeats reads lines until n comment lines came.
+func readHeartbeats(t *testing.T, br *bufio.Reader, n int) {
+	t.Helper()
+	for comments := 0; comments < n; {
 		line, err := br.ReadString('\n')
 		if err != nil {
 			t.Fatalf("after %d heartbeats: %v", comments, err)

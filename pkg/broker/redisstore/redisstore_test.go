@@ -1016,6 +1016,35 @@ func TestSubscribersCatchUpWhileTheFeedIsDown(t *testing.T) {
 
 // An age bound longer than the time since 1970 ("keep forever") keeps
 // everything instead of failing every publish and read.
+// A read trims by age itself, not only the janitor: with an age bound of
+// an hour the janitor sweeps every 30 s, and an event two hours old that
+// it has not swept yet is not served, and resuming before it is a gap.
+func TestReadTrimsByAge(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client(t)
+	defer c.Close()
+	n := newNode(t, srv.URL, broker.StoreOptions{MaxAge: time.Hour}, 0)
+	ctx := context.Background()
+	if err := n.store.Create(ctx, "s"); err != nil {
+		t.Fatal(err)
+	}
+	// An event stored two hours ago, as its id says (Redis's clock).
+	old := uint64(time.Now().Add(-2*time.Hour).UnixMilli()-idBaseMillis) << broker.SequenceBits
+	k := keysOf("s")
+	if err := c.XAdd(ctx, &redis.XAddArgs{Stream: k.x, ID: redisID(old), Values: []any{"n", "message", "d", "old"}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.HSet(ctx, k.meta, "last", redisID(old)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if rr := n.read(t, "s", 0); len(rr.Events) != 0 || rr.FirstID != 0 {
+		t.Fatalf("an event two hours old under a one-hour bound was read: %+v", rr)
+	}
+	if rr := n.read(t, "s", old-1); !rr.Gap {
+		t.Fatalf("resuming before an event aged out: %+v, want a gap", rr)
+	}
+}
+
 func TestAgeBoundBeyondTheEpoch(t *testing.T) {
 	srv := redistest.Start(t)
 	n := newNode(t, srv.URL, broker.StoreOptions{MaxAge: 100 * 365 * 24 * time.Hour}, 0)

@@ -344,3 +344,31 @@ func TestShutdownAfterASubscribePanicked(t *testing.T) {
 		t.Fatalf("Shutdown: %v", err)
 	}
 }
+
+// A drain larger than one chunk, of events of mixed sizes (a big one does
+// not fit the chunk being filled), reaches the client in publish order,
+// live and from history alike.
+func TestLargeDrainKeepsTheOrder(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{MaxEvents: 1000, Queue: 1000})
+	live := rawSubscribe(t, b, "/v1/streams/order/events") // registered once its head is read
+	var ids []string
+	for i := range 40 {
+		size := 100
+		if i%3 == 1 {
+			size = 30 << 10
+		}
+		res, err := b.Broker.Publish(context.Background(), "order", []broker.Message{{Data: strings.Repeat(string(rune('a'+i%26)), size)}}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, broker.FormatID(res.IDs[0]))
+	}
+	replay := rawSubscribe(t, b, "/v1/streams/order/events")
+	for name, s := range map[string]*rawSubscriber{"live": live, "from history": replay} {
+		for i, want := range ids {
+			if ev := s.next(t); ev.ID != want {
+				t.Fatalf("%s: event %d has id %s, want %s", name, i, ev.ID, want)
+			}
+		}
+	}
+}

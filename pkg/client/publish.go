@@ -6,8 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
+	"net/http/httptrace"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/sse-broker/broker/internal/ctxtime"
@@ -44,12 +45,12 @@ type PublishError struct {
 	// Key is the Idempotency-Key every attempt carried.
 	Key string
 	// MaybePublished is true when an attempt may have been stored all the
-	// same: its connection broke after the request went out, it timed out,
-	// or it was answered with a 5xx. PublishWithKey with the same Key then
-	// finds out without publishing twice: it answers the stored events'
-	// ids (Replayed), or publishes them now. False when every attempt was
-	// refused with nothing stored (a 4xx, 429 included, or a connection
-	// that could not be made).
+	// same: the whole request went out and no answer came back (a broken
+	// connection, a timeout), or a 5xx did. PublishWithKey with the same
+	// Key then finds out without publishing twice: it answers the stored
+	// events' ids (Replayed), or publishes them now. False when no attempt
+	// was stored: each was refused with a 4xx (429 included) or never went
+	// out whole (no connection, a failed TLS handshake).
 	MaybePublished bool
 	// Err is the last attempt's error (an *APIError for an answer).
 	Err error
@@ -208,12 +209,22 @@ func (c *Client) postOnce(ctx context.Context, path string, body []byte, key str
 	if key != "" {
 		req.Header.Set("Idempotency-Key", key)
 	}
+	// Whether the whole request went out on some connection. It cannot be
+	// told from the error: net/http itself sends a request with an
+	// Idempotency-Key again on a new connection when a reused one breaks
+	// before the answer, and returns that try's error (a refused dial, say)
+	// although the first may have been stored.
+	var sent atomic.Bool
+	req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteRequest: func(info httptrace.WroteRequestInfo) {
+			if info.Err == nil {
+				sent.Store(true)
+			}
+		},
+	}))
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		// Only a connection that was never made certainly sent nothing.
-		var op *net.OpError
-		notSent := errors.As(err, &op) && op.Op == "dial"
-		return PublishResult{}, true, !notSent, fmt.Errorf("POST %s: %w", path, err)
+		return PublishResult{}, true, sent.Load(), fmt.Errorf("POST %s: %w", path, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != want {

@@ -319,3 +319,50 @@ func TestPublishNeverRetries4xx(t *testing.T) {
 		t.Fatalf("%d attempts of a 400, want 1", n)
 	}
 }
+
+// A publish the broker read before it died may be stored. net/http sends
+// a request with an Idempotency-Key again on a new connection when the
+// reused one breaks, and returns that try's error, here a refused dial:
+// the error must still say the events may have been published.
+func TestPublishReadThenCrashMayBePublished(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reads atomic.Int64
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if reads.Add(1) == 1 {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusCreated)
+			_, _ = w.Write([]byte(`{"stream":"s","ids":["1"]}`))
+			return
+		}
+		// Read (and stored, say); then the broker dies before it answers.
+		ln.Close()
+		conn, _, _ := w.(http.Hijacker).Hijack()
+		conn.Close()
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	c := client.New("http://"+ln.Addr().String(), client.WithPublishAttempts(1))
+	if _, err := c.Publish(testCtx(t), "s", client.Message{Data: "warm"}); err != nil {
+		t.Fatal(err) // the connection that will be reused
+	}
+	_, err = c.Publish(testCtx(t), "s", client.Message{Data: "x"})
+	if pe := publishError(t, err); reads.Load() != 2 || !pe.MaybePublished {
+		t.Fatalf("the broker read %d publishes, then died: %v, want MaybePublished", reads.Load(), err)
+	}
+}
+
+// A TLS handshake that fails sends nothing: not MaybePublished.
+func TestFailedHandshakePublishedNothing(t *testing.T) {
+	ts := httptest.NewTLSServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		t.Error("the request reached the handler")
+	}))
+	defer ts.Close()
+	// The default client does not trust the test server's certificate.
+	_, err := client.New(ts.URL, client.WithPublishAttempts(1)).Publish(testCtx(t), "s", client.Message{Data: "x"})
+	if pe := publishError(t, err); pe.MaybePublished {
+		t.Fatalf("a failed handshake: %v, want not MaybePublished", err)
+	}
+}

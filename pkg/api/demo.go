@@ -165,14 +165,15 @@ func (s *Server) demoChat(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, fmt.Errorf("%w: message must be 1 to %d characters", broker.ErrInvalidRequest, maxDemoMessage))
 		return
 	}
-	tokens := demoAnswer(req.Message)
 	// The answer's events (its tokens and the stop) count against the
-	// client's publish rate: the demo must not be a way to publish faster
-	// than limits.publish_rate allows.
-	if err := s.chargePublish(r, len(tokens)+1); err != nil {
+	// client's publish rate, once the answer is under way (below): the
+	// demo must not be a way to publish faster than limits.publish_rate
+	// allows. Here only whether the client may publish at all now.
+	if err := s.checkPublish(r); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
+	tokens := demoAnswer(req.Message)
 	var client string
 	if c, ok := auth.FromContext(r.Context()); ok {
 		client = "sub:" + c.Subject
@@ -189,6 +190,7 @@ func (s *Server) demoChat(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	s.chargePublish(r, len(tokens)+1)
 	log := hlog.FromRequest(r).With().Str("stream", req.Stream).Logger()
 	go func() {
 		defer s.demo.release(client)

@@ -25,17 +25,26 @@ func (s *Server) allowSubscribe(r *http.Request) error {
 	return s.subscribeLimit.allowRequest(r, 1, "new subscriptions")
 }
 
-// chargePublish counts the n events a demo answer will publish over the
-// next seconds: refused only when the request's subject could not publish
-// one event now, since the answer, unlike a batch, is not stored at once.
-// Counting them as a batch would refuse every answer longer than a
-// window's budget that follows any other publish (the page's create),
-// however long the client waited.
-func (s *Server) chargePublish(r *http.Request, events int) error {
+// checkPublish refuses, as allowPublish would, a request whose subject
+// could not publish one event now, and counts nothing: a demo answer asks
+// this first and is charged (chargePublish) only once it is under way, so
+// an answer refused for another reason costs nothing.
+func (s *Server) checkPublish(r *http.Request) error {
 	if s.publishLimit == nil {
 		return nil
 	}
-	return s.publishLimit.charge(subjectOf(r), events, time.Now(), "events published")
+	return s.publishLimit.check(subjectOf(r), time.Now(), "events published")
+}
+
+// chargePublish counts the n events a demo answer publishes over the next
+// seconds, without refusing: the answer, unlike a batch, is not stored at
+// once, and counting it as a batch would refuse every answer longer than
+// a window's budget that follows any other publish (the page's create),
+// however long the client waited.
+func (s *Server) chargePublish(r *http.Request, events int) {
+	if s.publishLimit != nil {
+		s.publishLimit.charge(subjectOf(r), events, time.Now())
+	}
 }
 
 // allowRequest counts n against l under r's subject. A limit that is off
@@ -173,19 +182,44 @@ func (l *limiter) count(key string, n int, now time.Time) {
 	l.sweepOwing(now)
 }
 
-// charge counts n against key at now when one more would be allowed,
-// even when n is more than fits (the excess holds key back afterwards, as
-// a batch's debt does); otherwise it refuses with a *rateLimitError and
-// counts nothing.
-func (l *limiter) charge(key string, n int, now time.Time, what string) error {
+// check refuses with a *rateLimitError when one event of key would not
+// be allowed at now, and counts nothing.
+func (l *limiter) check(key string, now time.Time, what string) error {
 	now = now.UTC()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if wait := l.waitFor(key, 1, now); wait > 0 {
 		return &rateLimitError{msg: fmt.Sprintf("more than %g %s per second", l.rate, what), retryAfter: wait}
 	}
-	l.count(key, n, now)
 	return nil
+}
+
+// charge counts n events of key at now, whatever fits: key is held back
+// until those n and what the window already counts for it would have
+// taken at the rate, as a batch's debt holds it back. So a client that
+// fills its budget and then has a charge made never gets past the rate in
+// the long run (counting n in the window instead let it reach 1.4-1.7
+// times the rate: the window forgets after two).
+func (l *limiter) charge(key string, n int, now time.Time) {
+	now = now.UTC()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	from := now
+	if until, ok := l.owing[key]; ok && until.After(from) {
+		from = until
+	}
+	debt := l.used(key, now) + float64(n)
+	l.owing[key] = from.Add(time.Duration(debt / l.rate * float64(time.Second)))
+	l.sweepOwing(now)
+}
+
+// used is what the sliding window counts for key at now: the current
+// window's count and the overlapping part of the previous one's.
+func (l *limiter) used(key string, now time.Time) float64 {
+	cur := now.Truncate(l.window)
+	into := now.Sub(cur)
+	curCount, prevCount, _ := l.counter.Get(key, cur, cur.Add(-l.window))
+	return float64(prevCount)*float64(l.window-into)/float64(l.window) + float64(curCount)
 }
 
 // waitFor is how long until n events of key fit: 0 when they fit at now.
@@ -197,14 +231,12 @@ func (l *limiter) waitFor(key string, n int, now time.Time) time.Duration {
 		return until.Sub(now) + l.waitFor(key, n, until)
 	}
 	need := min(n, l.limit)
-	cur := now.Truncate(l.window)
-	into := now.Sub(cur)
-	curCount, prevCount, _ := l.counter.Get(key, cur, cur.Add(-l.window))
-	used := float64(prevCount)*float64(l.window-into)/float64(l.window) + float64(curCount)
-	if used+float64(need) <= float64(l.limit)+1e-9 {
+	if l.used(key, now)+float64(need) <= float64(l.limit)+1e-9 {
 		return 0
 	}
-	return l.wait(curCount, prevCount, into, need)
+	cur := now.Truncate(l.window)
+	curCount, prevCount, _ := l.counter.Get(key, cur, cur.Add(-l.window))
+	return l.wait(curCount, prevCount, now.Sub(cur), need)
 }
 
 // sweepOwing drops paid debts, at most once a window, so keys that never

@@ -118,9 +118,10 @@ func TestLimiterBatchOverBudget(t *testing.T) {
 	}
 }
 
-// A charge (a demo answer's events, published over time) passes whenever
-// one event would, also right after another publish, and then holds the
-// key back as long as its events take at the rate.
+// A charge (a demo answer's events, published over time) is made whenever
+// one event would pass (check), also right after another publish, and
+// then holds the key back as long as its events and those already counted
+// take at the rate.
 func TestLimiterCharge(t *testing.T) {
 	t.Parallel()
 	l := newLimiter(5) // 5 per 1 s window
@@ -131,21 +132,61 @@ func TestLimiterCharge(t *testing.T) {
 	if err := l.allow("k", 46, now.Add(time.Millisecond), "events"); err == nil {
 		t.Fatal("a batch of 46 at 5/s passed with an event counted")
 	}
-	if err := l.charge("k", 46, now.Add(time.Millisecond), "events"); err != nil {
-		t.Fatalf("a charge of 46 when one event fits: %v", err)
+	if err := l.check("k", now.Add(time.Millisecond), "events"); err != nil {
+		t.Fatalf("one event fits: %v", err)
 	}
-	// 46 events are 9.2 s at 5/s, from the charge.
+	l.charge("k", 46, now.Add(time.Millisecond))
+	// 1 + 46 events are 9.4 s at 5/s, from the charge.
 	for _, err := range []error{
 		l.allow("k", 1, now.Add(2*time.Millisecond), "events"),
-		l.charge("k", 46, now.Add(2*time.Millisecond), "events"),
+		l.check("k", now.Add(2*time.Millisecond), "events"),
 	} {
 		var rl *rateLimitError
-		if !errors.As(err, &rl) || rl.RetryAfter() != 9199*time.Millisecond {
-			t.Fatalf("right after a charge of 46 at 5/s: %v, want a refusal with Retry-After 9.199s", err)
+		if !errors.As(err, &rl) || rl.RetryAfter() != 9399*time.Millisecond {
+			t.Fatalf("right after a charge of 46 at 5/s: %v, want a refusal with Retry-After 9.399s", err)
 		}
 	}
-	if err := l.allow("k", 5, now.Add(9201*time.Millisecond), "events"); err != nil {
+	if err := l.allow("k", 5, now.Add(9401*time.Millisecond), "events"); err != nil {
 		t.Fatalf("a full window refused once the charge was paid: %v", err)
+	}
+}
+
+// A client that fills all but one event of its budget, then has a demo
+// answer charged (check lets one event through), every time Retry-After
+// allows, stays within the rate in the long run, give or take one
+// window's budget and one charge. (Counting a charge in the window let
+// such a client reach 1.4-1.7 times the rate.)
+func TestLimiterChargesKeepTheRate(t *testing.T) {
+	t.Parallel()
+	const answer = 46
+	for _, rate := range []float64{5, 20, 45, 60, 100} {
+		l := newLimiter(rate)
+		start := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).Add(123 * time.Millisecond)
+		now, end := start, start.Add(time.Hour)
+		passed := 0
+		for now.Before(end) {
+			// All but one event of what it may publish at once.
+			for range l.limit - 1 {
+				if l.allow("k", 1, now, "events") != nil {
+					break
+				}
+				passed++
+			}
+			err := l.check("k", now, "events")
+			if err == nil {
+				l.charge("k", answer, now)
+				passed += answer
+				continue
+			}
+			var rl *rateLimitError
+			if !errors.As(err, &rl) || rl.RetryAfter() <= 0 {
+				t.Fatalf("rate %v: refusal %v without a wait", rate, err)
+			}
+			now = now.Add(rl.RetryAfter())
+		}
+		if most := rate*end.Sub(start).Seconds() + float64(l.limit+answer); float64(passed) > most {
+			t.Fatalf("rate %v: %d events passed in an hour, want at most %.0f", rate, passed, most)
+		}
 	}
 }
 

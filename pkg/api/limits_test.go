@@ -220,3 +220,16 @@ func TestDemoAnswerCountsItsEvents(t *testing.T) {
 	status, h, body = b.Do(t, "POST", "/v1/demo/chat", json, `{"stream":"d-2","message":"hi"}`)
 	wantRateLimited(t, "a second demo answer at once", status, h, body)
 }
+
+// A demo question refused for another reason (here its stream is closed:
+// 409) costs its client nothing of the publish rate.
+func TestRefusedDemoAnswerIsNotCharged(t *testing.T) {
+	t.Parallel()
+	b := testbroker.Start(t, testbroker.Options{PublishRate: 5, DemoTokenDelay: time.Millisecond})
+	closeStream(t, b, "closed-d")
+	status, _, body := b.Do(t, "POST", "/v1/demo/chat", http.Header{"Content-Type": {"application/json"}}, `{"stream":"closed-d","message":"hi"}`)
+	if status != http.StatusConflict {
+		t.Fatalf("a demo answer into a closed stream: %d %s", status, body)
+	}
+	publish(t, b, "other", "still within the rate")
+}

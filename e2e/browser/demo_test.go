@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -620,4 +621,41 @@ func TestDemoGivesUpOnASilentAnswer(t *testing.T) {
 	if rs := browsertest.Eval[int](t, ctx, `window.demo.source.readyState`); rs != 2 {
 		t.Fatalf("the EventSource of the silent answer is in readyState %d, want 2 (CLOSED)", rs)
 	}
+}
+
+// The example subscriber page (examples/browser) whose first connection is
+// refused once (a proxy's 503 while the broker restarts) asks the broker
+// why, meets a live stream instead, hangs it up and says so: it does not
+// wait on that stream for good with its status unchanged.
+func TestExampleSubscriberAfterAPassingRefusal(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{Retry: retry})
+	const stream = "example-refused-once"
+	publish(t, b.URL, stream, "token")
+	target, err := url.Parse(b.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.FlushInterval = -1
+	var subscribes atomic.Int32
+	mux := http.NewServeMux()
+	mux.Handle("/subscribe.html", http.FileServer(http.Dir("../../examples/browser")))
+	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/events") && subscribes.Add(1) == 1 {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"error":"store_unavailable","message":"restarting"}`))
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	})
+	front := httptest.NewServer(mux)
+	t.Cleanup(front.Close)
+	ctx := browsertest.New(t, 40*time.Second)
+	page := front.URL + "/subscribe.html?" + url.Values{"broker": {front.URL}, "stream": {stream}}.Encode()
+	if err := chromedp.Do(ctx, chromedp.Navigate(page)); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.WaitFor(t, ctx, 10*time.Second, "the page to say the broker answers now",
+		`document.getElementById("status").textContent.includes("the broker answers now")`)
 }

@@ -197,10 +197,13 @@ func TestAdminWatchRetriesARateLimitAndTakesTheKeyboard(t *testing.T) {
 		t.Fatal(err)
 	}
 	browsertest.WaitFor(t, ctx, 5*time.Second, "the row of "+stream, fmt.Sprintf(`!!document.querySelector('#streams tr[data-stream=%q]')`, stream))
-	if err := chromedp.Do(ctx,
-		chromedp.Focus(fmt.Sprintf(`#streams tr[data-stream=%q]`, stream)),
-		chromedp.KeyEvent("\r"),
-	); err != nil {
+	if err := chromedp.Do(ctx, chromedp.Focus(fmt.Sprintf(`#streams tr[data-stream=%q]`, stream))); err != nil {
+		t.Fatal(err)
+	}
+	// The table is made anew every second: the row keeps the focus.
+	snapshots := browsertest.Eval[int](t, ctx, `window.admin.snapshots`)
+	browsertest.WaitFor(t, ctx, 5*time.Second, "two more snapshots", fmt.Sprintf(`window.admin.snapshots >= %d`, snapshots+2))
+	if err := chromedp.Do(ctx, chromedp.KeyEvent("\r")); err != nil {
 		t.Fatal(err)
 	}
 	browsertest.WaitFor(t, ctx, 3*time.Second, "the watch to be refused and retrying", fmt.Sprintf(`window.admin.watching === %q && window.admin.watchState === "retrying"`, stream))

@@ -220,3 +220,22 @@ func TestPublishedDataOutlivesItsBuffer(t *testing.T) {
 		t.Fatalf("history %q, want %q (event 2 named tok)", got, want)
 	}
 }
+
+// Half a UTF-16 surrogate pair is refused where a string is decoded for
+// delivery (TestBadInputs), but data given as a JSON value is delivered as
+// its JSON text, and that keeps the escape as it was sent.
+func TestSurrogateEscapeInJSONDataIsKept(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	ids := publishJSON(t, b, "kept", `{"data":{"x":"\ud800"}}`)
+	_, _, body := b.Do(t, "GET", "/v1/streams/kept/messages", nil, "")
+	var hist struct {
+		Events []struct {
+			ID   string `json:"id"`
+			Data string `json:"data"`
+		} `json:"events"`
+	}
+	mustJSON(t, body, &hist)
+	if len(hist.Events) != 1 || hist.Events[0].ID != ids[0] || string(hist.Events[0].Data) != `{"x":"\ud800"}` {
+		t.Fatalf("history %s, want the data as sent", body)
+	}
+}

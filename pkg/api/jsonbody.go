@@ -16,10 +16,10 @@ import (
 // refuse, or accept only by changing it, with a message a person can act
 // on: what (want) the body should have been is part of each message.
 //
-//   - Invalid UTF-8, and a \u escape of half a UTF-16 surrogate pair
-//     ("\ud800" alone): encoding/json replaces both with U+FFFD and goes on,
-//     so the event delivered would not be the event published. 400
-//     invalid_json.
+//   - Invalid UTF-8: encoding/json replaces it with U+FFFD and goes on, so
+//     the event delivered would not be the event published. 400
+//     invalid_json. (A \u escape of half a surrogate pair is the same
+//     where a string is decoded; decodedString refuses it there.)
 //   - Bad syntax: 400 invalid_json, with encoding/json's description and
 //     the byte offset.
 //   - Valid JSON nested deeper than encoding/json's limit (10,000): 400
@@ -40,10 +40,23 @@ func checkJSONBody(body []byte, want string) error {
 		}
 		return fmt.Errorf("%w: the body is not one JSON document; want %s", errInvalidJSON, want)
 	}
-	if loneSurrogate(body) {
-		return fmt.Errorf(`%w: a \u escape is half of a UTF-16 surrogate pair, which is not a character (UTF-8 text or whole pairs only); want %s`, errInvalidJSON, want)
-	}
 	return nil
+}
+
+// decodedString decodes raw, a JSON string that is to be delivered as
+// text (an event's name, or data given as a string), refusing a \u
+// escape of half a UTF-16 surrogate pair, which encoding/json would
+// deliver as U+FFFD. (Data given as any other JSON value is delivered as
+// its JSON text, escapes and all, so it may have one.)
+func decodedString(raw json.RawMessage, member string) (string, error) {
+	if loneSurrogate(raw) {
+		return "", fmt.Errorf(`%w: %q has a \u escape of half a UTF-16 surrogate pair, which is not a character`, errInvalidJSON, member)
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", fmt.Errorf("%w: %q: %v", errInvalidJSON, member, err)
+	}
+	return s, nil
 }
 
 // loneSurrogate reports whether a valid JSON text has a \u escape of a
@@ -110,6 +123,9 @@ func hex4(b []byte) (rune, bool) {
 func decodeProblem(err error) string {
 	var typ *json.UnmarshalTypeError
 	if errors.As(err, &typ) {
+		if typ.Field == "" {
+			return "the body must be a JSON object, not " + typ.Value
+		}
 		want := "of another type"
 		if typ.Type != nil && typ.Type.Kind() == reflect.String {
 			want = "a string"
@@ -120,4 +136,22 @@ func decodeProblem(err error) string {
 		return "unknown member " + name
 	}
 	return err.Error()
+}
+
+// jsonKind names the kind of the JSON value raw (valid, not empty) holds,
+// as encoding/json's messages do.
+func jsonKind(raw []byte) string {
+	switch raw[0] {
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case '"':
+		return "string"
+	case 't', 'f':
+		return "bool"
+	case 'n':
+		return "null"
+	}
+	return "number"
 }

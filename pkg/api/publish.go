@@ -210,7 +210,7 @@ func isJSON(contentType string) (bool, error) {
 
 // jsonMessage is one element of a JSON publish body.
 type jsonMessage struct {
-	Event *string         `json:"event"`
+	Event json.RawMessage `json:"event"` // a string or null: see decodeMessage
 	Data  json.RawMessage `json:"data"`
 }
 
@@ -263,11 +263,18 @@ func decodeMessage(raw json.RawMessage) (broker.Message, error) {
 		return broker.Message{}, fmt.Errorf(`%w: %s; want {"event": string, "data": any}`, broker.ErrInvalidEvent, decodeProblem(err))
 	}
 	var m broker.Message
-	if jm.Event != nil {
-		if *jm.Event == "" {
+	if len(jm.Event) > 0 && string(jm.Event) != "null" {
+		if jm.Event[0] != '"' {
+			return broker.Message{}, fmt.Errorf(`%w: "event" must be a string, not %s; want {"event": string, "data": any}`, broker.ErrInvalidEvent, jsonKind(jm.Event))
+		}
+		name, err := decodedString(jm.Event, "event")
+		if err != nil {
+			return broker.Message{}, err
+		}
+		if name == "" {
 			return broker.Message{}, fmt.Errorf("%w: event name must not be empty", broker.ErrInvalidEvent)
 		}
-		m.Name = *jm.Event
+		m.Name = name
 	}
 	data, err := dataText(jm.Data)
 	if err != nil {
@@ -284,11 +291,7 @@ func dataText(raw json.RawMessage) (string, error) {
 		return "", nil
 	}
 	if raw[0] == '"' {
-		var str string
-		if err := json.Unmarshal(raw, &str); err != nil {
-			return "", fmt.Errorf("%w: %v", errInvalidJSON, err)
-		}
-		return str, nil
+		return decodedString(raw, "data")
 	}
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, raw); err != nil {

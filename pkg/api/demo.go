@@ -61,7 +61,7 @@ func (d *demoRunner) acquire(client string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
-		return fmt.Errorf("%w: the broker is shutting down", broker.ErrStoreUnavailable)
+		return errShuttingDown
 	}
 	if client != "" && d.running[client] >= maxDemoAnswersEach {
 		return fmt.Errorf("%w: %d of your demo answers are streaming already", errRateLimited, maxDemoAnswersEach)

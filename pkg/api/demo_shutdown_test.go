@@ -122,8 +122,10 @@ func TestDemoRequestsDuringShutdownAreRefused(t *testing.T) {
 	hub := broker.NewHub(10, 64)
 	mem := memory.New(broker.StoreOptions{MaxEvents: 100, MaxAge: time.Hour, IdleTTL: time.Hour, MaxStreams: 1 << 20}, hub)
 	defer mem.Close()
-	srv := api.New(api.Options{Broker: broker.New(mem, hub), Logger: zerolog.New(io.Discard), Retry: time.Second,
+	log := &syncBuffer{}
+	srv := api.New(api.Options{Broker: broker.New(mem, hub), Logger: zerolog.New(log), Retry: time.Second,
 		Heartbeat: time.Hour, MaxBody: 1 << 20, Demo: true, DemoTokenDelay: time.Millisecond})
+	var refusal atomic.Value // the body of a 503
 	var (
 		stop     = make(chan struct{})
 		wg       sync.WaitGroup
@@ -153,6 +155,7 @@ func TestDemoRequestsDuringShutdownAreRefused(t *testing.T) {
 					}
 				case http.StatusServiceUnavailable:
 					refused.Add(1)
+					refusal.Store(rec.Body.String())
 				case http.StatusTooManyRequests: // all 64 places taken
 				default:
 					t.Errorf("status %d: %s", rec.Code, rec.Body)
@@ -176,5 +179,9 @@ func TestDemoRequestsDuringShutdownAreRefused(t *testing.T) {
 	wg.Wait()
 	if accepted.Load() == 0 || refused.Load() == 0 || late.Load() != 0 {
 		t.Fatalf("%d answers accepted (%d after the shutdown), %d refused", accepted.Load(), late.Load(), refused.Load())
+	}
+	// The refusal says why, and the drain is no store failure in the log.
+	if body, _ := refusal.Load().(string); !strings.Contains(body, "shutting down") || strings.Contains(log.String(), "store unavailable") {
+		t.Fatalf("a refusal during the drain: %s; the log has a store failure: %v", body, strings.Contains(log.String(), "store unavailable"))
 	}
 }

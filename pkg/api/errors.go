@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -47,6 +48,12 @@ var errorMapping = []struct {
 	{broker.ErrStoreUnavailable, http.StatusServiceUnavailable, "store_unavailable", true},
 }
 
+// errShuttingDown refuses new work during the drain. It is answered like
+// a store that does not answer (503 store_unavailable, SPEC's code for a
+// node that cannot serve now), but it is no failure: not logged as one,
+// and the client is told why.
+var errShuttingDown = fmt.Errorf("%w: the broker is shutting down", broker.ErrStoreUnavailable)
+
 // storeUnavailableMessage is what a client is told of a store failure. The
 // cause (a Redis address, a file path, a timeout) is for the operator: it
 // goes to the log under the request id, never to a possibly anonymous
@@ -68,7 +75,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 				w.Header().Set("Retry-After", strconv.Itoa(s.retryAfterSecondsOf(err)))
 			}
 			msg := err.Error()
-			if m.err == broker.ErrStoreUnavailable {
+			if m.err == broker.ErrStoreUnavailable && !errors.Is(err, errShuttingDown) {
 				hlog.FromRequest(r).Error().Err(err).Msg("store unavailable")
 				msg = storeUnavailableMessage
 			}

@@ -31,9 +31,9 @@ type SubscribeOptions struct {
 	// wait to reconnect, with why the connection ended and how long the
 	// wait is; for logs and metrics.
 	OnReconnect func(err error, wait time.Duration)
-	// MaxEventSize bounds an event's data (and any one line) in bytes;
-	// a larger one ends the loop with an error wrapping sse.ErrTooLarge.
-	// Zero: DefaultMaxEventSize.
+	// MaxEventSize bounds an event's data in bytes (and any one line, at
+	// that plus room for its field name); a larger one ends the loop with
+	// an error wrapping sse.ErrTooLarge. Zero: DefaultMaxEventSize.
 	MaxEventSize int
 }
 

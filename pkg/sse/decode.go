@@ -44,13 +44,18 @@ type Decoder struct {
 	maxSize int
 }
 
+// lineRoom is what a line may hold beyond the data bound: its field name,
+// colon and space ("data: ").
+const lineRoom = 16
+
 // ErrTooLarge is returned by Next for a line or an event's data larger
 // than the limit SetMaxSize set.
 var ErrTooLarge = errors.New("sse: an event is larger than the decoder's limit")
 
-// SetMaxSize bounds, in bytes, each line and each event's data buffer
-// (0, the default: no bound, as in a browser). A stream that exceeds it
-// fails Next with ErrTooLarge, so that a misbehaving server or proxy
+// SetMaxSize bounds, in bytes, each event's data, its lines joined with
+// LF as Event.Data has them, and each line at that plus room for its field
+// name (0, the default: no bound, as in a browser). A stream that exceeds
+// it fails Next with ErrTooLarge, so that a misbehaving server or proxy
 // cannot make the reader hold an unbounded event in memory.
 func (d *Decoder) SetMaxSize(n int) { d.maxSize = max(0, n) }
 
@@ -155,7 +160,7 @@ func (d *Decoder) readLine() ([]byte, error) {
 			d.skipLF = true
 			return d.stripBOM(), nil
 		}
-		if d.maxSize > 0 && len(d.line) >= d.maxSize {
+		if d.maxSize > 0 && len(d.line) >= d.maxSize+lineRoom {
 			return nil, ErrTooLarge
 		}
 		d.line = append(d.line, c)

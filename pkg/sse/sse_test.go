@@ -149,18 +149,19 @@ func TestLoneCRDispatchesAtOnce(t *testing.T) {
 	}
 }
 
-// SetMaxSize bounds a line and an event's data: events within it decode
-// as before, a longer line or a data buffer that grows past it is
-// ErrTooLarge, not held whole.
+// SetMaxSize bounds an event's data (and a line, at that plus its field
+// name): events within it decode as before, data one byte over it or a
+// longer line is ErrTooLarge, not held whole.
 func TestDecoderMaxSize(t *testing.T) {
 	for _, tc := range []struct {
 		name, stream string
 		wantErr      bool
 	}{
-		{"within", "data: 1234\n\n", false},
-		{"long line", "data: 123456789012\n\n", true},
-		{"data of many lines", "data: 1234\ndata: 5678\ndata: 9012\n\n", true},
-		{"long comment", ": " + strings.Repeat("x", 20) + "\n\ndata: ok\n\n", true},
+		{"data of exactly the bound", "data: 123456789012\n\n", false},
+		{"data one over", "data: 1234567890123\n\n", true},
+		{"lines joined within", "data: 12345\ndata: 123456\n\n", false}, // 12 with the LF
+		{"lines joined over", "data: 1234\ndata: 5678\ndata: 9012\n\n", true},
+		{"long comment", ": " + strings.Repeat("x", 40) + "\n\ndata: ok\n\n", true},
 	} {
 		d := NewDecoder(strings.NewReader(tc.stream))
 		d.SetMaxSize(12)

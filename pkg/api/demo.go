@@ -112,23 +112,6 @@ func (s *Server) demoPage(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write(web.DemoPage)
 }
 
-// pagePolicy lets the broker's pages (the demo, the operator's page) run
-// their own inline script and style and talk to this origin only; no
-// other site may frame them.
-const pagePolicy = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; " +
-	"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-
-// setPageHeaders sets the headers of one of the broker's HTML pages. No
-// referrer: the operator's page's URL may carry an access token.
-func setPageHeaders(h http.Header, cacheControl string) {
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Cache-Control", cacheControl)
-	h.Set("Content-Security-Policy", pagePolicy)
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("X-Content-Type-Options", "nosniff")
-}
-
 // demoChat publishes a mock streamed answer into a stream through the same
 // Broker.Publish a service uses, then closes the stream. It answers 202 at
 // once; the tokens follow over the stream.

@@ -161,25 +161,20 @@ func (l *limiter) allow(key string, n int, now time.Time, what string) error {
 	now = now.UTC()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if wait := l.waitFor(key, n, now); wait > 0 {
-		return &rateLimitError{msg: fmt.Sprintf("more than %g %s per second", l.rate, what), retryAfter: wait}
+	if err := l.refusal(key, n, now, what); err != nil {
+		return err
 	}
-	l.count(key, n, now)
-	return nil
-}
-
-// count adds n events of key at now; l.mu is held.
-func (l *limiter) count(key string, n int, now time.Time) {
 	if n > l.limit {
-		// The batch is paid for by holding key back as long as n events
-		// take at the rate, not by the window, which forgets after two.
-		// (For allow, nothing of key is counted: waitFor saw to it.)
+		// Nothing of key is counted (waitFor saw to it): the batch is
+		// paid for by holding key back as long as n events take at the
+		// rate, not by the window, which forgets after two.
 		l.owing[key] = now.Add(time.Duration(float64(n) / l.rate * float64(time.Second)))
 	} else {
 		// The local counter never fails.
 		_ = l.counter.IncrementBy(key, now.Truncate(l.window), n)
 	}
 	l.sweepOwing(now)
+	return nil
 }
 
 // check refuses with a *rateLimitError when one event of key would not
@@ -188,7 +183,13 @@ func (l *limiter) check(key string, now time.Time, what string) error {
 	now = now.UTC()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if wait := l.waitFor(key, 1, now); wait > 0 {
+	return l.refusal(key, 1, now, what)
+}
+
+// refusal is the *rateLimitError of n events of key at now, nil when they
+// fit; l.mu is held.
+func (l *limiter) refusal(key string, n int, now time.Time, what string) error {
+	if wait := l.waitFor(key, n, now); wait > 0 {
 		return &rateLimitError{msg: fmt.Sprintf("more than %g %s per second", l.rate, what), retryAfter: wait}
 	}
 	return nil
@@ -216,9 +217,21 @@ func (l *limiter) charge(key string, n int, now time.Time) {
 // used is what the sliding window counts for key at now: the current
 // window's count and the overlapping part of the previous one's.
 func (l *limiter) used(key string, now time.Time) float64 {
+	curCount, prevCount, into := l.counts(key, now)
+	return l.weighted(curCount, prevCount, into)
+}
+
+// counts are key's counts of the current and the previous window at now,
+// and how far into the current window now is.
+func (l *limiter) counts(key string, now time.Time) (curCount, prevCount int, into time.Duration) {
 	cur := now.Truncate(l.window)
-	into := now.Sub(cur)
-	curCount, prevCount, _ := l.counter.Get(key, cur, cur.Add(-l.window))
+	curCount, prevCount, _ = l.counter.Get(key, cur, cur.Add(-l.window))
+	return curCount, prevCount, now.Sub(cur)
+}
+
+// weighted is the sliding window's count: the current window's and the
+// previous one's as far as it still overlaps the last window length.
+func (l *limiter) weighted(curCount, prevCount int, into time.Duration) float64 {
 	return float64(prevCount)*float64(l.window-into)/float64(l.window) + float64(curCount)
 }
 
@@ -231,12 +244,11 @@ func (l *limiter) waitFor(key string, n int, now time.Time) time.Duration {
 		return until.Sub(now) + l.waitFor(key, n, until)
 	}
 	need := min(n, l.limit)
-	if l.used(key, now)+float64(need) <= float64(l.limit)+1e-9 {
+	curCount, prevCount, into := l.counts(key, now)
+	if l.weighted(curCount, prevCount, into)+float64(need) <= float64(l.limit)+1e-9 {
 		return 0
 	}
-	cur := now.Truncate(l.window)
-	curCount, prevCount, _ := l.counter.Get(key, cur, cur.Add(-l.window))
-	return l.wait(curCount, prevCount, now.Sub(cur), need)
+	return l.wait(curCount, prevCount, into, need)
 }
 
 // sweepOwing drops paid debts, at most once a window, so keys that never

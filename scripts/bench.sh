@@ -28,6 +28,12 @@
 # time, thousands of wake-ups a second) steal went from 13-35% to under 1.5%
 # (docs/performance-log.md, "Steal that the run causes"). The tag gets -awake.
 #
+# PERF=<seconds> records the server's CPU with `perf record -C` (kernel time
+# included, which a Go profile does not see) for that long, starting PERF_AT
+# (10) seconds after the load tool; give a DURATION that covers it (e.g.
+# PERF=8 DURATION=20s). The files go to bench/results/perf-<tag>/ (not
+# committed) and scripts/perfsplit.py prints what the CPU did in each.
+#
 # In the fanout scenario the broker runs with BROKER_HISTORY_MAX_EVENTS=1000000
 # (its environment only): a flat-out publisher outruns some subscribers, the
 # broker cuts them off, and ssebench resumes them with Last-Event-ID (as
@@ -51,20 +57,28 @@ TOOL_CPU=${TOOL_CPU:-1}
 STORE=${STORE:-memory}
 REDIS_PORT=${REDIS_PORT:-16399}
 REDIS_CPU=${REDIS_CPU:-$TOOL_CPU}
+PERF=${PERF:-}
+PERF_AT=${PERF_AT:-10}
 case $STORE in memory | bolt | redis) ;; *) echo "STORE must be memory, bolt or redis" >&2; exit 2 ;; esac
 if [ "$STORE" = redis ] && ! command -v redis-server >/dev/null; then
 	echo "STORE=redis needs redis-server (apt-get install -y redis-server)" >&2
 	exit 2
 fi
 
+if [ -n "$PERF" ] && ! command -v perf >/dev/null; then
+	echo "PERF needs perf (apt-get install -y linux-perf)" >&2
+	exit 2
+fi
+
 bin=$(mktemp -d)
-server_pid='' redis_pid='' spinner_pids=()
+server_pid='' redis_pid='' perf_pid='' spinner_pids=()
 stop() { # pid: kill it and wait for it
 	if [ -n "$1" ]; then kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; fi
 }
 cleanup() {
 	stop "$server_pid"
 	stop "$redis_pid"
+	stop "$perf_pid"
 	for pid in "${spinner_pids[@]}"; do stop "$pid"; done
 	rm -rf "$bin"
 }
@@ -109,6 +123,8 @@ if [ "$AWAKE" = 1 ]; then
 	done
 	tag=$tag-awake
 fi
+perf_dir=bench/results/perf-$tag
+if [ -n "$PERF" ]; then mkdir -p "$perf_dir"; fi
 dur=()
 [ -n "$DURATION" ] && dur=(-duration "$DURATION")
 
@@ -163,8 +179,17 @@ for run in $(seq "$RUNS"); do
 		url=http://127.0.0.1:$port
 		wait_up "$url"
 		echo "== run $run/$RUNS: $target $scenario" >&2
+		if [ -n "$PERF" ]; then
+			(sleep "$PERF_AT" && exec perf record -q -e cpu-clock -F 2000 --call-graph fp -C "$SERVER_CPU" \
+				-o "$perf_dir/$target-$run.data" -- sleep "$PERF") >/dev/null 2>&1 &
+			perf_pid=$!
+		fi
 		"${pin_tool[@]}" "$bin/ssebench" -url "$url" -target "$target" -scenario "$scenario" -server-pid "$server_pid" \
 			"${dur[@]}" -json "$out" -tag "$tag" -svg "bench/results/$scenario$store_suffix-$target.svg" "$@" || echo "ssebench failed ($target run $run)" >&2
+		if [ -n "$perf_pid" ]; then
+			wait "$perf_pid" || echo "perf record failed ($target run $run)" >&2
+			perf_pid=
+		fi
 		stop "$server_pid"
 		server_pid=
 		stop "$redis_pid"
@@ -175,3 +200,14 @@ done
 echo
 echo "tag $tag, results in $out"
 "$bin/ssebench" summarize -tag "$tag" "$out"
+if [ -n "$PERF" ]; then
+	echo
+	echo "perf profiles in $perf_dir:"
+	files=()
+	for target in $TARGETS; do
+		for run in $(seq "$RUNS"); do
+			if [ -s "$perf_dir/$target-$run.data" ]; then files+=("$perf_dir/$target-$run.data:$target"); fi
+		done
+	done
+	scripts/perfsplit.py "${files[@]}"
+fi

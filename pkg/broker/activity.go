@@ -32,9 +32,10 @@ type StreamActivity struct {
 	Stream string
 	// Subscribers on this node now.
 	Subscribers int
-	// Published counts events of the frames this node was handed, since it
-	// tracks the stream: every publish on any node, since every node's Hub
-	// is handed every stored frame. Delivered counts events times the
+	// Published counts the events of every stored frame since this node
+	// tracks the stream, published on any node: a shared store's feed
+	// reaches every node, and counts the frames of streams this node has no
+	// subscriber of through Hub.Passed. Delivered counts events times the
 	// subscribers of this node each frame was handed to.
 	Published, Delivered uint64
 	// PublishRate and DeliveryRate are events per second, averaged over
@@ -61,12 +62,13 @@ type ActivityReport struct {
 	Streams []StreamActivity
 }
 
-// activity counts, per stream, the frames this node's Hub is handed, for
-// the operator's page. The store interface cannot list streams, and a
-// shared store may hold far more than one node cares about; the Hub sees
-// every stored frame of every stream (the single node of an embedded
-// store; each node of a shared one, whose feed hands every frame to every
-// node), so it is where activity can be counted without asking the store.
+// activity counts, per stream, the frames this node's Hub is handed or
+// told of, for the operator's page. The store interface cannot list
+// streams, and a shared store may hold far more than one node cares about;
+// the Hub hears of every stored frame of every stream (the single node of
+// an embedded store; each node of a shared one, whose feed reaches every
+// node and tells the Hub of the frames it does not decode, Hub.Passed), so
+// it is where activity can be counted without asking the store.
 //
 // Its mutex comes after the store's stream lock (record runs under it) and
 // before the Hub's locks: dropping streams at the bound asks the Hub for
@@ -114,17 +116,27 @@ func newActivity(now func() time.Time, idleTTL time.Duration, maxStreams int, su
 
 // record counts frame f, handed to handed subscribers of this node.
 func (a *activity) record(f *Frame, handed int) {
+	var lastID uint64
+	if len(f.Events) > 0 {
+		lastID = f.LastID()
+	}
+	a.add(f.Stream, len(f.Events), handed, lastID)
+}
+
+// add counts a frame of n events of stream, the last with id lastID (0:
+// none), handed to handed subscribers of this node.
+func (a *activity) add(stream string, n, handed int, lastID uint64) {
 	now := a.now()
-	events := uint64(len(f.Events))
+	events := uint64(n)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.node.count(now.Unix(), events, events*uint64(handed))
-	e := a.entry(f.Stream)
+	e := a.entry(stream)
 	e.count(now.Unix(), events, events*uint64(handed))
 	e.published += events
 	e.delivered += events * uint64(handed)
-	if len(f.Events) > 0 {
-		e.lastID = f.LastID()
+	if lastID != 0 {
+		e.lastID = lastID
 	}
 	e.lastActive = now
 }

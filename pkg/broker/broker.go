@@ -131,7 +131,7 @@ func (b *Broker) Ready(ctx context.Context) error {
 }
 
 // Activity reports what this node saw of each stream (publishes on any
-// node, deliveries on this one): at most limit streams, the busiest first.
+// node, deliveries on this one; see StreamActivity): at most limit streams, the busiest first.
 func (b *Broker) Activity(limit int) ActivityReport { return b.hub.Activity(limit) }
 
 // Stats are the broker's counters, for metrics.
@@ -261,7 +261,7 @@ type Subscription struct {
 	NoContent bool
 
 	sub  *Subscriber // nil: the subscription ends after the backlog
-	sent uint64      // live events at or below this id were in the backlog
+	sent uint64      // id of the last event written (backlog or live): queued events at or below it are skipped
 	beat bool        // a heartbeat is due (see HeartbeatDue)
 }
 
@@ -297,8 +297,9 @@ func (s *Subscription) Ready() <-chan struct{} {
 // OnReady makes the subscription call wake, from then on, whenever Drain
 // has something to do, instead of signalling Ready: a transport that keeps
 // no goroutine per idle subscriber schedules its consumer from wake. wake
-// runs under the hub's locks, so it must only schedule work, never do it
-// or block. If Ready was already signalled, wake is called at once.
+// runs under the subscriber's and the hub's locks, and sometimes a store's
+// (a delete ends subscribers under it), so it must only schedule work,
+// never do it or block. If Ready was already signalled, wake is called at once.
 func (s *Subscription) OnReady(wake func()) {
 	if s.sub != nil {
 		s.sub.onReady(wake)

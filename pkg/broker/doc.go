@@ -10,7 +10,8 @@
 // Lock order (a lock may be taken while holding the ones above it, never
 // the other way round):
 //
-//	store locks (memory store: Store.mu, then its stream.mu)
+//	store locks (memory store: Store.mu, then its stream.mu; Redis store: watchMu)
+//	activity.mu (the activity figures; it asks the Hub for subscriber counts)
 //	Hub.tickMu (heartbeat ticks only)
 //	  Hub.mu (read or write)
 //	    hubStream.mu

@@ -59,8 +59,10 @@ type Frame struct {
 
 // EncodeFrame encodes events (ids and names already set) into one buffer,
 // points each event's Wire into it, and returns the frame. Stores call it
-// once per publish; the bytes are then shared by history and every
-// subscriber.
+// once per stored publish (bolt and Redis again for the events a Read
+// returns, and Redis once on each node for a feed frame it decodes); the
+// bytes are shared by every subscriber the frame reaches and, in the
+// memory store, by history.
 func EncodeFrame(stream string, events []Event, final bool) *Frame {
 	n := 0
 	for i := range events {

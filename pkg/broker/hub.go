@@ -126,11 +126,14 @@ func (h *Hub) Deliver(f *Frame) {
 		h.activity.record(f, 0)
 		return
 	}
-	// A hubStream taken out of the map is empty and never refilled
-	// (Register and unregister hold h.mu), so using hs after RUnlock is
-	// safe: at worst it has no subscribers left.
+	// An entry leaves the map either empty (unregister) or about to be
+	// emptied under hs.mu (End, EndAll); Register appends only to the entry
+	// in the map, under h.mu. So a stale hs is never refilled, and using it
+	// after RUnlock is safe: at worst Deliver queues for subscribers that
+	// End is ending.
 	handed := 0
 	hs.mu.Lock()
+	// Backwards: remove swaps the last subscriber in, already visited.
 	for i := len(hs.subs) - 1; i >= 0; i-- {
 		s := hs.subs[i]
 		if s.push(f) {
@@ -145,6 +148,13 @@ func (h *Hub) Deliver(f *Frame) {
 	// Counted after hs.mu is released: the tracker's lock is never taken
 	// under the hub's (it asks the hub for subscriber counts under it).
 	h.activity.record(f, handed)
+}
+
+// Passed counts, for the activity figures, a frame of n events of stream
+// (the last with id lastID) that this node has no subscriber for and so
+// was not handed: a shared store's feed skips decoding those frames.
+func (h *Hub) Passed(stream string, n int, lastID uint64) {
+	h.activity.add(stream, n, 0, lastID)
 }
 
 // Heartbeat is one tick of the node's single heartbeat clock, which

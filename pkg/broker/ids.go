@@ -26,9 +26,10 @@ import (
 // 2094.
 const SequenceBits = 23
 
-// idEpochBaseMillis is the zero of the epoch clock: 2025-01-01T00:00:00Z
-// in Unix milliseconds.
-const idEpochBaseMillis = 1735689600000
+// IDBaseMillis is the zero of the epoch clock, 2025-01-01T00:00:00Z in
+// Unix milliseconds: an id's top bits are milliseconds since then. (The
+// Redis store maps ids to stream entry ids with it.)
+const IDBaseMillis = 1735689600000
 
 // IDClock issues ids. It is safe for concurrent use; the zero value is not
 // usable, call NewIDClock.
@@ -74,7 +75,7 @@ func (c *IDClock) Advance(id uint64) {
 
 // EpochFloor returns the first id of the epoch that t falls in.
 func EpochFloor(t time.Time) uint64 {
-	ms := t.UnixMilli() - idEpochBaseMillis
+	ms := t.UnixMilli() - IDBaseMillis
 	if ms < 0 {
 		ms = 0
 	}

@@ -28,8 +28,10 @@ import (
 //
 //   - Atomicity and order. For one stream, assigning ids, appending to
 //     history and handing the frame to Fanout.Deliver happen as one step:
-//     frames reach Deliver in id order, each exactly once per node, and an
-//     event is readable through Read before its frame reaches Deliver. (The
+//     frames reach Deliver in id order, each once per node (a shared
+//     store may instead tell the Hub of a frame of a stream with no
+//     subscriber on the node, Hub.Passed), and an event is readable
+//     through Read before its frame reaches Deliver. (The
 //     Broker relies on that last point: it registers a subscriber before it
 //     reads history, so every event is either in the backlog or in the
 //     queue, never in neither; duplicates are dropped by id.) Publishing to

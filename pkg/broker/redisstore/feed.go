@@ -171,37 +171,54 @@ func (s *Store) handle(p string) error {
 	default:
 		return fmt.Errorf("unknown feed message kind %q", p[0])
 	}
-	stream, final, skip, events, err := decodeFrame(p, s.hub)
+	var wanted func(string) bool // nil: decode every frame
+	if s.hub != nil {
+		wanted = func(stream string) bool { return s.hub.Subscribers(stream) > 0 }
+	}
+	f, err := decodeFrame(p, wanted)
 	if err != nil {
 		return err
 	}
-	s.seen(events[len(events)-1].ID)
-	if !skip {
-		s.fan.Deliver(broker.EncodeFrame(stream, events, final))
+	s.seen(f.lastID)
+	if f.events == nil {
+		s.hub.Passed(f.stream, f.count, f.lastID)
+		return nil
 	}
+	s.fan.Deliver(broker.EncodeFrame(f.stream, f.events, f.final))
 	return nil
+}
+
+// feedFrame is a decoded "F" message.
+type feedFrame struct {
+	stream string
+	final  bool
+	count  int    // events in the frame
+	lastID uint64 // the last event's
+	// events are the frame's events, nil when it was not wanted.
+	events []broker.Event
 }
 
 // decodeFrame parses an "F" message:
 //
 //	F <final 0|1> <len>:<stream> { <entry id> ' ' <len>:<name> <len>:<data> }
 //
-// When hub has no subscriber of the stream it only walks the frame for its
-// last id and returns it as the one event (without name or data); the
-// caller delivers nothing then.
-func decodeFrame(p string, hub *broker.Hub) (stream string, final, skip bool, events []broker.Event, err error) {
-	bad := func(why string) (string, bool, bool, []broker.Event, error) {
-		return "", false, false, nil, fmt.Errorf("bad feed frame: %s", why)
+// When wanted (nil: always) says no for the stream, as it does on a node
+// with no subscriber of it, only the count and the last id are taken: most
+// frames of a busy cluster are for streams a node does not serve.
+func decodeFrame(p string, wanted func(stream string) bool) (feedFrame, error) {
+	bad := func(why string) (feedFrame, error) {
+		return feedFrame{}, fmt.Errorf("bad feed frame: %s", why)
 	}
 	if len(p) < 3 || (p[1] != '0' && p[1] != '1') {
 		return bad("header")
 	}
-	final = p[1] == '1'
-	rest := p[2:]
-	if stream, rest, err = lenPrefixed(rest); err != nil {
+	f := feedFrame{final: p[1] == '1'}
+	stream, rest, err := lenPrefixed(p[2:])
+	if err != nil {
 		return bad("stream: " + err.Error())
 	}
-	skip = hub != nil && hub.Subscribers(stream) == 0
+	f.stream = stream
+	decode := wanted == nil || wanted(stream)
 	var lastID string
 	for rest != "" {
 		sp := strings.IndexByte(rest, ' ')
@@ -216,25 +233,22 @@ func decodeFrame(p string, hub *broker.Hub) (stream string, final, skip bool, ev
 		if data, rest, err = lenPrefixed(rest); err != nil {
 			return bad("data: " + err.Error())
 		}
-		if !skip {
+		f.count++
+		if decode {
 			id, err := parseRedisID(lastID)
 			if err != nil {
 				return bad(err.Error())
 			}
-			events = append(events, broker.Event{ID: id, Name: name, Data: data, Time: idTime(id)})
+			f.events = append(f.events, broker.Event{ID: id, Name: name, Data: data, Time: idTime(id)})
 		}
 	}
 	if lastID == "" {
 		return bad("no events")
 	}
-	if skip {
-		id, err := parseRedisID(lastID)
-		if err != nil {
-			return bad(err.Error())
-		}
-		events = []broker.Event{{ID: id}}
+	if f.lastID, err = parseRedisID(lastID); err != nil {
+		return bad(err.Error())
 	}
-	return stream, final, skip, events, nil
+	return f, nil
 }
 
 // lenPrefixed splits "<len>:<len bytes>rest".

@@ -9,11 +9,10 @@ import (
 	"github.com/sse-broker/broker/pkg/broker"
 )
 
-// idBaseMillis is the zero of broker ids (2025-01-01T00:00:00Z in Unix
-// milliseconds); see broker.SequenceBits. A Redis Stream entry id
-// "<ms>-<seq>" is the broker id (ms-idBaseMillis)<<SequenceBits | seq.
+// A Redis Stream entry id "<ms>-<seq>" is the broker id
+// (ms-broker.IDBaseMillis)<<SequenceBits | seq.
 const (
-	idBaseMillis = 1735689600000
+	idBaseMillis = broker.IDBaseMillis
 	seqLimit     = 1 << broker.SequenceBits
 	// maxMillis is the last millisecond a broker id can hold.
 	maxMillis = idBaseMillis + (1<<(64-broker.SequenceBits) - 1)

@@ -226,6 +226,9 @@ func New(ctx context.Context, o Options, opts broker.StoreOptions, fan broker.Fa
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
+	// At least 1: the count trim keeps the newest MaxEvents entries, and a
+	// closed stream's stop event (the newest) must never go. (The
+	// configuration refuses 0 already.)
 	if opts.MaxEvents < 1 {
 		opts.MaxEvents = 1
 	}
@@ -506,13 +509,13 @@ func (s *Store) parseIDs(raw []any) ([]uint64, error) {
 
 // snapshot is the answer of scriptRead.
 type snapshot struct {
-	exists           bool
-	created          time.Time
-	closed           bool
-	stop, last, firs uint64
-	retained         int
-	gap              bool
-	entries          []any
+	exists            bool
+	created           time.Time
+	closed            bool
+	stop, last, first uint64
+	retained          int
+	gap               bool
+	entries           []any
 	// hw is sseb:hw at the read: every id a deleted stream issued is at or
 	// below it, and the first id of a new life above it.
 	hw uint64
@@ -559,7 +562,7 @@ func (s *Store) snapshot(parent context.Context, stream string, after uint64, li
 	sn.closed = str(2) == "1"
 	if sn.stop, err = optID(3); err == nil {
 		if sn.last, err = optID(4); err == nil {
-			if sn.firs, err = optID(5); err == nil {
+			if sn.first, err = optID(5); err == nil {
 				sn.hw, err = optID(9)
 			}
 		}
@@ -619,7 +622,7 @@ func (s *Store) Read(ctx context.Context, stream string, after uint64, limit int
 	}
 	return broker.ReadResult{
 		Exists: true, Events: events, Gap: sn.gap,
-		FirstID: sn.firs, LastID: last, Closed: sn.closed, StopID: sn.stop,
+		FirstID: sn.first, LastID: last, Closed: sn.closed, StopID: sn.stop,
 	}, nil
 }
 
@@ -659,7 +662,7 @@ func (s *Store) Info(ctx context.Context, stream string) (broker.StreamInfo, err
 		return broker.StreamInfo{}, fmt.Errorf("%w: %q", broker.ErrStreamNotFound, stream)
 	}
 	return broker.StreamInfo{
-		Stream: stream, FirstID: sn.firs, LastID: sn.last, Retained: sn.retained,
+		Stream: stream, FirstID: sn.first, LastID: sn.last, Retained: sn.retained,
 		Closed: sn.closed, CreatedAt: sn.created,
 	}, nil
 }

@@ -271,6 +271,33 @@ func TestTwoNodes(t *testing.T) {
 	}
 }
 
+// A node's activity figures count the publishes of every node, also to
+// streams it has no subscriber of, whose feed frames it does not decode.
+func TestActivityCountsEveryNodesPublishes(t *testing.T) {
+	srv := redistest.Start(t)
+	a := newNode(t, srv.URL, broker.StoreOptions{}, 0)
+	b := newNode(t, srv.URL, broker.StoreOptions{}, 0)
+	watched := collect(t, b, "watched", 0)
+	a.publish(t, "quiet", "1", "2")
+	quietLast := a.publish(t, "quiet", "3")[0]
+	watched.waitIDs(t, len(a.publish(t, "watched", "w")))
+
+	var quiet broker.StreamActivity
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		for _, st := range b.hub.Activity(10).Streams {
+			if st.Stream == "quiet" {
+				quiet = st
+			}
+		}
+		if quiet.LastID == quietLast {
+			break
+		}
+	}
+	if quiet.Published != 3 || quiet.Delivered != 0 || quiet.LastID != quietLast {
+		t.Fatalf("node B's view of a stream only node A published to: %+v, want 3 published, last id %d", quiet, quietLast)
+	}
+}
+
 // Subscribers join on both nodes, with resume points issued by either
 // node, while both nodes publish: each gets exactly the events after its
 // resume point, in order, up to the stop event.
@@ -896,21 +923,25 @@ func TestIDConversion(t *testing.T) {
 
 func TestFeedCodec(t *testing.T) {
 	p := "F1" + "3:a:b" + "1735689600001-0 7:message" + "4:x\ny:" + "1735689600001-1 4:stop" + "0:"
-	stream, final, skip, events, err := decodeFrame(p, nil)
-	if err != nil || stream != "a:b" || !final || skip || len(events) != 2 {
-		t.Fatalf("%q %v %+v %v", stream, final, events, err)
+	f, err := decodeFrame(p, nil)
+	if err != nil || f.stream != "a:b" || !f.final || f.count != 2 || len(f.events) != 2 {
+		t.Fatalf("%+v %v", f, err)
 	}
-	if events[0].Data != "x\ny:" || events[0].Name != "message" || events[1].Name != "stop" || events[1].Data != "" ||
-		events[1].ID != events[0].ID+1 {
-		t.Fatalf("%+v", events)
+	if f.events[0].Data != "x\ny:" || f.events[0].Name != "message" || f.events[1].Name != "stop" || f.events[1].Data != "" ||
+		f.events[1].ID != f.events[0].ID+1 || f.lastID != f.events[1].ID {
+		t.Fatalf("%+v", f)
 	}
-	hub := broker.NewHub(1, 1)
-	if _, _, skip, events, err := decodeFrame(p, hub); err != nil || !skip || len(events) != 1 || events[0].ID != 1<<broker.SequenceBits|1 {
-		t.Fatalf("without subscribers: %v %+v %v", skip, events, err)
+	unwanted := func(string) bool { return false }
+	if f, err := decodeFrame(p, unwanted); err != nil || f.events != nil || f.count != 2 || f.stream != "a:b" ||
+		f.lastID != 1<<broker.SequenceBits|1 {
+		t.Fatalf("not wanted: %+v %v", f, err)
 	}
 	for _, bad := range []string{"F", "F2", "F05:ab", "F01:a", "F01:a1735689600001-0 7:messag", "F01:a1735689600001-0 1:m9:x"} {
-		if _, _, _, _, err := decodeFrame(bad, nil); err == nil {
+		if _, err := decodeFrame(bad, nil); err == nil {
 			t.Fatalf("%q accepted", bad)
+		}
+		if _, err := decodeFrame(bad, unwanted); err == nil {
+			t.Fatalf("%q accepted when not wanted", bad)
 		}
 	}
 }

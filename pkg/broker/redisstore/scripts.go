@@ -136,9 +136,10 @@ else
 end
 -- A new Redis Stream key starts above every id this stream name may have
 -- issued before: the previous life (hw, meta), and what this node saw.
--- The first id is always explicit then, never '*': a Redis that gives '*'
--- a time sampled when the script started (newer versions snapshot the
--- command time) could put it a millisecond before now (TIME), at or below
+-- The first id is explicit whenever such a bound exists, never '*' then:
+-- a Redis that gives '*' a time sampled when the script started (newer
+-- versions snapshot the command time) could put it a millisecond before
+-- now (TIME), at or below
 -- the floor.
 -- An existing key starts above what this node saw too, when that is not
 -- behind the clock: a Redis that came back without its newest entries (a

@@ -87,11 +87,17 @@ func (d *demoRunner) release(client string) {
 	d.wg.Done()
 }
 
-func (d *demoRunner) shutdown(ctx context.Context) error {
+// stop refuses new answers and cancels the streaming ones, which close
+// their streams as they end.
+func (d *demoRunner) stop() {
 	d.mu.Lock()
 	d.closed = true
 	d.mu.Unlock()
 	d.cancel()
+}
+
+// wait waits, until ctx ends, for the answers stop cancelled to end.
+func (d *demoRunner) wait(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() { d.wg.Wait(); close(done) }()
 	select {

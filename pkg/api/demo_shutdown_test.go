@@ -185,3 +185,64 @@ func TestDemoRequestsDuringShutdownAreRefused(t *testing.T) {
 		t.Fatalf("a refusal during the drain: %s; the log has a store failure: %v", body, strings.Contains(log.String(), "store unavailable"))
 	}
 }
+
+// The demo is stopped when the drain starts, also when the wait for the
+// subscriptions runs out of time: it was stopped only after that wait
+// succeeded, so a subscription still being set up when the drain's time
+// ended left the demo publishing into a store about to close, and new
+// answers were accepted all through the wait.
+func TestShutdownStopsTheDemoWhenTheDrainRunsOutOfTime(t *testing.T) {
+	hub := broker.NewHub(10, 64)
+	mem := memory.New(broker.StoreOptions{MaxEvents: 1000, MaxAge: time.Hour, IdleTTL: time.Hour, MaxStreams: 10}, hub)
+	defer mem.Close()
+	b := broker.New(slowReads{mem, 2 * time.Second}, hub)
+	srv := api.New(api.Options{Broker: b, Logger: zerolog.New(io.Discard), Retry: time.Second, Heartbeat: time.Hour,
+		MaxBody: 1 << 20, Demo: true, DemoTokenDelay: 100 * time.Millisecond})
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+
+	res, err := http.Post(ts.URL+"/v1/demo/chat", "application/json", strings.NewReader(`{"stream":"conv","message":"hi"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = res.Body.Close()
+	if res.StatusCode != http.StatusAccepted {
+		t.Fatalf("demo chat: %d", res.StatusCode)
+	}
+	go func() { // a subscription still reading its backlog when the drain's time ends
+		if res, err := http.Get(ts.URL + "/v1/streams/other/events"); err == nil {
+			_, _ = io.Copy(io.Discard, res.Body)
+			_ = res.Body.Close()
+		}
+	}()
+	time.Sleep(200 * time.Millisecond)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err == nil {
+		t.Fatal("Shutdown returned nil while a subscription was still being set up")
+	}
+	// The answer (some 40 tokens, one every 100 ms) is cut short and its
+	// stream closed within a token's pause or two, not at its natural end.
+	deadline := time.Now().Add(time.Second)
+	for {
+		info, err := mem.Info(context.Background(), "conv")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Closed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the demo's answer still streams after a Shutdown that ran out of time (%d events)", info.Retained)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	hist, err := mem.Read(context.Background(), "conv", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stop := hist.Events[len(hist.Events)-1]; stop.Name != broker.EventStop || stop.Data != "interrupted" {
+		t.Fatalf("the cut answer ends with %s %q, want stop \"interrupted\"", stop.Name, stop.Data)
+	}
+}

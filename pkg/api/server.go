@@ -7,6 +7,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -133,13 +134,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 
 // Shutdown starts draining: /readyz answers 503 (to requests on
 // connections still open: http.Server.Shutdown refuses new ones), every
-// subscription ends
-// its response cleanly (clients reconnect elsewhere with Last-Event-ID),
-// and the demo's publishers stop. It waits for the demo publishers until
-// ctx ends. Call it beside http.Server.Shutdown, which waits for in-flight
-// publishes: an SSE handler is never idle, so Shutdown alone never ends.
-// Calling it again after http.Server.Shutdown has returned also waits for
-// a subscription that took its connection over in the meantime.
+// subscription ends its response cleanly (clients reconnect elsewhere with
+// Last-Event-ID), and the demo refuses new answers and stops those
+// streaming, each closing its stream. It waits, until ctx ends, for every
+// subscription the server serves itself (parked, or still starting) and
+// for the demo's answers. Call it beside http.Server.Shutdown, which waits
+// for in-flight publishes: an SSE handler is never idle, so Shutdown alone
+// never ends. Calling it again after http.Server.Shutdown has returned
+// also waits for a subscription that took its connection over in the
+// meantime.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.drainOnce.Do(func() {
 		s.isDraining.Store(true)
@@ -147,11 +150,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.writers.cut(drainWriteTimeout)
 		s.parked.cutWrites(drainWriteTimeout)
 		s.parked.wakeAll()
+		s.demo.stop()
 	})
-	if err := s.parked.wait(ctx); err != nil {
-		return err
-	}
-	return s.demo.shutdown(ctx)
+	return errors.Join(s.parked.wait(ctx), s.demo.wait(ctx))
 }
 
 func (s *Server) routes() http.Handler {

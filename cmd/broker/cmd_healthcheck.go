@@ -16,7 +16,8 @@ import (
 
 const healthcheckUsage = `Usage: broker healthcheck [URL | serve flags]
 
-Exits 0 when a broker's /readyz answers 200, 1 otherwise. It exists for
+Exits 0 when a broker's /readyz answers 200, 1 when it answers otherwise
+or not at all, 2 for a bad command line or configuration. It exists for
 container health checks: the image has no shell, curl or wget.
 
 With a URL (http://... or https://...), that URL is asked. Without one, the

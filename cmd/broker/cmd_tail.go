@@ -19,7 +19,8 @@ const tailDoc = `Prints the events of STREAM as they arrive, from the oldest ret
 (or after --from ID), and keeps following: after a drop it resumes with
 Last-Event-ID, so nothing is lost or printed twice. It ends with exit code 0
 when the stream is closed (after stop) or already was; on Ctrl-C also with 0;
-with 1 when the broker refuses (bad id, no right, unknown format).
+with 1 when the broker refuses (bad id, no right); with 2 for a wrong
+command line (an unknown format, say).
 
 Formats:
   data  each event's data followed by a newline (multi-line data as is);

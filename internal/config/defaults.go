@@ -41,12 +41,14 @@ const (
 	DefaultStreamsMax = 100000
 
 	// DefaultSubscribersMax caps concurrent SSE connections, which each hold
-	// a goroutine, a queue and a file descriptor; beyond it: 503.
+	// a file descriptor and a queue (and, over TLS, HTTP/2 or HTTP/1.0, a
+	// goroutine); beyond it: 503.
 	DefaultSubscribersMax = 100000
 
-	// DefaultSubscribersQueue is how many events one subscriber may lag
-	// behind before it is cut off and made to resume from history, so a
-	// slow client never slows the publishers.
+	// DefaultSubscribersQueue is how many publish requests (a batch counts
+	// once; the SPEC's table says "events") one subscriber may lag behind
+	// before it is cut off and made to resume from history, so a slow
+	// client never slows the publishers.
 	DefaultSubscribersQueue = 256
 
 	// DefaultSSERetry is sent as "retry:" so that clients reconnect quickly

@@ -122,8 +122,11 @@ const (
 	StoreRedis  = "redis"
 )
 
-// StoreSpec is a parsed store setting, so that the code opening the store
-// does not parse the string a second time with subtly different rules.
+// StoreSpec is a parsed store setting, checked with the rest of the
+// configuration so that a bad one stops the broker at start (exit 2). A
+// redis URL is parsed again by go-redis when the store opens;
+// redisstore's TestURLs keeps the two parsers in agreement, which is what
+// Username and Password are kept for.
 type StoreSpec struct {
 	Kind string // StoreMemory, StoreBolt or StoreRedis
 	Path string // bolt: the database file

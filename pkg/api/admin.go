@@ -251,12 +251,8 @@ func (s *Server) adminLive(w http.ResponseWriter, r *http.Request) {
 	}
 	tick := time.NewTicker(adminLiveInterval)
 	defer tick.Stop()
-	var beat <-chan time.Time
-	if s.opts.Heartbeat > 0 {
-		t := time.NewTicker(s.opts.Heartbeat)
-		defer t.Stop()
-		beat = t.C
-	}
+	beat := time.NewTicker(s.opts.Heartbeat)
+	defer beat.Stop()
 	expired := s.tokenExpiry(r)
 	for {
 		var out []byte
@@ -267,7 +263,7 @@ func (s *Server) adminLive(w http.ResponseWriter, r *http.Request) {
 			return
 		case <-expired:
 			return
-		case <-beat:
+		case <-beat.C:
 			out = heartbeatComment // shared: never appended to
 		case <-tick.C:
 			buf = snapshot(buf[:0])

@@ -25,7 +25,7 @@ type hangupWatcher struct {
 	mu   sync.Mutex
 	loop *hangupLoop // nil: no goroutine runs
 	subs map[uint64]*parkedSubscription
-	next uint64 // the next key; 0 is the loop's own wake-up pipe
+	last uint64 // the last key issued; 0 is the loop's own wake-up pipe
 }
 
 // hangupLoop is one run of the waiting goroutine: its epoll instance and
@@ -37,12 +37,12 @@ type hangupLoop struct {
 // hangupEvents fire once per connection (EPOLLONESHOT).
 const hangupEvents = syscall.EPOLLRDHUP | syscall.EPOLLHUP | syscall.EPOLLERR | syscall.EPOLLONESHOT
 
-// watch starts watching p's connection. It returns false when it cannot
-// (no socket, or epoll failed): p's client is then noticed at its next
-// heartbeat, as on other systems.
-func (w *hangupWatcher) watch(p *parkedSubscription) bool {
+// watch starts watching p's connection. When it cannot (no socket, or
+// epoll failed), p's client is noticed at its next heartbeat, as on other
+// systems.
+func (w *hangupWatcher) watch(p *parkedSubscription) {
 	if p.raw == nil {
-		return false
+		return
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -50,12 +50,12 @@ func (w *hangupWatcher) watch(p *parkedSubscription) bool {
 		loop, err := startHangupLoop(w)
 		if err != nil {
 			p.log.Debug().Err(err).Msg("hang-ups noticed at heartbeats only")
-			return false
+			return
 		}
 		w.loop, w.subs = loop, make(map[uint64]*parkedSubscription)
 	}
-	w.next++
-	key := w.next
+	w.last++
+	key := w.last
 	ev := syscall.EpollEvent{Events: hangupEvents, Fd: int32(uint32(key)), Pad: int32(uint32(key >> 32))}
 	var err error
 	if cerr := p.raw.Control(func(fd uintptr) {
@@ -66,11 +66,10 @@ func (w *hangupWatcher) watch(p *parkedSubscription) bool {
 	if err != nil {
 		p.log.Debug().Err(err).Msg("hang-up not watched")
 		w.stopIfIdle()
-		return false
+		return
 	}
 	w.subs[key] = p
 	p.hangupKey = key
-	return true
 }
 
 // unwatch stops watching p's connection. It must run before the

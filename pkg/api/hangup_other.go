@@ -6,5 +6,5 @@ package api
 // is noticed at its next heartbeat (the peek) or write.
 type hangupWatcher struct{}
 
-func (*hangupWatcher) watch(*parkedSubscription) bool { return false }
-func (*hangupWatcher) unwatch(*parkedSubscription)    {}
+func (*hangupWatcher) watch(*parkedSubscription)   {}
+func (*hangupWatcher) unwatch(*parkedSubscription) {}

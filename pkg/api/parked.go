@@ -80,10 +80,10 @@ type parkedSubscription struct {
 	// its handler started, what it asked, and (owned like buf) the body
 	// bytes that went out, the events of the chunks written whole, and the
 	// events in the chunk being built.
-	started       time.Time
-	method, path  string
-	written, sent int64
-	chunkEvents   int64
+	started                  time.Time
+	method, path             string
+	bytesWritten, eventsSent int64
+	chunkEvents              int64
 }
 
 const (
@@ -330,10 +330,10 @@ func (p *parkedSubscription) leaveQueue() {
 func (p *parkedSubscription) deliver() bool {
 	switch {
 	case p.srv.isDraining.Load():
-		p.end(broker.EndNone, nil, endDraining)
+		p.end(broker.EndNone, nil, "draining")
 		return false
 	case p.expired.Load():
-		p.end(broker.EndNone, nil, endTokenExpired)
+		p.end(broker.EndNone, nil, "token_expired")
 		return false
 	case p.hangup.Load():
 		p.end(broker.EndNone, errPeerGone, "")
@@ -398,9 +398,9 @@ func (p *parkedSubscription) flushChunk() error {
 	p.srv.armWriteDeadline(p.conn)
 	out, err := p.conn.Write(b[start:])
 	*p.buf = b[:chunkHeaderRoom]
-	p.written += int64(min(max(out-len(line), 0), n)) // of a write cut short too
+	p.bytesWritten += int64(min(max(out-len(line), 0), n)) // of a write cut short too
 	if err == nil {
-		p.sent += p.chunkEvents
+		p.eventsSent += p.chunkEvents
 	}
 	p.chunkEvents = 0
 	return err
@@ -415,7 +415,9 @@ var errPeerGone = errors.New("client closed the connection")
 // end ends the subscription: the last chunk when the end is the broker's
 // (the client then sees a complete response and reconnects or, after
 // stop, is done), the connection closed, and its place on the node freed.
-func (p *parkedSubscription) end(reason broker.EndReason, err error, msg string) {
+// It ended for reason (the broker's), or for err (the connection's), or
+// for why ("draining", "token_expired") when it is neither.
+func (p *parkedSubscription) end(reason broker.EndReason, err error, why string) {
 	if err == nil {
 		p.leaveQueue()
 		p.srv.armWriteDeadline(p.conn)
@@ -430,41 +432,30 @@ func (p *parkedSubscription) end(reason broker.EndReason, err error, msg string)
 	p.sub.Close()
 	p.srv.heartbeats.leave()
 	p.srv.parked.remove(p)
-	switch {
-	case msg != "":
-		p.log.Debug().Msg(msg)
-	default:
+	if why != "" {
+		p.log.Debug().Str("end", why).Msg("subscription ended")
+	} else {
 		logEnd(&p.log, reason, err)
 	}
-	accessLine(&p.log, p.method, p.path, http.StatusOK, p.written, time.Since(p.started)).
-		Int64("events", p.sent).Str("end", endCause(reason, err, msg)).Msg("request")
+	accessLine(&p.log, p.method, p.path, http.StatusOK, p.bytesWritten, time.Since(p.started)).
+		Int64("events", p.eventsSent).Str("end", endCause(reason, err, why)).Msg("request")
 }
 
 // endCause names, in a parked subscription's request line, why it ended:
 // the broker's reason (stopped, deleted, slow, resync), or draining,
 // token_expired, write_timeout (the client stopped reading and a write's
 // deadline passed: the broker let it go) or client_gone.
-func endCause(reason broker.EndReason, err error, msg string) string {
+func endCause(reason broker.EndReason, err error, why string) string {
 	switch {
 	case reason != broker.EndNone:
 		return reason.String()
-	case msg == endDraining:
-		return "draining"
-	case msg == endTokenExpired:
-		return "token_expired"
+	case why != "":
+		return why
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return "write_timeout"
-	case err != nil:
-		return "client_gone" // the peek saw it go, or a write failed
 	}
-	return reason.String()
+	return "client_gone" // the peek saw it go, or a write failed
 }
-
-// The debug messages of the ends that are neither the broker's nor an error.
-const (
-	endDraining     = "subscription ended: broker draining"
-	endTokenExpired = "subscription ended: token expired"
-)
 
 // peerGone reports, without blocking, whether the client has closed its
 // side of the connection (a read would return end of file or an error).

@@ -240,7 +240,7 @@ func decodeMessages(body []byte) ([]broker.Message, error) {
 	for i, raw := range raws {
 		m, err := decodeMessage(raw)
 		if err != nil {
-			if len(raws) > 1 || trimmed[0] == '[' {
+			if trimmed[0] == '[' { // an array, of one event or more
 				return nil, fmt.Errorf("event %d: %w", i, err)
 			}
 			return nil, err

@@ -38,7 +38,8 @@ const (
 	// that stopped reading is let go after it instead of holding the
 	// drain for subscriberWriteTimeout.
 	drainWriteTimeout = time.Second
-	// bodyReadTimeout bounds reading a publish, close or demo body.
+	// bodyReadTimeout bounds reading every request body the API reads:
+	// publish, close, create ({"prefix"}) and the demo's.
 	bodyReadTimeout = 30 * time.Second
 	// maxHistoryLimit and defaultHistoryLimit bound the JSON history page.
 	defaultHistoryLimit = 100
@@ -51,9 +52,10 @@ type Options struct {
 	Logger zerolog.Logger
 	// Retry is sent as the first "retry:" block of every subscription.
 	Retry time.Duration
-	// Heartbeat is the longest a subscription stays silent.
+	// Heartbeat is the longest a subscription stays silent (0: 15 s).
 	Heartbeat time.Duration
-	// MaxBody bounds publish and close bodies.
+	// MaxBody bounds every request body the API reads: publish, close,
+	// create ({"prefix"}) and the demo's.
 	MaxBody int64
 	// Demo serves the chat page at / and POST /v1/demo/chat.
 	Demo bool
@@ -110,6 +112,9 @@ type Server struct {
 
 // New builds a Server and its routes.
 func New(opts Options) *Server {
+	if opts.Heartbeat <= 0 { // the heartbeat clock's step is a fraction of it
+		opts.Heartbeat = 15 * time.Second
+	}
 	if opts.DemoTokenDelay <= 0 {
 		opts.DemoTokenDelay = 60 * time.Millisecond
 	}
@@ -217,7 +222,8 @@ func (s *Server) routes() http.Handler {
 // ("req_id", "X-Request-Id") do in turn, in one middleware whose frame,
 // under every subscription's handler for its whole life, holds little:
 // the work is in withRequestContext, which has returned by then. (The two
-// hlog middlewares kept about 650 bytes of stack parked per subscriber.)
+// hlog middlewares kept about 650 bytes on the stack of every subscriber
+// served by net/http.)
 func requestContext(log zerolog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -35,19 +35,20 @@ func resumePoint(r *http.Request) (uint64, error) {
 // stops, the subscriber falls behind, the client goes away or the broker
 // shuts down.
 //
-// On plain HTTP/1.x the connection is taken over and parked (see
-// parkedSubscription): no goroutine waits for it. Otherwise (HTTP/2, TLS)
-// the handler waits in wait, on top of net/http's, chi's and the
-// middlewares' frames. Everything else (setup, backlog, logging) runs in
-// functions that have returned by then, so the parked stack stays under a
-// quarter of 16 KiB and the runtime can shrink it at GC.
+// On plain HTTP/1.1 the connection is taken over and parked (see
+// parkedSubscription): no goroutine waits for it. Otherwise (TLS, HTTP/2,
+// HTTP/1.0, or a connection that cannot be taken over) the handler waits
+// in serveLive, on top of net/http's, chi's and the middlewares' frames.
+// Everything else (setup, backlog, logging) runs in functions that have
+// returned by then, so the waiting goroutine's stack stays under a quarter
+// of 16 KiB and the runtime can shrink it at GC.
 func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 	sub, sw := s.countedStart(w, r)
 	if sub == nil {
 		return
 	}
 	defer s.endSubscription(sub, sw)
-	s.wait(r, sub, sw)
+	s.serveLive(r, sub, sw)
 }
 
 // countedStart is startSubscription counted in s.parked from its start:
@@ -95,18 +96,18 @@ func (s *Server) startSubscription(w http.ResponseWriter, r *http.Request) (*bro
 		s.writeError(w, r, err)
 		return nil, nil
 	}
-	if r.Method == http.MethodHead && !sub.NoContent {
-		// The head GET would get (a full node's 503 and the 204 after stop
-		// came above), and no subscription.
-		sub.Close()
-		setStreamHeaders(w.Header())
-		w.WriteHeader(http.StatusOK)
-		return nil, nil
-	}
 	if sub.NoContent {
 		// The stream is over for this client: 204 makes EventSource stop.
 		sub.Close()
 		w.WriteHeader(http.StatusNoContent)
+		return nil, nil
+	}
+	if r.Method == http.MethodHead {
+		// The head a GET gets (its errors were answered above), and no
+		// subscription.
+		sub.Close()
+		setStreamHeaders(w.Header())
+		w.WriteHeader(http.StatusOK)
 		return nil, nil
 	}
 	if canPark(r) {
@@ -117,6 +118,8 @@ func (s *Server) startSubscription(w http.ResponseWriter, r *http.Request) (*bro
 		}
 	}
 
+	// Deferred rather than on each early return: a panic in writeBacklog
+	// (answered 500 by the recoverer) must still free the hub place.
 	live := false
 	var sw *sseWriter
 	defer func() {
@@ -169,11 +172,11 @@ func (s *Server) startParked(r *http.Request, h http.Header, conn net.Conn, sub 
 		}
 		p.releaseBuffer()
 	}
-	switch {
-	case err != nil:
+	if err != nil {
 		p.end(broker.EndNone, err, "")
 		return
-	case sub.Gap:
+	}
+	if sub.Gap {
 		logGap(r, sub)
 	}
 	if !sub.Live() {
@@ -212,12 +215,12 @@ func (s *Server) writeBacklog(write broker.WriteFunc, sub *broker.Subscription) 
 	return nil
 }
 
-// wait is where a live subscription spends its life. Its frame is small
+// serveLive is where a subscription served by net/http spends its life. Its frame is small
 // and holds pointers only; what it logs is built in logSubscriptionEnd,
 // on the way out.
 //
 //go:noinline
-func (s *Server) wait(r *http.Request, sub *broker.Subscription, sw *sseWriter) {
+func (s *Server) serveLive(r *http.Request, sub *broker.Subscription, sw *sseWriter) {
 	expired := s.tokenExpiry(r)
 	done := r.Context().Done()
 	ready := sub.Ready()

@@ -11,8 +11,8 @@ type writeDeadliner interface {
 	SetWriteDeadline(time.Time) error
 }
 
-// liveWriters is the set of subscriptions served by net/http (TLS,
-// HTTP/2), so that Shutdown can cut short a write blocked on a client that
+// liveWriters is the set of event streams net/http serves (subscriptions
+// over TLS, HTTP/2 or HTTP/1.0, and /admin/api/live), so that Shutdown can cut short a write blocked on a client that
 // stopped reading: without that, one such client holds the drain for the
 // whole subscriberWriteTimeout. (parkRegistry.cutWrites does the same for
 // the taken-over ones.)

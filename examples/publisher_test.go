@@ -170,6 +170,9 @@ func (rp *runningPublisher) follow(sc *bufio.Scanner) error {
 			if err := json.Unmarshal([]byte(data), &tok.Data); err != nil || id == "" {
 				return fmt.Errorf("line %d %q: want token <id> <JSON string>", line, sc.Text())
 			}
+			if strings.Contains(data, `\u`) { // the README: all three print the same lines
+				return fmt.Errorf("line %d %q: the token's text escaped, not as is (UTF-8)", line, sc.Text())
+			}
 			rp.run.Tokens = append(rp.run.Tokens, tok)
 			rp.run.LastTokenAt = time.Now()
 		case kind == "stop" && line > 1 && rp.run.StopID == "" && rest != "":

@@ -158,7 +158,7 @@ def main():
     print("stream", stream, flush=True)
     for token in tokens(ANSWER):
         event_id = broker.publish(stream, "token", token)
-        print("token", event_id, json.dumps(token), flush=True)
+        print("token", event_id, json.dumps(token, ensure_ascii=False), flush=True)
         time.sleep(delay)
     # Close publishes `stop`: subscribers end, and a browser's EventSource
     # that reconnects after it gets 204 and stays closed.

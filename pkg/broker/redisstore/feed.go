@@ -124,36 +124,47 @@ func (s *Store) feedOnce(up chan struct{}) (bool, error) {
 	stopPing := make(chan struct{})
 	defer close(stopPing)
 	every := s.pingInterval()
-	go func() {
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-stopPing:
-				return
-			case <-t.C:
-				ctx, cancel := s.opCtx()
-				_ = ps.Ping(ctx) // a failure shows as a receive error or silence
-				cancel()
-			}
-		}
-	}()
+	go s.pingFeed(ps, every, stopPing)
+	return true, s.receive(ps, every+s.timeout)
+}
+
+// pingFeed pings the feed's connection every interval until stop closes,
+// so that a connection Redis no longer serves shows as silence in receive.
+func (s *Store) pingFeed(ps *redis.PubSub, every time.Duration, stop <-chan struct{}) {
+	t := time.NewTicker(every)
+	defer t.Stop()
 	for {
-		msg, err := ps.ReceiveTimeout(s.ctx, every+s.timeout)
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			ctx, cancel := s.opCtx()
+			_ = ps.Ping(ctx) // a failure shows as a receive error or silence
+			cancel()
+		}
+	}
+}
+
+// receive hands the feed's frames to this node until the feed fails, is
+// silent for longer than silence (pings answer within it), or cannot be
+// trusted any more.
+func (s *Store) receive(ps *redis.PubSub, silence time.Duration) error {
+	for {
+		msg, err := ps.ReceiveTimeout(s.ctx, silence)
 		if err != nil {
-			return true, err
+			return err
 		}
 		switch m := msg.(type) {
 		case *redis.Message:
 			if err := s.handle(m.Payload); err != nil {
 				// A frame this node cannot read is a frame its subscribers
 				// miss: start over, which ends them.
-				return true, err
+				return err
 			}
 		case *redis.Subscription:
 			// go-redis re-subscribed on its own after a broken connection:
 			// events may have been lost meanwhile.
-			return true, fmt.Errorf("the feed connection was re-established (%s)", m)
+			return fmt.Errorf("the feed connection was re-established (%s)", m)
 		}
 	}
 }

@@ -560,15 +560,13 @@ func (s *Store) snapshot(parent context.Context, stream string, after uint64, li
 	created, _ := strconv.ParseInt(str(1), 10, 64)
 	sn.created = time.UnixMilli(created).UTC()
 	sn.closed = str(2) == "1"
-	if sn.stop, err = optID(3); err == nil {
-		if sn.last, err = optID(4); err == nil {
-			if sn.first, err = optID(5); err == nil {
-				sn.hw, err = optID(9)
-			}
+	for _, f := range [...]struct {
+		i  int
+		id *uint64
+	}{{3, &sn.stop}, {4, &sn.last}, {5, &sn.first}, {9, &sn.hw}} {
+		if *f.id, err = optID(f.i); err != nil {
+			return snapshot{}, s.fail(parent, what, err)
 		}
-	}
-	if err != nil {
-		return snapshot{}, s.fail(parent, what, err)
 	}
 	n, _ := res[6].(int64)
 	sn.retained = int(n)

@@ -41,6 +41,19 @@ func (s *heldStore) Publish(ctx context.Context, stream string, msgs []broker.Me
 	return s.Store.Publish(ctx, stream, msgs, key)
 }
 
+// askDemo starts the demo's answer into stream.
+func askDemo(t *testing.T, url, stream string) {
+	t.Helper()
+	res, err := http.Post(url+"/v1/demo/chat", "application/json", strings.NewReader(`{"stream":"`+stream+`","message":"hi"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = res.Body.Close()
+	if res.StatusCode != http.StatusAccepted {
+		t.Fatalf("demo chat: %d", res.StatusCode)
+	}
+}
+
 // A shutdown that comes while a demo token is inside the store's publish
 // still ends the answer with its stop: the page would otherwise wait with
 // its Send button disabled for good (docs/operations.md: the demo's
@@ -56,14 +69,7 @@ func TestDemoShutdownDuringAPublishClosesTheStream(t *testing.T) {
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
 
-	res, err := http.Post(ts.URL+"/v1/demo/chat", "application/json", strings.NewReader(`{"stream":"conv","message":"hi"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = res.Body.Close()
-	if res.StatusCode != http.StatusAccepted {
-		t.Fatalf("demo chat: %d", res.StatusCode)
-	}
+	askDemo(t, ts.URL, "conv")
 	<-store.holding // the second token is inside Publish
 
 	shutdownDone := make(chan error, 1)
@@ -201,14 +207,7 @@ func TestShutdownStopsTheDemoWhenTheDrainRunsOutOfTime(t *testing.T) {
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
 
-	res, err := http.Post(ts.URL+"/v1/demo/chat", "application/json", strings.NewReader(`{"stream":"conv","message":"hi"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = res.Body.Close()
-	if res.StatusCode != http.StatusAccepted {
-		t.Fatalf("demo chat: %d", res.StatusCode)
-	}
+	askDemo(t, ts.URL, "conv")
 	go func() { // a subscription still reading its backlog when the drain's time ends
 		if res, err := http.Get(ts.URL + "/v1/streams/other/events"); err == nil {
 			_, _ = io.Copy(io.Discard, res.Body)

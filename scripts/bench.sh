@@ -65,9 +65,18 @@ if [ "$STORE" = redis ] && ! command -v redis-server >/dev/null; then
 	exit 2
 fi
 
-if [ -n "$PERF" ] && ! command -v perf >/dev/null; then
-	echo "PERF needs perf (apt-get install -y linux-perf)" >&2
-	exit 2
+if [ -n "$PERF" ]; then
+	if ! command -v perf >/dev/null; then
+		echo "PERF needs perf (apt-get install -y linux-perf)" >&2
+		exit 2
+	fi
+	# The recording must fall inside the publishing, or it profiles the
+	# teardown instead.
+	if ! [[ $PERF =~ ^[0-9]+$ && $PERF_AT =~ ^[0-9]+$ && $DURATION =~ ^[0-9]+s$ ]] ||
+		[ "${DURATION%s}" -lt $((PERF_AT + PERF)) ]; then
+		echo "PERF and PERF_AT are seconds, and PERF needs DURATION in seconds (e.g. 20s) of at least PERF_AT+PERF" >&2
+		exit 2
+	fi
 fi
 
 bin=$(mktemp -d)
@@ -98,6 +107,10 @@ if command -v taskset >/dev/null && taskset -c "$SERVER_CPU" true 2>/dev/null &&
 	pin_server=(taskset -c "$SERVER_CPU") pin_tool=(taskset -c "$TOOL_CPU") pin_redis=(taskset -c "$REDIS_CPU")
 else
 	echo "taskset unavailable: server and tool are not pinned" >&2
+	if [ -n "$PERF" ]; then
+		echo "PERF records the server's CPU, so it needs the server pinned (taskset)" >&2
+		exit 2
+	fi
 fi
 
 mkdir -p bench/results
@@ -209,5 +222,9 @@ if [ -n "$PERF" ]; then
 			if [ -s "$perf_dir/$target-$run.data" ]; then files+=("$perf_dir/$target-$run.data:$target"); fi
 		done
 	done
-	scripts/perfsplit.py "${files[@]}"
+	if [ ${#files[@]} = 0 ]; then
+		echo "no perf profile was recorded" >&2
+	else
+		scripts/perfsplit.py "${files[@]}" || echo "perfsplit failed" >&2
+	fi
 fi

@@ -91,9 +91,16 @@ def split(arg):
 def main(paths):
     if not paths:
         sys.exit(__doc__)
-    results = [(p, *split(p)) for p in paths]
-    if any(total == 0 for _, _, total in results):
-        sys.exit("perfsplit: a file has no samples (of that process name)")
+    results = []
+    for p in paths:
+        counts, total = split(p)
+        if total == 0:
+            print(f"perfsplit: {p} has no samples (of that process name); left out", file=sys.stderr)
+            continue
+        results.append((p, counts, total))
+    if not results:
+        sys.exit("perfsplit: no file has samples")
+    paths = [p for p, _, _ in results]
     width = max(len(c) for c, _ in CATEGORIES)
     print(f"{'% of samples (kernel + user)':{width}}" +
           "".join(f"  {p.rsplit('/', 1)[-1].partition(':')[0]:>22}" for p in paths))

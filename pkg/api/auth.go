@@ -3,7 +3,6 @@ package api
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -204,13 +203,11 @@ func (s *Server) streamPrefix(w http.ResponseWriter, r *http.Request) (string, e
 		if err := checkJSONBody(body, `an empty body or {"prefix": "..."}`); err != nil {
 			return "", err
 		}
-		dec := json.NewDecoder(bytes.NewReader(body))
-		dec.DisallowUnknownFields()
 		var req struct {
 			Prefix *string `json:"prefix"`
 		}
-		if err := dec.Decode(&req); err != nil {
-			return "", fmt.Errorf(`%w: %s; want {"prefix": "..."}`, broker.ErrInvalidRequest, decodeProblem(err))
+		if err := decodeStrict(body, &req); err != nil {
+			return "", fmt.Errorf(`%w: %v; want {"prefix": "..."}`, broker.ErrInvalidRequest, err)
 		}
 		if req.Prefix != nil {
 			prefix = *req.Prefix

@@ -116,6 +116,18 @@ func hex4(b []byte) (rune, bool) {
 	return r, true
 }
 
+// decodeStrict decodes raw, valid JSON (checkJSONBody), into dst, refusing
+// members dst does not have; its error says what is wrong in the API's
+// terms (decodeProblem), for the caller to wrap with its code.
+func decodeStrict(raw []byte, dst any) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return errors.New(decodeProblem(err))
+	}
+	return nil
+}
+
 // decodeProblem says what is wrong with a JSON object of valid syntax
 // that did not decode, in the terms of the API: encoding/json's own text
 // names Go types and struct fields ("Go struct field jsonMessage.event of

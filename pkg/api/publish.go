@@ -256,11 +256,9 @@ func decodeMessage(raw json.RawMessage) (broker.Message, error) {
 	if t := bytes.TrimLeft(raw, " \t\r\n"); len(t) == 0 || t[0] != '{' {
 		return broker.Message{}, fmt.Errorf(`%w: each event must be an object {"event": string, "data": any}`, broker.ErrInvalidEvent)
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
 	var jm jsonMessage
-	if err := dec.Decode(&jm); err != nil {
-		return broker.Message{}, fmt.Errorf(`%w: %s; want {"event": string, "data": any}`, broker.ErrInvalidEvent, decodeProblem(err))
+	if err := decodeStrict(raw, &jm); err != nil {
+		return broker.Message{}, fmt.Errorf(`%w: %v; want {"event": string, "data": any}`, broker.ErrInvalidEvent, err)
 	}
 	var m broker.Message
 	if len(jm.Event) > 0 && string(jm.Event) != "null" {
@@ -339,13 +337,11 @@ func decodeCloseBody(body []byte) (string, error) {
 	if bytes.TrimLeft(body, " \t\r\n")[0] != '{' {
 		return "", fmt.Errorf(`%w: the body must be empty or a JSON object {"data": ...}`, broker.ErrInvalidEvent)
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
 	var cb struct {
 		Data json.RawMessage `json:"data"`
 	}
-	if err := dec.Decode(&cb); err != nil {
-		return "", fmt.Errorf(`%w: %s; want {"data": any}`, broker.ErrInvalidEvent, decodeProblem(err))
+	if err := decodeStrict(body, &cb); err != nil {
+		return "", fmt.Errorf(`%w: %v; want {"data": any}`, broker.ErrInvalidEvent, err)
 	}
 	return dataText(cb.Data)
 }

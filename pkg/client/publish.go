@@ -202,6 +202,19 @@ func (c *Client) postWithRetry(ctx context.Context, path string, body []byte, ke
 func (c *Client) postOnce(ctx context.Context, path string, body []byte, key string, want int) (res PublishResult, retry, maybeStored bool, err error) {
 	ctx, cancel := c.attemptContext(ctx)
 	defer cancel()
+	// Whether the whole request went out on some connection. It cannot be
+	// told from the error: net/http itself sends a request with an
+	// Idempotency-Key again on a new connection when a reused one breaks
+	// before the answer, and returns that try's error (a refused dial, say)
+	// although the first may have been stored.
+	var sent atomic.Bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteRequest: func(info httptrace.WroteRequestInfo) {
+			if info.Err == nil {
+				sent.Store(true)
+			}
+		},
+	})
 	req, err := c.newRequest(ctx, http.MethodPost, path, nil, body)
 	if err != nil {
 		return PublishResult{}, false, false, err
@@ -209,19 +222,6 @@ func (c *Client) postOnce(ctx context.Context, path string, body []byte, key str
 	if key != "" {
 		req.Header.Set("Idempotency-Key", key)
 	}
-	// Whether the whole request went out on some connection. It cannot be
-	// told from the error: net/http itself sends a request with an
-	// Idempotency-Key again on a new connection when a reused one breaks
-	// before the answer, and returns that try's error (a refused dial, say)
-	// although the first may have been stored.
-	var sent atomic.Bool
-	req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-		WroteRequest: func(info httptrace.WroteRequestInfo) {
-			if info.Err == nil {
-				sent.Store(true)
-			}
-		},
-	}))
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return PublishResult{}, true, sent.Load(), fmt.Errorf("POST %s: %w", path, err)

@@ -139,8 +139,7 @@ end
 -- The first id is explicit whenever such a bound exists, never '*' then:
 -- a Redis that gives '*' a time sampled when the script started (newer
 -- versions snapshot the command time) could put it a millisecond before
--- now (TIME), at or below
--- the floor.
+-- now (TIME), at or below the floor.
 -- An existing key starts above what this node saw too, when that is not
 -- behind the clock: a Redis that came back without its newest entries (a
 -- failover to a replica that missed them, a restore from an older file)

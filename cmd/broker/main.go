@@ -82,11 +82,40 @@ func serveCmd(args, environ []string, stdout, stderr io.Writer) int {
 		<-ctx.Done()
 		stop()
 	}()
+	stopHangups := logHangups(log)
+	defer stopHangups()
 	if err := serve(ctx, cfg, verifier, log); err != nil {
 		log.Error().Err(err).Msg("broker stopped")
 		return 1
 	}
 	return 0
+}
+
+// logHangups keeps SIGHUP from ending the broker. Its default action kills
+// the process on the spot, with no drain: subscribers cut off mid-answer,
+// publishes lost halfway. Operators send it expecting a reload (as nginx,
+// nats-server and Centrifugo do) and terminals send it when they close. The
+// configuration is read only at start, so the signal is logged and
+// otherwise ignored, as Caddy (and so Mercure) does. The returned function
+// stops listening.
+func logHangups(log zerolog.Logger) (stop func()) {
+	hangups := make(chan os.Signal, 1)
+	signal.Notify(hangups, syscall.SIGHUP)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-hangups:
+				log.Warn().Msg("SIGHUP ignored: the configuration is read only at start; restart the broker to change it (SIGTERM drains first)")
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(hangups)
+		close(done)
+	}
 }
 
 // newLogger builds the process logger from the validated configuration.

@@ -164,6 +164,59 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 }
 
+// SIGHUP, which kills a Go process that does not catch it, is logged and
+// ignored: the subscriber's response stays open and still gets what is
+// published after it, and SIGTERM then drains as usual.
+func TestHangupIsLoggedAndIgnored(t *testing.T) {
+	p := brokerproc.Start(t)
+	res, err := http.Get(p.URL + "/v1/streams/s/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	dec := sse.NewDecoder(res.Body)
+
+	if err := p.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(p.Logs(), "SIGHUP ignored") {
+		select {
+		case <-p.Done():
+			t.Fatalf("SIGHUP ended the broker: %v\n%s", p.Err(), p.Logs())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no log line for SIGHUP:\n%s", p.Logs())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	pub, err := http.Post(p.URL+"/v1/streams/s/messages", "application/json", strings.NewReader(`{"data":"after the hangup"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub.Body.Close()
+	if pub.StatusCode != http.StatusCreated {
+		t.Fatalf("publish after SIGHUP answered %d", pub.StatusCode)
+	}
+	ev, err := dec.Next()
+	if err != nil || ev.Data != "after the hangup" {
+		t.Fatalf("subscriber after SIGHUP got %+v, %v\n%s", ev, err, p.Logs())
+	}
+
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.Done():
+		if err := p.Err(); err != nil {
+			t.Fatalf("broker exited with %v\n%s", err, p.Logs())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("broker did not exit on SIGTERM after SIGHUP\n%s", p.Logs())
+	}
+}
+
 // startHalfPublish sends a publish's headers and half its 10-byte body
 // ("hello"), and gives the server time to start its handler: a request in
 // flight, which a drain waits for. The connection closes when the test ends.

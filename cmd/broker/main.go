@@ -126,9 +126,22 @@ func newLogger(cfg config.Config, out io.Writer) zerolog.Logger {
 	}
 	f, isFile := out.(*os.File)
 	if cfg.EffectiveLogFormat(isFile && term.IsTerminal(int(f.Fd()))) == "console" {
-		out = zerolog.ConsoleWriter{Out: out, TimeFormat: time.TimeOnly}
+		out = zerolog.ConsoleWriter{Out: out, TimeFormat: "15:04:05.000"}
 	}
-	return zerolog.New(out).Level(level).With().Timestamp().Logger()
+	return zerolog.New(out).Level(level).Hook(timestampHook{})
+}
+
+// logTimeFormat is RFC 3339 in UTC with milliseconds. zerolog's own
+// Timestamp writes whole seconds (its package-level TimeFieldFormat, which
+// a process-wide setting would change for every logger in the process), and
+// a browser's drop, reconnect and replay all happen within one second.
+const logTimeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+// timestampHook adds "time" to every line, where zerolog's Timestamp would.
+type timestampHook struct{}
+
+func (timestampHook) Run(e *zerolog.Event, _ zerolog.Level, _ string) {
+	e.Str(zerolog.TimestampFieldName, time.Now().UTC().Format(logTimeFormat))
 }
 
 // serve runs the broker until ctx ends, then drains: readiness goes to

@@ -11,12 +11,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sse-broker/broker/internal/brokerproc"
+	"github.com/sse-broker/broker/internal/config"
 	"github.com/sse-broker/broker/pkg/sse"
 )
 
@@ -296,5 +298,35 @@ func TestStoreFailureIsLoggedNotShown(t *testing.T) {
 	}
 	if !strings.Contains(line, `"level":"error"`) || !strings.Contains(line, "127.0.0.1:1") || !strings.Contains(line, reqID) {
 		t.Fatalf("no error line with the cause and request id %s:\n%s", reqID, p.Logs())
+	}
+}
+
+// Log lines carry their time in UTC to the millisecond, in JSON and on a
+// console, and so do the loggers derived from the process logger: a drop,
+// a reconnect and its replay happen within one second.
+func TestLogTimesHaveMilliseconds(t *testing.T) {
+	cfg := config.Default()
+	for _, tc := range []struct {
+		format string
+		want   *regexp.Regexp
+	}{
+		{"json", regexp.MustCompile(`"time":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"`)},
+		{"console", regexp.MustCompile(`^(\x1b\[\d+m)?\d\d:\d\d:\d\d\.\d{3}\b`)},
+	} {
+		cfg.Log.Format = tc.format
+		var out bytes.Buffer
+		log := newLogger(cfg, &out)
+		log.Info().Msg("process")
+		derived := log.With().Str("component", "http").Logger()
+		derived.Info().Msg("derived")
+		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+		if len(lines) != 2 {
+			t.Fatalf("%s: %d lines, want 2:\n%s", tc.format, len(lines), out.String())
+		}
+		for _, line := range lines {
+			if !tc.want.MatchString(line) {
+				t.Errorf("%s: %q has no time to the millisecond", tc.format, line)
+			}
+		}
 	}
 }

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -136,8 +135,8 @@ func (s *Server) demoChat(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if err := json.Unmarshal(body, &req); err != nil {
-		s.writeError(w, r, fmt.Errorf(`%w: %s; want %s`, broker.ErrInvalidRequest, decodeProblem(err), want))
+	if err := decodeStrict(body, &req); err != nil {
+		s.writeError(w, r, fmt.Errorf(`%w: %v; want %s`, broker.ErrInvalidRequest, err, want))
 		return
 	}
 	if err := broker.ValidateStreamID(req.Stream); err != nil {

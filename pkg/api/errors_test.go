@@ -48,6 +48,13 @@ func TestBadInputs(t *testing.T) {
 		{"null after an object", "POST", "/v1/streams/s/messages", json, `[{"data":"ok"},null]`, 400, "invalid_event", false},
 		{"close with null", "POST", "/v1/streams/s2/close", nil, `null`, 400, "invalid_event", false},
 		{"unknown member", "POST", "/v1/streams/s/messages", json, `{"data":"x","id":"5"}`, 400, "invalid_event", false},
+		// encoding/json matches names whatever their case and lets a
+		// repeated member win: the event published would not be the one meant.
+		{"member in another case", "POST", "/v1/streams/s/messages", json, `{"EVENT":"tok","data":"x"}`, 400, "invalid_event", false},
+		{"member given twice", "POST", "/v1/streams/s/messages", json, `{"data":"x","data":"y"}`, 400, "invalid_event", false},
+		{"member twice in a batch", "POST", "/v1/streams/s/messages", json, `[{"data":"a"},{"data":"x","DATA":"y"}]`, 400, "invalid_event", false},
+		{"close with member in another case", "POST", "/v1/streams/s2/close", nil, `{"DATA":"bye"}`, 400, "invalid_event", false},
+		{"create with member in another case", "POST", "/v1/streams", json, `{"PREFIX":"zz-"}`, 400, "invalid_request", false},
 		{"event not a string", "POST", "/v1/streams/s/messages", json, `{"event":5,"data":"x"}`, 400, "invalid_event", false},
 		{"reserved stop", "POST", "/v1/streams/s/messages", json, `{"event":"stop"}`, 400, "invalid_event", false},
 		{"reserved gap", "POST", "/v1/streams/s/messages?event=gap", nil, "x", 400, "invalid_event", false},
@@ -98,6 +105,7 @@ func TestBadInputs(t *testing.T) {
 		{"wrong method", "PUT", "/v1/streams/s/messages", nil, "", 405, "method_not_allowed", false},
 		{"wrong method on events", "POST", "/v1/streams/s/events", nil, "", 405, "method_not_allowed", false},
 		{"demo with bad body", "POST", "/v1/demo/chat", json, `{"stream":"s"}`, 400, "invalid_request", false},
+		{"demo with unknown member", "POST", "/v1/demo/chat", json, `{"stream":"s","message":"hi","z":1}`, 400, "invalid_request", false},
 		{"demo with bad stream", "POST", "/v1/demo/chat", json, `{"stream":"a b","message":"hi"}`, 400, "invalid_stream_id", false},
 	}
 	// Messages speak of the API, not of the decoder's Go types.
@@ -105,6 +113,10 @@ func TestBadInputs(t *testing.T) {
 		"event not a string":               `"event" must be a string, not number`,
 		"unknown member":                   `unknown member "id"`,
 		"close with wrong shape":           `unknown member "dat"`,
+		"member in another case":           `unknown member "EVENT" (member names are case-sensitive: "event")`,
+		"member given twice":               `member "data" is given twice`,
+		"member twice in a batch":          `event 1: `,
+		"demo with unknown member":         `unknown member "z"`,
 		"lone surrogate":                   "surrogate",
 		"nesting past the decoder's limit": "deeper than 10000",
 		"invalid JSON":                     "unexpected end of JSON input",

@@ -185,7 +185,7 @@ func expectedMessages(body []byte) ([]broker.Message, bool) {
 	out := make([]broker.Message, 0, len(elems))
 	for _, raw := range elems {
 		var obj map[string]json.RawMessage
-		if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
+		if err := json.Unmarshal(raw, &obj); err != nil || obj == nil || repeatsAMember(raw) {
 			return nil, false
 		}
 		var m broker.Message
@@ -216,6 +216,30 @@ func expectedMessages(body []byte) ([]broker.Message, bool) {
 		out = append(out, m)
 	}
 	return out, true
+}
+
+// repeatsAMember reports whether the JSON object raw gives a member twice
+// (a map keeps only the last).
+func repeatsAMember(raw []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if _, err := dec.Token(); err != nil {
+		return false
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		name, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		if seen[name.(string)] {
+			return true
+		}
+		seen[name.(string)] = true
+		if err := dec.Decode(new(json.RawMessage)); err != nil {
+			return false
+		}
+	}
+	return false
 }
 
 // The SPEC's stream id rule, written again: "`[A-Za-z0-9._~-]{1,128}` after

@@ -116,16 +116,76 @@ func hex4(b []byte) (rune, bool) {
 	return r, true
 }
 
-// decodeStrict decodes raw, valid JSON (checkJSONBody), into dst, refusing
-// members dst does not have; its error says what is wrong in the API's
-// terms (decodeProblem), for the caller to wrap with its code.
+// decodeStrict decodes raw, valid JSON (checkJSONBody), into dst, a
+// pointer to a struct, refusing members dst does not have; its error says
+// what is wrong in the API's terms (decodeProblem), for the caller to wrap
+// with its code.
 func decodeStrict(raw []byte, dst any) error {
+	if err := checkMemberNames(raw, dst); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
 		return errors.New(decodeProblem(err))
 	}
 	return nil
+}
+
+// checkMemberNames refuses what encoding/json would take silently in raw,
+// a JSON object (anything else is left to Decode): a member whose name
+// matches one of dst's json names only when case is ignored, and a member
+// given twice, whose last value would win. Either way the event published
+// would not be the one the client meant: {"EVENT": "x"} or {"data": "a",
+// "DATA": "b"} must not publish "b" as a "message".
+func checkMemberNames(raw []byte, dst any) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil
+	}
+	known := jsonNames(reflect.TypeOf(dst).Elem())
+	seen := make(map[string]bool, len(known))
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil // not valid JSON; checkJSONBody refused it already
+		}
+		name, _ := tok.(string)
+		if seen[name] {
+			return fmt.Errorf("member %q is given twice", name)
+		}
+		seen[name] = true
+		if !known[name] {
+			for k := range known {
+				if strings.EqualFold(k, name) {
+					return fmt.Errorf("unknown member %q (member names are case-sensitive: %q)", name, k)
+				}
+			}
+			// Another unknown member: Decode says so, in its words.
+		}
+		if err := dec.Decode(new(json.RawMessage)); err != nil {
+			return nil
+		}
+	}
+	return nil
+}
+
+// jsonNames is the set of member names encoding/json gives the fields of
+// struct type t.
+func jsonNames(t reflect.Type) map[string]bool {
+	names := make(map[string]bool, t.NumField())
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		names[name] = true
+	}
+	return names
 }
 
 // decodeProblem says what is wrong with a JSON object of valid syntax

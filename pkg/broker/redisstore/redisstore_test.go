@@ -480,6 +480,55 @@ func TestLostTailDoesNotReissueAnAcknowledgedID(t *testing.T) {
 	}
 }
 
+// While Redis's clock is behind the ids already issued (the floor of what
+// a node saw, or a key's own top), new ids follow them in their
+// millisecond. A broker id has 23 bits of sequence: past the last one the
+// id must carry into the next millisecond, as broker.IDClock does. Redis
+// would count on within the millisecond, storing an entry whose id no
+// node can convert: the publish answered 503 although stored, the stream
+// unreadable, every node's feed broken, until the clock caught up.
+func TestSequenceCarriesIntoTheNextMillisecond(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client(t)
+	defer c.Close()
+	ctx := context.Background()
+	const lastSeq = 1<<broker.SequenceBits - 1
+	aheadMs := time.Now().Add(time.Minute).UnixMilli()
+	ahead := broker.EpochFloor(time.UnixMilli(aheadMs))
+	check := func(t *testing.T, n *node, stream string, got, want []uint64) {
+		t.Helper()
+		if !slices.Equal(got, want) {
+			t.Fatalf("ids %v, want %v", got, want)
+		}
+		rr := n.read(t, stream, 0)
+		if all := ids(rr.Events); !slices.Equal(all[len(all)-len(want):], want) {
+			t.Fatalf("read back %v, want it to end with %v", all, want)
+		}
+	}
+
+	t.Run("after the floor a node saw", func(t *testing.T) {
+		n := newNode(t, srv.URL, broker.StoreOptions{}, 0)
+		n.store.seen(ahead | (lastSeq - 1))
+		got := n.publish(t, "new", "e1", "e2", "e3")
+		next := ahead + 1<<broker.SequenceBits
+		check(t, n, "new", got, []uint64{ahead | lastSeq, next, next + 1})
+	})
+
+	t.Run("after the key's own top", func(t *testing.T) {
+		n := newNode(t, srv.URL, broker.StoreOptions{}, 0)
+		n.publish(t, "old", "e0")
+		k := keysOf("old")
+		top := strconv.FormatInt(aheadMs, 10) + "-" + strconv.Itoa(lastSeq)
+		if err := c.XAdd(ctx, &redis.XAddArgs{Stream: k.x, ID: top, Values: []string{"n", "message", "d", "top"}}).Err(); err != nil {
+			t.Fatal(err)
+		}
+		c.HSet(ctx, k.meta, "last", top)
+		got := n.publish(t, "old", "e1", "e2")
+		next := ahead + 1<<broker.SequenceBits
+		check(t, n, "old", got, []uint64{next, next + 1})
+	})
+}
+
 // A Redis that hangs (stopped process: connections open, no answers):
 // every operation still returns within the timeout, and the feed notices
 // the silence.

@@ -1,6 +1,10 @@
 package redisstore
 
-import "github.com/redis/go-redis/v9"
+import (
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+)
 
 // The Lua scripts. Every write of the store is one script, so Redis runs it
 // atomically: no other client sees a half-done publish, and two brokers
@@ -18,7 +22,9 @@ import "github.com/redis/go-redis/v9"
 // time in ms), sseb:hw (the highest id a deleted stream had issued).
 
 // luaPrelude holds the helpers every script shares.
-const luaPrelude = `
+var luaPrelude = `
+local seqlimit = ` + strconv.Itoa(seqLimit) + `
+
 local function idparts(id)
   local ms, seq = string.match(id, '^(%d+)-(%d+)$')
   return ms, tonumber(ms), tonumber(seq)
@@ -42,6 +48,15 @@ end
 -- handed to redis.call may come out in exponent notation).
 local function int(n)
   return string.format('%d', n)
+end
+
+-- nextid is the id after ms-seq. A broker id has 23 bits of sequence
+-- (seqlimit): past the last one the id carries into the next millisecond,
+-- as broker.IDClock does. XADD's '*' would count on within the
+-- millisecond, to an id no node can convert (ids.go).
+local function nextid(ms, seq)
+  if seq + 1 >= seqlimit then return int(ms + 1) .. '-0' end
+  return int(ms) .. '-' .. int(seq + 1)
 end
 
 local function nowms()
@@ -146,24 +161,27 @@ end
 -- before its clock passed them would give '*' an id already acknowledged.
 -- (Above the key's own top as well, meta last: XADD refuses an id at or
 -- below it.)
+-- Whenever the clock is behind the bound, the id is explicit too, for '*'
+-- would not carry past the millisecond's last sequence (nextid).
 local id = '*'
 local new = redis.call('EXISTS', x) == 0
-local f = ''
+local f = redis.call('HGET', meta, 'last') or ''
 if new then
-  f = idmax(idmax(redis.call('HGET', meta, 'last') or '', redis.call('GET', hw) or ''), floor)
+  f = idmax(idmax(f, redis.call('GET', hw) or ''), floor)
 elseif floor ~= '' and select(2, idparts(floor)) >= now then
-  f = idmax(redis.call('HGET', meta, 'last') or '', floor)
+  f = idmax(f, floor)
 end
 if f ~= '' then
-  local fms, fm, fs = idparts(f)
-  if fm >= now then id = fms .. '-' .. int(fs + 1) elseif new then id = int(now) .. '-0' end
+  local _, fm, fs = idparts(f)
+  if fm >= now then id = nextid(fm, fs) elseif new then id = int(now) .. '-0' end
 end
 local res = {'ok', created}
 local feed = {'F', final, int(#stream), ':', stream}
 for i = 1, n do
   local name, data = ARGV[9 + 2 * i], ARGV[10 + 2 * i]
   local got = redis.call('XADD', x, id, 'n', name, 'd', data)
-  id = '*'
+  local _, gm, gs = idparts(got)
+  if gm >= now then id = nextid(gm, gs) else id = '*' end
   res[#res + 1] = got
   feed[#feed + 1] = got
   feed[#feed + 1] = ' ' .. int(#name) .. ':'

@@ -40,17 +40,21 @@
 // delivery order; and concurrent publishers share fsyncs instead of
 // queueing one fsync each.
 //
-// Reads (history, subscribe, info) are read-only transactions and never
-// wait for the committer. An event older than the age bound counts as
-// evicted for a read even before a write transaction trims it.
+// Reads (history, subscribe, info) are read-only transactions and do not
+// queue behind the committer. (A commit that grows the file makes bbolt
+// remap it, which waits for open reads and holds new ones meanwhile.)
+// An event older than the age bound counts as evicted for a read even
+// before a write transaction trims it.
 package bolt
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -134,7 +138,7 @@ var _ broker.Store = (*Store)(nil)
 // stops. It fails after a second if another process holds the file.
 func Open(path string, opts broker.StoreOptions, fan broker.Fanout) (*Store, error) {
 	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := mkdirDurable(dir, syncDir); err != nil {
 		return nil, fmt.Errorf("bolt: create the directory of %s: %w", path, err)
 	}
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{
@@ -216,6 +220,33 @@ func (s *Store) load() (uint64, error) {
 		})
 	})
 	return maxID, err
+}
+
+// mkdirDurable creates dir and its missing parents, then syncs the
+// directory that holds each new one (with sync): a new directory's entry
+// is durable only once its parent is synced, and a power loss soon after
+// the first start must not take the data directory, and with it events
+// already acknowledged.
+func mkdirDurable(dir string, sync func(dir string) error) error {
+	var missing []string // deepest first
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); !errors.Is(err, fs.ErrNotExist) {
+			break // there, or MkdirAll will say why not
+		}
+		missing = append(missing, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return err
+	}
+	for _, d := range slices.Backward(missing) {
+		if err := sync(filepath.Dir(d)); err != nil {
+			return fmt.Errorf("sync %s: %w", filepath.Dir(d), err)
+		}
+	}
+	return nil
 }
 
 func syncDir(dir string) error {

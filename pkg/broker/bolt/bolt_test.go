@@ -241,6 +241,38 @@ func TestSecondOpenFails(t *testing.T) {
 	}
 }
 
+// A data directory Open creates is durable: each directory that gained a
+// new entry is synced, from the top down (power loss cannot be staged
+// here, so the syncs are recorded). Directories that were there are not.
+func TestNewDirectoriesAreSynced(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "a", "b", "c")
+	var synced []string
+	record := func(d string) error {
+		synced = append(synced, d)
+		return nil
+	}
+	if err := mkdirDurable(dir, record); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{root, filepath.Join(root, "a"), filepath.Join(root, "a", "b")}
+	if !slices.Equal(synced, want) {
+		t.Fatalf("synced %q, want %q", synced, want)
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		t.Fatalf("%s not created: %v", dir, err)
+	}
+	synced = nil
+	if err := mkdirDurable(dir, record); err != nil || len(synced) != 0 {
+		t.Fatalf("an existing directory: synced %q, err %v; want nothing synced", synced, err)
+	}
+	path := filepath.Join(root, "x", "broker.db")
+	open(t, path, broker.StoreOptions{}, storetest.NewRecorder())
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("Open in a new directory: %v", err)
+	}
+}
+
 // A publish whose context ended before the committer took it stores
 // nothing and reports the context's error.
 func TestCancelledPublish(t *testing.T) {

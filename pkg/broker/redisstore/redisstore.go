@@ -93,10 +93,11 @@
 // silent reconnect: it pings through its own connection every half
 // timeout, and any receive error or silence longer than ping interval plus
 // timeout closes it. Then it marks itself down (Ping fails, /readyz answers
-// 503), calls Fanout.EndAll so every local subscriber resumes from history,
-// and reconnects with backoff; once SUBSCRIBE is confirmed again it calls
-// EndAll once more, for subscribers that read history while the feed was
-// down. Redis also cuts a subscriber whose output buffer overflows (a node
+// 503) and reconnects with backoff, calling Fanout.EndAll so every local
+// subscriber resumes from history: at once when Redis still answers
+// commands, else once the outage has lasted outageGrace (feed.go says
+// why). Once SUBSCRIBE is confirmed again it calls EndAll once more, for
+// subscribers that read history while the feed was down. Redis also cuts a subscriber whose output buffer overflows (a node
 // that cannot keep up): that is a receive error too.
 //
 // # Availability

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,7 +66,12 @@ func (s *Server) Restart(t testing.TB) {
 	c := s.Client(t)
 	defer c.Close()
 	deadline := time.Now().Add(10 * time.Second)
-	for c.Ping(context.Background()).Err() != nil {
+	for {
+		// NOAUTH answers too: a server started with --requirepass.
+		err := c.Ping(context.Background()).Err()
+		if err == nil || strings.HasPrefix(err.Error(), "NOAUTH") {
+			break
+		}
 		if time.Now().After(deadline) {
 			t.Fatal("redis-server did not answer within 10s")
 		}

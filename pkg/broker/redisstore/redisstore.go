@@ -102,10 +102,11 @@
 //
 // # Availability
 //
-// New fails only for a bad URL or, when Redis answers at start, an
-// evicting maxmemory-policy (anything but noeviction; volatile-* policies
-// evict these keys too, since they all have a TTL) unless AllowEviction,
-// in which case the policy is logged at error level. If Redis does not
+// New fails only for a bad URL or, when Redis answers at start, a refusal
+// of the URL's database number or password (refusal), or an evicting
+// maxmemory-policy (anything but noeviction; volatile-* policies evict
+// these keys too, since they all have a TTL) unless AllowEviction, in
+// which case the policy is logged at error level. If Redis does not
 // answer at start, New still succeeds: Ping reports broker.ErrStoreUnavailable
 // and the policy is checked on every new connection (a connection to an
 // evicting Redis is refused). Every operation is bounded by
@@ -268,6 +269,11 @@ func New(ctx context.Context, o Options, opts broker.StoreOptions, fan broker.Fa
 		_ = s.rdb.Close()
 		return nil, fmt.Errorf("store: %w", pe)
 	}
+	if refusal(err) {
+		s.cancel()
+		_ = s.rdb.Close()
+		return nil, fmt.Errorf("store: redis refused the broker's configuration (the database number or the password in the URL): %w", err)
+	}
 	reachable := err == nil
 	if !reachable {
 		s.log.Error().Err(err).Msg("redis does not answer; starting anyway, not ready until it does")
@@ -285,6 +291,25 @@ func New(ctx context.Context, o Options, opts broker.StoreOptions, fan broker.Fa
 		}
 	}
 	return s, nil
+}
+
+// refusal reports whether err is Redis answering with a refusal of this
+// broker's configuration (a database number it does not have, a wrong or
+// missing password, a user without the right), rather than not answering.
+// The one is a bad configuration, which stops the broker at start; the
+// other is an outage, which it rides out (SPEC). Waiting would not make a
+// refusing Redis serve.
+func refusal(err error) bool {
+	var reply redis.Error
+	if !errors.As(err, &reply) {
+		return false
+	}
+	for _, prefix := range []string{"WRONGPASS", "NOAUTH", "NOPERM", "ERR DB index", "ERR invalid DB index", "ERR AUTH"} {
+		if strings.HasPrefix(reply.Error(), prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // redisOptions parses a redis:// URL without ever showing its password.

@@ -805,6 +805,42 @@ func TestEvictionPolicyCheckedOnConnect(t *testing.T) {
 	}
 }
 
+// A Redis that answers but refuses the broker's configuration (a database
+// number it does not have, a wrong or missing password) is a bad
+// configuration, which stops the broker at start (SPEC), unlike a Redis
+// that does not answer: waiting would not make it serve.
+func TestRefusedConfigurationStopsNew(t *testing.T) {
+	plain := redistest.Start(t)
+	locked := redistest.Start(t, "--requirepass", "right")
+	lockedURL := func(password string) string {
+		return "redis://:" + password + "@" + locked.Addr + "/0"
+	}
+	for _, tc := range []struct {
+		name, url, want string
+	}{
+		{"database out of range", strings.TrimSuffix(plain.URL, "/0") + "/99", "DB index"},
+		{"wrong password", lockedURL("wrong"), "WRONGPASS"},
+		{"no password", locked.URL, "NOAUTH"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := New(context.Background(), Options{URL: tc.url, Timeout: time.Second}, storetest.Defaults(broker.StoreOptions{}), broker.NewHub(10, 10))
+			if err == nil {
+				_ = s.Close()
+				t.Fatal("New succeeded")
+			}
+			if !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "wrong@") {
+				t.Fatalf("error %q, want one that says %q (and no password)", err, tc.want)
+			}
+		})
+	}
+	// The right password opens it.
+	s, err := New(context.Background(), Options{URL: lockedURL("right"), Timeout: time.Second}, storetest.Defaults(broker.StoreOptions{}), broker.NewHub(10, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Close()
+}
+
 func TestAgeBound(t *testing.T) {
 	srv := redistest.Start(t)
 	n := newNode(t, srv.URL, broker.StoreOptions{MaxAge: 300 * time.Millisecond}, 0)

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -113,6 +114,36 @@ func TestHistoryJSON(t *testing.T) {
 		mustJSON(t, body, &h)
 		if len(h.Events) != n {
 			t.Fatalf("history%s: %d events, want %d", q, len(h.Events), n)
+		}
+	}
+}
+
+// On a closed stream, history after the stop event follows the subscribe
+// rule too: a subscribe from there answers 204 (nothing lost, nothing to
+// come), so history has no events and no gap, not the whole stream again.
+func TestHistoryAfterStop(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	publishJSON(t, b, "c", `{"data":"a"}`)
+	status, _, body := b.Do(t, "POST", "/v1/streams/c/close", nil, "")
+	var closed struct{ IDs []string }
+	mustJSON(t, body, &closed)
+	if status != 200 || len(closed.IDs) != 1 {
+		t.Fatalf("close: %d %s", status, body)
+	}
+	stop, _ := strconv.ParseUint(closed.IDs[0], 10, 64)
+	for _, after := range []uint64{stop, stop + 1, stop + 1000} {
+		q := strconv.FormatUint(after, 10)
+		if status, _, _ := b.Do(t, "GET", "/v1/streams/c/events", http.Header{"Last-Event-ID": {q}}, ""); status != 204 {
+			t.Fatalf("subscribe after %s (stop %d): %d, want 204", q, stop, status)
+		}
+		status, _, body := b.Do(t, "GET", "/v1/streams/c/messages?after="+q, nil, "")
+		var h struct {
+			Events []struct{ ID string }
+			Gap    bool
+		}
+		mustJSON(t, body, &h)
+		if status != 200 || h.Gap || len(h.Events) != 0 {
+			t.Fatalf("history after %s (stop %d): %d %s, want no events and no gap", q, stop, status, body)
 		}
 	}
 }

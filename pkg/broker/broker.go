@@ -108,6 +108,12 @@ func (b *Broker) History(ctx context.Context, stream string, after uint64, limit
 	if !rr.Exists {
 		return ReadResult{}, fmt.Errorf("%w: %q", ErrStreamNotFound, stream)
 	}
+	if rr.Closed && after > rr.StopID {
+		// Not an id the stream issued, yet a subscribe from it answers
+		// 204 rather than a gap (Subscription.NoContent): nothing was
+		// lost there, and nothing will come.
+		rr.Events, rr.Gap = nil, false
+	}
 	return rr, nil
 }
 

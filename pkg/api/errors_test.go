@@ -96,6 +96,9 @@ func TestBadInputs(t *testing.T) {
 		{"history limit bad escape", "GET", "/v1/streams/s/messages?limit=1%", nil, "", 400, "invalid_request", false},
 		{"?event= with ';'", "POST", "/v1/streams/s/messages?event=tok;x", nil, "x", 400, "invalid_event", false},
 		{"?event= bad escape", "POST", "/v1/streams/s/messages?event=%zz", nil, "x", 400, "invalid_event", false},
+		{"?event= with a JSON body", "POST", "/v1/streams/s/messages?event=tok", json, `{"data":"x"}`, 400, "invalid_request", false},
+		{"compressed body", "POST", "/v1/streams/s/messages", http.Header{"Content-Encoding": {"gzip"}}, "x", 400, "invalid_request", false},
+		{"compressed close body", "POST", "/v1/streams/s2/close", http.Header{"Content-Encoding": {"br"}}, "", 400, "invalid_request", false},
 		{"Content-Type that does not parse", "POST", "/v1/streams/s/messages", http.Header{"Content-Type": {"application/json; charset"}}, `{"data":"x"}`, 400, "invalid_request", false},
 		// Unknown things.
 		{"unknown stream info", "GET", "/v1/streams/nope", nil, "", 404, "not_found", false},
@@ -117,6 +120,8 @@ func TestBadInputs(t *testing.T) {
 		"member given twice":               `member "data" is given twice`,
 		"member twice in a batch":          `event 1: `,
 		"demo with unknown member":         `unknown member "z"`,
+		"?event= with a JSON body":         `"event" member`,
+		"compressed body":                  `Content-Encoding "gzip" is not supported`,
 		"lone surrogate":                   "surrogate",
 		"nesting past the decoder's limit": "deeper than 10000",
 		"invalid JSON":                     "unexpected end of JSON input",
@@ -249,5 +254,14 @@ func TestSurrogateEscapeInJSONDataIsKept(t *testing.T) {
 	mustJSON(t, body, &hist)
 	if len(hist.Events) != 1 || hist.Events[0].ID != ids[0] || string(hist.Events[0].Data) != `{"x":"\ud800"}` {
 		t.Fatalf("history %s, want the data as sent", body)
+	}
+}
+
+// Content-Encoding: identity says the body is as sent: it is taken.
+func TestIdentityContentEncodingIsTaken(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	status, _, body := b.Do(t, "POST", "/v1/streams/s/messages", http.Header{"Content-Encoding": {"Identity"}}, "x")
+	if status != 201 {
+		t.Fatalf("publish with Content-Encoding identity: %d %s", status, body)
 	}
 }

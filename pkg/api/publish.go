@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -124,6 +125,11 @@ func (s *Server) readMessages(w http.ResponseWriter, r *http.Request) ([]broker.
 		}
 		return []broker.Message{{Name: name, Data: string(body)}}, nil
 	}
+	if _, named, _ := queryValue(r, "event"); named {
+		// Taken silently, it would publish every event as "message" (or
+		// under the body's names) while the caller meant this one.
+		return nil, fmt.Errorf(`%w: ?event= names the event of a raw body; a JSON body names each event in its "event" member`, broker.ErrInvalidRequest)
+	}
 	return decodeMessages(body)
 }
 
@@ -157,6 +163,11 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 
 // readBodyInto reads the whole body into buf, at most MaxBody bytes.
 func (s *Server) readBodyInto(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer) error {
+	// A compressed body would be taken for its data: gzip bytes published
+	// as an event, or refused as bad JSON with no word of why.
+	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(strings.TrimSpace(ce), "identity") {
+		return fmt.Errorf("%w: Content-Encoding %q is not supported; send the body uncompressed", broker.ErrInvalidRequest, ce)
+	}
 	// A body trickled in byte by byte must not hold the handler forever;
 	// the server has no ReadTimeout (it would also cut event streams).
 	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyReadTimeout))

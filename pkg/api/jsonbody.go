@@ -136,8 +136,8 @@ func decodeStrict(raw []byte, dst any) error {
 // a JSON object (anything else is left to Decode): a member whose name
 // matches one of dst's json names only when case is ignored, and a member
 // given twice, whose last value would win. Either way the event published
-// would not be the one the client meant: {"EVENT": "x"} or {"data": "a",
-// "DATA": "b"} must not publish "b" as a "message".
+// would not be the one the client meant: {"EVENT": "x"} would go out as a
+// "message", {"data": "a", "DATA": "b"} as "b".
 func checkMemberNames(raw []byte, dst any) error {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {

@@ -97,8 +97,9 @@
 // subscriber resumes from history: at once when Redis still answers
 // commands, else once the outage has lasted outageGrace (feed.go says
 // why). Once SUBSCRIBE is confirmed again it calls EndAll once more, for
-// subscribers that read history while the feed was down. Redis also cuts a subscriber whose output buffer overflows (a node
-// that cannot keep up): that is a receive error too.
+// subscribers that read history while the feed was down. Redis also cuts
+// a subscriber whose output buffer overflows (a node that cannot keep
+// up): that is a receive error too.
 //
 // # Availability
 //

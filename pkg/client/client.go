@@ -109,6 +109,11 @@ func (c *Client) newRequest(ctx context.Context, method, path string, query url.
 	if err != nil {
 		return nil, fmt.Errorf("building %s %s: %w", method, path, err)
 	}
+	if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
+		// net/http would refuse it on every attempt ("unsupported
+		// protocol scheme"), and a subscription retry it forever.
+		return nil, fmt.Errorf("the broker URL %q must start with http:// or https://", c.base)
+	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}

@@ -46,7 +46,12 @@
 //   - with SubscribeOptions.IdleTimeout it also drops and resumes a
 //     connection that went silent (no event, no heartbeat) without closing;
 //   - an event larger than SubscribeOptions.MaxEventSize (16 MiB by
-//     default) is a final error, not held in memory whole.
+//     default) is a final error, not held in memory whole; so is an event
+//     id with a control character, which could not be sent back as
+//     Last-Event-ID, and a base URL that is not http:// or https://;
+//   - unlike EventSource, an empty "id:" line does not clear the resume
+//     point (the broker never sends one): a reconnect resumes after the
+//     last id seen.
 //
 // Subscribe starts no goroutine of its own (with IdleTimeout, only a timer
 // whose function cancels the connection): the connection is read on the

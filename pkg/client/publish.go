@@ -189,7 +189,7 @@ func (c *Client) postWithRetry(ctx context.Context, path string, body []byte, ke
 			return PublishResult{}, maybe, err
 		}
 		if serr := ctxtime.Sleep(ctx, publishBackoff(attempt, err)); serr != nil {
-			return PublishResult{}, maybe, fmt.Errorf("waiting to retry after %v: %w", err, serr)
+			return PublishResult{}, maybe, fmt.Errorf("waiting to retry after %w: %w", err, serr)
 		}
 	}
 }

@@ -218,6 +218,12 @@ func (s *subscription) connect(ctx context.Context, yield func(Event, error) boo
 		if ev.Type == "gap" { // reserved: only the broker sends it, without an id
 			out.Kind, out.ID, out.Gap = KindGap, "", s.parseGap(ev.Data)
 		} else if ev.ID != "" {
+			if !validHeaderValue(ev.ID) {
+				// It could never be sent back as Last-Event-ID: every
+				// reconnect would fail before reaching the broker.
+				yield(Event{}, fmt.Errorf("subscribe to %q: the event id %q has a control character, so the subscription could not resume after it", s.stream, ev.ID))
+				return 0, nil, true
+			}
 			s.last = ev.ID
 		}
 		s.fruitless = 0

@@ -11,12 +11,14 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -253,6 +255,59 @@ func TestPublishManyLines(t *testing.T) {
 	tail := mustRun(t, nil, nil, "tail", "many", "--url", p.URL)
 	if tail.stdout != in.String() {
 		t.Fatalf("tail printed %d bytes, want the %d published", len(tail.stdout), in.Len())
+	}
+}
+
+// Lines that each fit the broker's body limit are never batched past it,
+// counting the JSON escapes: '<' is sent as \u003c, six bytes for one.
+func TestPublishBatchesFitTheBodyLimit(t *testing.T) {
+	p := brokerproc.Start(t)
+	line := strings.Repeat("<", 170<<10) // 1,044,480 bytes escaped: fits 1 MiB alone
+	in := strings.Repeat(line+"\n", 4)
+	res := mustRun(t, nil, strings.NewReader(in), "publish", "big", "--url", p.URL, "--close")
+	ids(t, res.stdout, 4)
+	if tail := mustRun(t, nil, nil, "tail", "big", "--url", p.URL); tail.stdout != in {
+		t.Fatalf("tail printed %d bytes, want the %d published", len(tail.stdout), len(in))
+	}
+}
+
+// A 429 may answer the retry of an attempt that was stored but whose
+// answer was lost (the broker checks the rate before the key): waited
+// out, the batch is retried with the same Idempotency-Key, so it is stored
+// once. A fake broker: the first attempt is stored and its connection
+// cut, the next four are rate limited.
+func TestPublishKeepsItsKeyThroughRateLimits(t *testing.T) {
+	var mu sync.Mutex
+	var keys []string
+	stored := map[string]bool{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		key := r.Header.Get("Idempotency-Key")
+		keys = append(keys, key)
+		w.Header().Set("Content-Type", "application/json")
+		switch n := len(keys); {
+		case n == 1:
+			stored[key] = true
+			conn, _, _ := w.(http.Hijacker).Hijack()
+			_ = conn.Close()
+		case n <= 5:
+			w.Header().Set("Retry-After", "0")
+			w.WriteHeader(http.StatusTooManyRequests)
+			_, _ = io.WriteString(w, `{"error":"rate_limited","message":"slow down"}`)
+		default:
+			stored[key] = true
+			w.WriteHeader(http.StatusCreated)
+			_, _ = io.WriteString(w, `{"stream":"s","ids":["500186631307788288"]}`)
+		}
+	}))
+	defer srv.Close()
+	mustRun(t, nil, nil, "publish", "s", "hello", "--url", srv.URL)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(stored) != 1 {
+		t.Fatalf("stored under %d keys (attempts' keys %q): published %d times", len(stored), keys, len(stored))
 	}
 }
 

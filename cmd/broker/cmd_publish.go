@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -20,8 +22,9 @@ import (
 const (
 	// maxBatchEvents stays under the broker's 1,000 events per request.
 	maxBatchEvents = 500
-	// maxBatchBytes keeps a batch, after JSON escaping, well under the
-	// default publish.max_body of 1 MiB.
+	// maxBatchBytes bounds a batch's JSON body (lineSize), well under the
+	// default publish.max_body of 1 MiB. A line larger than that goes
+	// alone.
 	maxBatchBytes = 256 << 10
 	// rateLimitWait is the wait after a 429 without Retry-After.
 	rateLimitWait = time.Second
@@ -103,26 +106,36 @@ func (p *publisher) fromLines(ctx context.Context, r io.Reader) error {
 	lines := make(chan string, maxBatchEvents)
 	readErr := make(chan error, 1)
 	go readLines(ctx, r, lines, readErr)
+	var next *string // a line read that did not fit the last batch
 	for {
 		var line string
-		var more bool
-		select {
-		case line, more = <-lines:
-		case <-ctx.Done():
-			return ctx.Err()
+		if next != nil {
+			line, next = *next, nil
+		} else {
+			var more bool
+			select {
+			case line, more = <-lines:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			if !more {
+				break
+			}
 		}
-		if !more {
-			break
-		}
-		batch, size := []string{line}, len(line)
+		batch, size := []string{line}, lineSize(line)
 	gather:
-		for len(batch) < maxBatchEvents && size < maxBatchBytes {
+		for len(batch) < maxBatchEvents {
 			select {
 			case l, ok := <-lines:
 				if !ok {
 					break gather
 				}
-				batch, size = append(batch, l), size+len(l)
+				n := lineSize(l)
+				if size+n > maxBatchBytes {
+					next = &l
+					break gather
+				}
+				batch, size = append(batch, l), size+n
 			default:
 				break gather
 			}
@@ -135,6 +148,14 @@ func (p *publisher) fromLines(ctx context.Context, r io.Reader) error {
 		return fmt.Errorf("reading stdin: %w", err)
 	}
 	return nil
+}
+
+// lineSize is what line adds to a batch's JSON body as pkg/client encodes
+// it: the data as a JSON string, escapes included (json.Marshal spells '<'
+// as \u003c, a control character as \u00XX), and the object around it.
+func lineSize(line string) int {
+	data, _ := json.Marshal(line)
+	return len(data) + len(`{"data":},`)
 }
 
 // readLines sends every line of r to lines and closes it at the end of r;
@@ -165,16 +186,20 @@ func readLines(ctx context.Context, r io.Reader, lines chan<- string, readErr ch
 }
 
 // send publishes one batch, all or nothing, and prints its ids. pkg/client
-// retries network errors and 5xx with one Idempotency-Key; a 429 (nothing
-// was published) is waited out here, since a long-running pipe should slow
-// down rather than fail.
+// retries network errors and 5xx; a 429 is waited out here, since a
+// long-running pipe should slow down rather than fail. Every attempt, here
+// and in pkg/client, carries the batch's one Idempotency-Key: a 429 may
+// answer the retry of an attempt that was stored but whose answer was
+// lost (the broker checks the rate before the key), so a new key could
+// publish the batch twice.
 func (p *publisher) send(ctx context.Context, batch []string) error {
 	msgs := make([]client.Message, len(batch))
 	for i, data := range batch {
 		msgs[i] = client.Message{Event: p.event, Data: data}
 	}
+	key := rand.Text()
 	for {
-		res, err := p.c.Publish(ctx, p.stream, msgs...)
+		res, err := p.c.PublishWithKey(ctx, p.stream, key, msgs...)
 		var ae *client.APIError
 		if errors.As(err, &ae) && ae.Status == http.StatusTooManyRequests {
 			wait := ae.RetryAfter

@@ -119,10 +119,11 @@ func (d *Decoder) Next() (Event, error) {
 		case "event":
 			eventType = toUTF8(value)
 		case "data":
-			if d.maxSize > 0 && data.Len()+len(value) > d.maxSize {
+			text := toUTF8(value) // may be larger: U+FFFD is 3 bytes
+			if d.maxSize > 0 && data.Len()+len(text) > d.maxSize {
 				return Event{}, ErrTooLarge
 			}
-			data.WriteString(toUTF8(value))
+			data.WriteString(text)
 			data.WriteByte('\n')
 		case "id":
 			if bytes.IndexByte(value, 0) < 0 {

@@ -162,6 +162,9 @@ func TestDecoderMaxSize(t *testing.T) {
 		{"lines joined within", "data: 12345\ndata: 123456\n\n", false}, // 12 with the LF
 		{"lines joined over", "data: 1234\ndata: 5678\ndata: 9012\n\n", true},
 		{"long comment", ": " + strings.Repeat("x", 40) + "\n\ndata: ok\n\n", true},
+		// Each invalid byte becomes U+FFFD, 3 bytes: the bound is on the data.
+		{"invalid bytes within", "data: \xff\xff\xff\xff\n\n", false},
+		{"invalid bytes over once replaced", "data: \xff\xff\xff\xff\xff\n\n", true},
 	} {
 		d := NewDecoder(strings.NewReader(tc.stream))
 		d.SetMaxSize(12)

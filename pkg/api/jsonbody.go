@@ -133,59 +133,112 @@ func decodeStrict(raw []byte, dst any) error {
 }
 
 // checkMemberNames refuses what encoding/json would take silently in raw,
-// a JSON object (anything else is left to Decode): a member whose name
-// matches one of dst's json names only when case is ignored, and a member
-// given twice, whose last value would win. Either way the event published
-// would not be the one the client meant: {"EVENT": "x"} would go out as a
-// "message", {"data": "a", "DATA": "b"} as "b".
+// a valid JSON object (anything else is left to Decode): a member whose
+// name matches one of dst's json names only when case is ignored, and a
+// member given twice, whose last value would win. Either way the event
+// published would not be the one the client meant: {"EVENT": "x"} would go
+// out as a "message", {"data": "a", "DATA": "b"} as "b". It allocates
+// nothing for names without escapes: it runs on every JSON publish.
 func checkMemberNames(raw []byte, dst any) error {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+	t := reflect.TypeOf(dst).Elem()
+	var seen [8][]byte // names so far; the API's objects have at most 2 members
+	n := 0
+	return objectMembers(raw, func(name []byte) error {
+		for _, s := range seen[:min(n, len(seen))] {
+			if bytes.Equal(s, name) {
+				return fmt.Errorf("member %q is given twice", name)
+			}
+		}
+		if n < len(seen) {
+			seen[n] = name
+		}
+		n++
+		for i := range t.NumField() {
+			known, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+			if string(name) == known {
+				return nil
+			}
+			if strings.EqualFold(known, string(name)) {
+				return fmt.Errorf("unknown member %q (member names are case-sensitive: %q)", name, known)
+			}
+		}
+		return nil // another unknown member: Decode says so, in its words
+	})
+}
+
+// objectMembers calls f with the name of each member of raw, in order,
+// until f returns an error, which it returns. raw must be valid JSON
+// (checkJSONBody); anything but an object has no members.
+func objectMembers(raw []byte, f func(name []byte) error) error {
+	i := skipSpace(raw, 0)
+	if i == len(raw) || raw[i] != '{' {
 		return nil
 	}
-	known := jsonNames(reflect.TypeOf(dst).Elem())
-	seen := make(map[string]bool, len(known))
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil // not valid JSON; checkJSONBody refused it already
+	for i = skipSpace(raw, i+1); raw[i] != '}'; i = skipSpace(raw, i) {
+		if raw[i] == ',' {
+			i = skipSpace(raw, i+1)
 		}
-		name, _ := tok.(string)
-		if seen[name] {
-			return fmt.Errorf("member %q is given twice", name)
-		}
-		seen[name] = true
-		if !known[name] {
-			for k := range known {
-				if strings.EqualFold(k, name) {
-					return fmt.Errorf("unknown member %q (member names are case-sensitive: %q)", name, k)
-				}
+		end := stringEnd(raw, i)
+		name := raw[i+1 : end-1]
+		if bytes.IndexByte(name, '\\') >= 0 {
+			var s string
+			if err := json.Unmarshal(raw[i:end], &s); err != nil {
+				return nil // not valid JSON after all: Decode says why
 			}
-			// Another unknown member: Decode says so, in its words.
+			name = []byte(s)
 		}
-		if err := dec.Decode(new(json.RawMessage)); err != nil {
-			return nil
+		if err := f(name); err != nil {
+			return err
 		}
+		i = skipSpace(raw, end) // at the ':'
+		i = valueEnd(raw, skipSpace(raw, i+1))
 	}
 	return nil
 }
 
-// jsonNames is the set of member names encoding/json gives the fields of
-// struct type t.
-func jsonNames(t reflect.Type) map[string]bool {
-	names := make(map[string]bool, t.NumField())
-	for i := range t.NumField() {
-		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if name == "-" || !f.IsExported() {
-			continue
-		}
-		if name == "" {
-			name = f.Name
-		}
-		names[name] = true
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
 	}
-	return names
+	return i
+}
+
+// stringEnd returns the index after the JSON string that starts at b[i].
+func stringEnd(b []byte, i int) int {
+	for i++; b[i] != '"'; i++ {
+		if b[i] == '\\' {
+			i++ // the escaped character, a quote maybe
+		}
+	}
+	return i + 1
+}
+
+// valueEnd returns the index after the JSON value that starts at b[i].
+func valueEnd(b []byte, i int) int {
+	depth := 0
+	for ; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			i = stringEnd(b, i) - 1
+			if depth == 0 {
+				return i + 1
+			}
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth == 0 {
+				return i // the end of a number, true, false or null
+			}
+			if depth--; depth == 0 {
+				return i + 1
+			}
+		case ',', ' ', '\t', '\n', '\r':
+			if depth == 0 {
+				return i
+			}
+		}
+	}
+	return i
 }
 
 // decodeProblem says what is wrong with a JSON object of valid syntax

@@ -19,26 +19,37 @@ import (
 // which shows in CPU and tail latency at thousands of publishes a second.
 //
 //	go test -run '^$' -bench PublishHandler -benchmem ./pkg/api/
+//
+// "raw" is the conversations scenario's publish (64 bytes of text), "json
+// batch of 3" the tokens scenario's.
 func BenchmarkPublishHandler(b *testing.B) {
-	hub := broker.NewHub(10, 64)
-	store := memory.New(broker.StoreOptions{MaxEvents: 100, MaxAge: time.Hour, IdleTTL: time.Hour, MaxStreams: 10}, hub)
-	defer store.Close()
-	srv := api.New(api.Options{Broker: broker.New(store, hub), Retry: time.Second, Heartbeat: time.Hour, MaxBody: 1 << 20})
-	body := strings.Repeat("x", 64)
-	// One request and one writer, reset each time, so that what is counted
-	// is the server's garbage, not the harness's.
-	rd := strings.NewReader(body)
-	req := httptest.NewRequest(http.MethodPost, "/v1/streams/chat-1/messages", rd)
-	req.Header.Set("Content-Type", "text/plain")
-	w := &statusWriter{header: http.Header{}}
-	b.ReportAllocs()
-	for b.Loop() {
-		rd.Reset(body)
-		clear(w.header)
-		srv.ServeHTTP(w, req)
-		if w.status != http.StatusCreated {
-			b.Fatalf("status %d", w.status)
-		}
+	data := strings.Repeat("x", 64)
+	item := `{"data":"` + data + `"}`
+	for _, bc := range []struct{ name, contentType, body string }{
+		{"raw", "text/plain", data},
+		{"json batch of 3", "application/json", "[" + item + "," + item + "," + item + "]"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			hub := broker.NewHub(10, 64)
+			store := memory.New(broker.StoreOptions{MaxEvents: 100, MaxAge: time.Hour, IdleTTL: time.Hour, MaxStreams: 10}, hub)
+			defer store.Close()
+			srv := api.New(api.Options{Broker: broker.New(store, hub), Retry: time.Second, Heartbeat: time.Hour, MaxBody: 1 << 20})
+			// One request and one writer, reset each time, so that what is
+			// counted is the server's garbage, not the harness's.
+			rd := strings.NewReader(bc.body)
+			req := httptest.NewRequest(http.MethodPost, "/v1/streams/chat-1/messages", rd)
+			req.Header.Set("Content-Type", bc.contentType)
+			w := &statusWriter{header: http.Header{}}
+			b.ReportAllocs()
+			for b.Loop() {
+				rd.Reset(bc.body)
+				clear(w.header)
+				srv.ServeHTTP(w, req)
+				if w.status != http.StatusCreated {
+					b.Fatalf("status %d", w.status)
+				}
+			}
+		})
 	}
 }
 

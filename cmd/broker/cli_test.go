@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -308,6 +309,21 @@ func TestPublishKeepsItsKeyThroughRateLimits(t *testing.T) {
 	defer mu.Unlock()
 	if len(stored) != 1 {
 		t.Fatalf("stored under %d keys (attempts' keys %q): published %d times", len(stored), keys, len(stored))
+	}
+}
+
+// A 429's Retry-After is waited out up to a cap, as pkg/client caps its
+// own waits: a huge one must not park a pipe for centuries.
+func TestRateLimitPause(t *testing.T) {
+	for _, tc := range []struct{ retryAfter, want time.Duration }{
+		{0, rateLimitWait},
+		{2 * time.Second, 2 * time.Second},
+		{time.Hour, maxRateLimitWait},
+		{math.MaxInt64, maxRateLimitWait},
+	} {
+		if got := rateLimitPause(tc.retryAfter); got != tc.want {
+			t.Errorf("Retry-After %v: pause %v, want %v", tc.retryAfter, got, tc.want)
+		}
 	}
 }
 

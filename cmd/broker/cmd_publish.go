@@ -26,8 +26,11 @@ const (
 	// default publish.max_body of 1 MiB. A line larger than that goes
 	// alone.
 	maxBatchBytes = 256 << 10
-	// rateLimitWait is the wait after a 429 without Retry-After.
-	rateLimitWait = time.Second
+	// rateLimitWait is the wait after a 429 without Retry-After, and
+	// maxRateLimitWait caps one with (as pkg/client caps its own waits):
+	// a misconfigured proxy must not park a pipe for hours.
+	rateLimitWait    = time.Second
+	maxRateLimitWait = 5 * time.Minute
 )
 
 const publishDoc = `Publishes to STREAM (created on first publish). With DATA, one event whose
@@ -122,7 +125,7 @@ func (p *publisher) fromLines(ctx context.Context, r io.Reader) error {
 				break
 			}
 		}
-		batch, size := []string{line}, lineSize(line)
+		batch, size := []string{line}, p.lineSize(line)
 	gather:
 		for len(batch) < maxBatchEvents {
 			select {
@@ -130,7 +133,7 @@ func (p *publisher) fromLines(ctx context.Context, r io.Reader) error {
 				if !ok {
 					break gather
 				}
-				n := lineSize(l)
+				n := p.lineSize(l)
 				if size+n > maxBatchBytes {
 					next = &l
 					break gather
@@ -152,10 +155,16 @@ func (p *publisher) fromLines(ctx context.Context, r io.Reader) error {
 
 // lineSize is what line adds to a batch's JSON body as pkg/client encodes
 // it: the data as a JSON string, escapes included (json.Marshal spells '<'
-// as \u003c, a control character as \u00XX), and the object around it.
-func lineSize(line string) int {
+// as \u003c, a control character as \u00XX), the event name when there
+// is one, and the object around them.
+func (p *publisher) lineSize(line string) int {
 	data, _ := json.Marshal(line)
-	return len(data) + len(`{"data":},`)
+	size := len(data) + len(`{"data":},`)
+	if p.event != "" {
+		name, _ := json.Marshal(p.event)
+		size += len(name) + len(`"event":,`)
+	}
+	return size
 }
 
 // readLines sends every line of r to lines and closes it at the end of r;
@@ -202,11 +211,7 @@ func (p *publisher) send(ctx context.Context, batch []string) error {
 		res, err := p.c.PublishWithKey(ctx, p.stream, key, msgs...)
 		var ae *client.APIError
 		if errors.As(err, &ae) && ae.Status == http.StatusTooManyRequests {
-			wait := ae.RetryAfter
-			if wait <= 0 {
-				wait = rateLimitWait
-			}
-			if err := ctxtime.Sleep(ctx, wait); err != nil {
+			if err := ctxtime.Sleep(ctx, rateLimitPause(ae.RetryAfter)); err != nil {
 				return err
 			}
 			continue
@@ -220,6 +225,15 @@ func (p *publisher) send(ctx context.Context, batch []string) error {
 		p.progress.add(len(res.IDs))
 		return nil
 	}
+}
+
+// rateLimitPause is the wait after a 429 whose Retry-After was retryAfter
+// (0: none).
+func rateLimitPause(retryAfter time.Duration) time.Duration {
+	if retryAfter <= 0 {
+		return rateLimitWait
+	}
+	return min(retryAfter, maxRateLimitWait)
 }
 
 // progress is a count and rate line on a terminal's stderr, redrawn at

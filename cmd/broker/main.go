@@ -126,7 +126,7 @@ func newLogger(cfg config.Config, out io.Writer) zerolog.Logger {
 	}
 	f, isFile := out.(*os.File)
 	if cfg.EffectiveLogFormat(isFile && term.IsTerminal(int(f.Fd()))) == "console" {
-		out = zerolog.ConsoleWriter{Out: out, TimeFormat: "15:04:05.000"}
+		out = zerolog.ConsoleWriter{Out: out, TimeFormat: "15:04:05.000", TimeLocation: time.UTC}
 	}
 	return zerolog.New(out).Level(level).Hook(timestampHook{})
 }

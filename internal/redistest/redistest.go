@@ -73,6 +73,7 @@ func (s *Server) Restart(t testing.TB) {
 			break
 		}
 		if time.Now().After(deadline) {
+			s.Stop(t) // Start registers its cleanup only once this returns
 			t.Fatal("redis-server did not answer within 10s")
 		}
 		time.Sleep(10 * time.Millisecond)

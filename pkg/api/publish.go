@@ -163,8 +163,9 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 
 // readBodyInto reads the whole body into buf, at most MaxBody bytes.
 func (s *Server) readBodyInto(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer) error {
-	// A compressed body would be taken for its data: gzip bytes published
-	// as an event, or refused as bad JSON with no word of why.
+	// A compressed body is not its data: it would be refused as invalid
+	// UTF-8 or bad JSON with no word of the compression, or, where the
+	// compressed bytes happen to be valid UTF-8, published as they are.
 	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(strings.TrimSpace(ce), "identity") {
 		return fmt.Errorf("%w: Content-Encoding %q is not supported; send the body uncompressed", broker.ErrInvalidRequest, ce)
 	}

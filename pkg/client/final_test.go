@@ -18,8 +18,8 @@ import (
 // says why, and errors keep their cause.
 
 // An event id with a control character could never be sent back as
-// Last-Event-ID: the subscription ends with an error instead of
-// reconnecting forever with requests that never leave.
+// Last-Event-ID: the event is delivered, then the subscription ends with an
+// error instead of reconnecting forever with requests that never leave.
 func TestUnsendableEventIDIsFinal(t *testing.T) {
 	var hits atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -31,11 +31,16 @@ func TestUnsendableEventIDIsFinal(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var final error
-	for _, err := range client.New(srv.URL).Subscribe(ctx, "s", client.SubscribeOptions{}) {
+	var got []string
+	for ev, err := range client.New(srv.URL).Subscribe(ctx, "s", client.SubscribeOptions{}) {
 		if err != nil {
 			final = err
 			break
 		}
+		got = append(got, ev.Data)
+	}
+	if len(got) != 1 || got[0] != "x" {
+		t.Fatalf("events %q, want the one event delivered", got)
 	}
 	if final == nil || errors.Is(final, context.DeadlineExceeded) || !strings.Contains(final.Error(), "control character") {
 		t.Fatalf("final error %v, want one about the id's control character", final)

@@ -220,8 +220,11 @@ func (s *subscription) connect(ctx context.Context, yield func(Event, error) boo
 		} else if ev.ID != "" {
 			if !validHeaderValue(ev.ID) {
 				// It could never be sent back as Last-Event-ID: every
-				// reconnect would fail before reaching the broker.
-				yield(Event{}, fmt.Errorf("subscribe to %q: the event id %q has a control character, so the subscription could not resume after it", s.stream, ev.ID))
+				// reconnect would fail before reaching the broker. The
+				// event is delivered, then the subscription ends.
+				if yield(out, nil) {
+					yield(Event{}, fmt.Errorf("subscribe to %q: the event id %q has a control character, so the subscription cannot resume after it", s.stream, ev.ID))
+				}
 				return 0, nil, true
 			}
 			s.last = ev.ID

@@ -7,8 +7,9 @@
 // A stream S is four keys, all with the hash tag {S}:
 //
 //   - sseb:{S}:x, a Redis Stream holding the retained events (fields n:
-//     name, d: data). Entries are added with XADD * so Redis assigns the
-//     ids from its own millisecond clock and per-millisecond sequence; the
+//     name, d: data). Ids follow Redis's millisecond clock with a
+//     per-millisecond sequence: XADD * where the clock is ahead of the
+//     stream's top, else an explicit next id (scripts.go says when); the
 //     entry id "<ms>-<seq>" is the broker id (ms-2025-01-01)<<23 | seq
 //     (see broker.SequenceBits), converted in Go, never in Lua (Lua numbers
 //     are doubles). An event's time is the millisecond of its id.
@@ -104,7 +105,7 @@
 // # Availability
 //
 // New fails only for a bad URL or, when Redis answers at start, a refusal
-// of the URL's database number or password (refusal), or an evicting
+// of the URL's database number, user or password (refusal), or an evicting
 // maxmemory-policy (anything but noeviction; volatile-* policies evict
 // these keys too, since they all have a TTL) unless AllowEviction, in
 // which case the policy is logged at error level. If Redis does not
@@ -273,7 +274,7 @@ func New(ctx context.Context, o Options, opts broker.StoreOptions, fan broker.Fa
 	if refusal(err) {
 		s.cancel()
 		_ = s.rdb.Close()
-		return nil, fmt.Errorf("store: redis refused the broker's configuration (the database number or the password in the URL): %w", err)
+		return nil, fmt.Errorf("store: redis refused the broker's configuration (the URL's database number, user or password, or the user's rights): %w", err)
 	}
 	reachable := err == nil
 	if !reachable {
@@ -333,7 +334,7 @@ func redisOptions(raw string) (*redis.Options, error) {
 func (s *Store) checkPolicy(ctx context.Context, cn *redis.Conn) error {
 	info, err := cn.Info(ctx, "memory").Result()
 	var rerr redis.Error
-	if errors.As(err, &rerr) {
+	if errors.As(err, &rerr) && !refusal(err) {
 		// The server answered but refused (an ACL without INFO): the
 		// policy cannot be checked; say so once and go on.
 		s.policyMu.Lock()

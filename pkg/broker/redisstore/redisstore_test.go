@@ -823,13 +823,20 @@ func TestRefusedConfigurationStopsNew(t *testing.T) {
 		{"no password", locked.URL, "NOAUTH"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := New(context.Background(), Options{URL: tc.url, Timeout: time.Second}, storetest.Defaults(broker.StoreOptions{}), broker.NewHub(10, 10))
+			var logs bytes.Buffer
+			opts := storetest.Defaults(broker.StoreOptions{Logger: zerolog.New(&logs)})
+			s, err := New(context.Background(), Options{URL: tc.url, Timeout: time.Second}, opts, broker.NewHub(10, 10))
 			if err == nil {
 				_ = s.Close()
 				t.Fatal("New succeeded")
 			}
 			if !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "wrong@") {
 				t.Fatalf("error %q, want one that says %q (and no password)", err, tc.want)
+			}
+			// The refusal is the one thing said: not a policy that
+			// could not be read on the way.
+			if strings.Contains(logs.String(), "maxmemory-policy") {
+				t.Fatalf("logged about the eviction policy:\n%s", logs.String())
 			}
 		})
 	}

@@ -161,8 +161,10 @@ end
 -- before its clock passed them would give '*' an id already acknowledged.
 -- (Above the key's own top as well, meta last: XADD refuses an id at or
 -- below it.)
--- Whenever the clock is behind the bound, the id is explicit too, for '*'
--- would not carry past the millisecond's last sequence (nextid).
+-- Whenever the clock is behind the bound, or the bound is at its
+-- millisecond's last sequence, the id is explicit too, for '*' would not
+-- carry past it (nextid); a '*' given the command's start time may still
+-- be in the bound's millisecond when TIME (now) is past it.
 local id = '*'
 local new = redis.call('EXISTS', x) == 0
 local f = redis.call('HGET', meta, 'last') or ''
@@ -173,7 +175,9 @@ elseif floor ~= '' and select(2, idparts(floor)) >= now then
 end
 if f ~= '' then
   local _, fm, fs = idparts(f)
-  if fm >= now then id = nextid(fm, fs) elseif new then id = int(now) .. '-0' end
+  if fm >= now then id = nextid(fm, fs)
+  elseif new then id = int(now) .. '-0'
+  elseif fs + 1 >= seqlimit then id = nextid(fm, fs) end
 end
 local res = {'ok', created}
 local feed = {'F', final, int(#stream), ':', stream}
@@ -181,7 +185,7 @@ for i = 1, n do
   local name, data = ARGV[9 + 2 * i], ARGV[10 + 2 * i]
   local got = redis.call('XADD', x, id, 'n', name, 'd', data)
   local _, gm, gs = idparts(got)
-  if gm >= now then id = nextid(gm, gs) else id = '*' end
+  if gm >= now or gs + 1 >= seqlimit then id = nextid(gm, gs) else id = '*' end
   res[#res + 1] = got
   feed[#feed + 1] = got
   feed[#feed + 1] = ' ' .. int(#name) .. ':'

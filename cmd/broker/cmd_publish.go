@@ -22,7 +22,7 @@ import (
 const (
 	// maxBatchEvents stays under the broker's 1,000 events per request.
 	maxBatchEvents = 500
-	// maxBatchBytes bounds a batch's JSON body (lineSize), well under the
+	// maxBatchBytes bounds a batch's JSON body (jsonSize), well under the
 	// default publish.max_body of 1 MiB. A line larger than that goes
 	// alone.
 	maxBatchBytes = 256 << 10
@@ -109,6 +109,11 @@ func (p *publisher) fromLines(ctx context.Context, r io.Reader) error {
 	lines := make(chan string, maxBatchEvents)
 	readErr := make(chan error, 1)
 	go readLines(ctx, r, lines, readErr)
+	// What each line's event adds to a batch, besides its data.
+	perEvent := len(`{"data":},`)
+	if p.event != "" {
+		perEvent += len(`"event":,`) + jsonSize(p.event)
+	}
 	var next *string // a line read that did not fit the last batch
 	for {
 		var line string
@@ -125,7 +130,7 @@ func (p *publisher) fromLines(ctx context.Context, r io.Reader) error {
 				break
 			}
 		}
-		batch, size := []string{line}, p.lineSize(line)
+		batch, size := []string{line}, perEvent+jsonSize(line)
 	gather:
 		for len(batch) < maxBatchEvents {
 			select {
@@ -133,7 +138,7 @@ func (p *publisher) fromLines(ctx context.Context, r io.Reader) error {
 				if !ok {
 					break gather
 				}
-				n := p.lineSize(l)
+				n := perEvent + jsonSize(l)
 				if size+n > maxBatchBytes {
 					next = &l
 					break gather
@@ -153,18 +158,12 @@ func (p *publisher) fromLines(ctx context.Context, r io.Reader) error {
 	return nil
 }
 
-// lineSize is what line adds to a batch's JSON body as pkg/client encodes
-// it: the data as a JSON string, escapes included (json.Marshal spells '<'
-// as \u003c, a control character as \u00XX), the event name when there
-// is one, and the object around them.
-func (p *publisher) lineSize(line string) int {
-	data, _ := json.Marshal(line)
-	size := len(data) + len(`{"data":},`)
-	if p.event != "" {
-		name, _ := json.Marshal(p.event)
-		size += len(name) + len(`"event":,`)
-	}
-	return size
+// jsonSize is what s takes in a batch's JSON body as pkg/client encodes
+// it: a JSON string, escapes included (json.Marshal spells '<' as \u003c,
+// a control character as \u00XX).
+func jsonSize(s string) int {
+	b, _ := json.Marshal(s)
+	return len(b)
 }
 
 // readLines sends every line of r to lines and closes it at the end of r;

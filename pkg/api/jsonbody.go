@@ -141,28 +141,22 @@ func decodeStrict(raw []byte, dst any) error {
 // nothing for names without escapes: it runs on every JSON publish.
 func checkMemberNames(raw []byte, dst any) error {
 	t := reflect.TypeOf(dst).Elem()
-	var seen [8][]byte // names so far; the API's objects have at most 2 members
-	n := 0
+	var seen uint64 // by field index; the API's objects have 1 or 2
 	return objectMembers(raw, func(name []byte) error {
-		for _, s := range seen[:min(n, len(seen))] {
-			if bytes.Equal(s, name) {
-				return fmt.Errorf("member %q is given twice", name)
-			}
-		}
-		if n < len(seen) {
-			seen[n] = name
-		}
-		n++
 		for i := range t.NumField() {
 			known, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
 			if string(name) == known {
+				if seen&(1<<i) != 0 {
+					return fmt.Errorf("member %q is given twice", name)
+				}
+				seen |= 1 << i
 				return nil
 			}
 			if strings.EqualFold(known, string(name)) {
 				return fmt.Errorf("unknown member %q (member names are case-sensitive: %q)", name, known)
 			}
 		}
-		return nil // another unknown member: Decode says so, in its words
+		return nil // an unknown member, once or twice: Decode refuses it
 	})
 }
 

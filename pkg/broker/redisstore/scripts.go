@@ -59,6 +59,14 @@ local function nextid(ms, seq)
   return int(ms) .. '-' .. int(seq + 1)
 end
 
+-- idafter is the id to ask XADD for after ms-seq, given TIME now: '*'
+-- where the clock is past ms and the sequence has room, else nextid (a
+-- '*' given the command's start time may still be in ms when now is not).
+local function idafter(ms, seq, now)
+  if ms >= now or seq + 1 >= seqlimit then return nextid(ms, seq) end
+  return '*'
+end
+
 local function nowms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -162,9 +170,7 @@ end
 -- (Above the key's own top as well, meta last: XADD refuses an id at or
 -- below it.)
 -- Whenever the clock is behind the bound, or the bound is at its
--- millisecond's last sequence, the id is explicit too, for '*' would not
--- carry past it (nextid); a '*' given the command's start time may still
--- be in the bound's millisecond when TIME (now) is past it.
+-- millisecond's last sequence, the id is explicit too (idafter).
 local id = '*'
 local new = redis.call('EXISTS', x) == 0
 local f = redis.call('HGET', meta, 'last') or ''
@@ -175,9 +181,7 @@ elseif floor ~= '' and select(2, idparts(floor)) >= now then
 end
 if f ~= '' then
   local _, fm, fs = idparts(f)
-  if fm >= now then id = nextid(fm, fs)
-  elseif new then id = int(now) .. '-0'
-  elseif fs + 1 >= seqlimit then id = nextid(fm, fs) end
+  if new and fm < now then id = int(now) .. '-0' else id = idafter(fm, fs, now) end
 end
 local res = {'ok', created}
 local feed = {'F', final, int(#stream), ':', stream}
@@ -185,7 +189,7 @@ for i = 1, n do
   local name, data = ARGV[9 + 2 * i], ARGV[10 + 2 * i]
   local got = redis.call('XADD', x, id, 'n', name, 'd', data)
   local _, gm, gs = idparts(got)
-  if gm >= now or gs + 1 >= seqlimit then id = nextid(gm, gs) else id = '*' end
+  id = idafter(gm, gs, now)
   res[#res + 1] = got
   feed[#feed + 1] = got
   feed[#feed + 1] = ' ' .. int(#name) .. ':'

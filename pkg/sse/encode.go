@@ -135,6 +135,3 @@ func AppendComment(dst []byte, text string) []byte {
 	}
 	return append(dst, '\n', '\n')
 }
-
-// AppendUint appends the decimal form of an event id.
-func AppendUint(dst []byte, id uint64) []byte { return strconv.AppendUint(dst, id, 10) }

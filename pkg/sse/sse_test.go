@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -119,7 +120,7 @@ func TestAppendEventDoesNotAllocate(t *testing.T) {
 	}
 }
 
-func itoa(i int) string { return string(AppendUint(nil, uint64(i))) }
+func itoa(i int) string { return strconv.Itoa(i) }
 
 // An event whose lines end with lone CRs is dispatched at its blank line,
 // without waiting for the next byte (which may come only with the next

@@ -153,20 +153,25 @@ func (s *Server) demoChat(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, fmt.Errorf("%w: message must be 1 to %d characters", broker.ErrInvalidRequest, maxDemoMessage))
 		return
 	}
+	tokens := demoAnswer(req.Message)
 	// The answer's events (its tokens and the stop) count against the
-	// client's publish rate, once the answer is under way (below): the
-	// demo must not be a way to publish faster than limits.publish_rate
-	// allows. Here only whether the client may publish at all now.
-	if err := s.checkPublish(r); err != nil {
+	// client's publish rate: the demo must not be a way to publish faster
+	// than limits.publish_rate allows. They are charged now, whenever one
+	// event could be published, and given back if the answer is refused
+	// below.
+	refund, err := s.takePublish(r, len(tokens)+1)
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	tokens := demoAnswer(req.Message)
+	// With auth on, each token subject (or, for tokens without one, each
+	// client address) has its own share of the demo's places.
 	var client string
-	if c, ok := auth.FromContext(r.Context()); ok {
-		client = "sub:" + c.Subject
+	if _, ok := auth.FromContext(r.Context()); ok {
+		client = subjectOf(r)
 	}
 	if err := s.demo.acquire(client); err != nil {
+		refund()
 		s.writeError(w, r, err)
 		return
 	}
@@ -175,10 +180,10 @@ func (s *Server) demoChat(w http.ResponseWriter, r *http.Request) {
 	// store down: 503) is the demo's answer too, not a silent stop.
 	if _, err := s.broker.Publish(r.Context(), req.Stream, []broker.Message{{Data: tokens[0]}}, ""); err != nil {
 		s.demo.release(client)
+		refund()
 		s.writeError(w, r, err)
 		return
 	}
-	s.chargePublish(r, len(tokens)+1)
 	log := hlog.FromRequest(r).With().Str("stream", req.Stream).Logger()
 	go func() {
 		defer s.demo.release(client)

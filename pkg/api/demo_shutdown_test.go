@@ -19,18 +19,19 @@ import (
 	"github.com/sse-broker/broker/pkg/broker/memory"
 )
 
-// heldStore holds every publish after the first one until release is
-// closed, and, like the bolt and Redis stores, gives up with ctx's error
-// when ctx ends first.
+// heldStore holds its holdAt-th publish (1 is the first) until release
+// is closed, and, like the bolt and Redis stores, gives up with ctx's
+// error when ctx ends first.
 type heldStore struct {
 	broker.Store
+	holdAt    int32
 	publishes atomic.Int32
 	holding   chan struct{} // closed when a publish is being held
 	release   chan struct{}
 }
 
 func (s *heldStore) Publish(ctx context.Context, stream string, msgs []broker.Message, key string) (broker.PublishResult, error) {
-	if s.publishes.Add(1) == 2 {
+	if s.publishes.Add(1) == s.holdAt {
 		close(s.holding)
 		select {
 		case <-s.release:
@@ -62,7 +63,7 @@ func TestDemoShutdownDuringAPublishClosesTheStream(t *testing.T) {
 	hub := broker.NewHub(10, 64)
 	mem := memory.New(broker.StoreOptions{MaxEvents: 100, MaxAge: time.Hour, IdleTTL: time.Hour, MaxStreams: 10}, hub)
 	defer mem.Close()
-	store := &heldStore{Store: mem, holding: make(chan struct{}), release: make(chan struct{})}
+	store := &heldStore{Store: mem, holdAt: 2, holding: make(chan struct{}), release: make(chan struct{})}
 	b := broker.New(store, hub)
 	srv := api.New(api.Options{Broker: b, Logger: zerolog.New(io.Discard), Retry: time.Second, Heartbeat: time.Hour,
 		MaxBody: 1 << 20, Demo: true, DemoTokenDelay: time.Millisecond})

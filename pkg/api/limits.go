@@ -25,26 +25,23 @@ func (s *Server) allowSubscribe(r *http.Request) error {
 	return s.subscribeLimit.allowRequest(r, 1, "new subscriptions")
 }
 
-// checkPublish refuses, as allowPublish would, a request whose subject
-// could not publish one event now, and counts nothing: a demo answer asks
-// this first and is charged (chargePublish) only once it is under way, so
-// an answer refused for another reason costs nothing.
-func (s *Server) checkPublish(r *http.Request) error {
+// takePublish refuses, as allowPublish would, a request whose subject
+// could not publish one event now; else it charges the n events a demo
+// answer publishes over the next seconds (limiter.take), and returns what
+// gives them back. Check and charge are one step, so that answers asked
+// for at once cannot all pass on the same budget before any is charged.
+// An answer refused after it (the demo's places taken, a closed stream)
+// calls refund, so that it costs nothing.
+func (s *Server) takePublish(r *http.Request, events int) (refund func(), err error) {
 	if s.publishLimit == nil {
-		return nil
+		return func() {}, nil
 	}
-	return s.publishLimit.check(subjectOf(r), time.Now(), "events published")
-}
-
-// chargePublish counts the n events a demo answer publishes over the next
-// seconds, without refusing: the answer, unlike a batch, is not stored at
-// once, and counting it as a batch would refuse every answer longer than
-// a window's budget that follows any other publish (the page's create),
-// however long the client waited.
-func (s *Server) chargePublish(r *http.Request, events int) {
-	if s.publishLimit != nil {
-		s.publishLimit.charge(subjectOf(r), events, time.Now())
+	key := subjectOf(r)
+	held, err := s.publishLimit.take(key, events, time.Now(), "events published")
+	if err != nil {
+		return nil, err
 	}
+	return func() { s.publishLimit.refund(key, held, time.Now()) }, nil
 }
 
 // allowRequest counts n against l under r's subject. A limit that is off
@@ -177,15 +174,6 @@ func (l *limiter) allow(key string, n int, now time.Time, what string) error {
 	return nil
 }
 
-// check refuses with a *rateLimitError when one event of key would not
-// be allowed at now, and counts nothing.
-func (l *limiter) check(key string, now time.Time, what string) error {
-	now = now.UTC()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.refusal(key, 1, now, what)
-}
-
 // refusal is the *rateLimitError of n events of key at now, nil when they
 // fit; l.mu is held.
 func (l *limiter) refusal(key string, n int, now time.Time, what string) error {
@@ -195,23 +183,48 @@ func (l *limiter) refusal(key string, n int, now time.Time, what string) error {
 	return nil
 }
 
-// charge counts n events of key at now, whatever fits: key is held back
-// until those n and what the window already counts for it would have
-// taken at the rate, as a batch's debt holds it back. So a client that
-// fills its budget and then has a charge made never gets past the rate in
-// the long run (counting n in the window instead let it reach 1.4-1.7
-// times the rate: the window forgets after two).
-func (l *limiter) charge(key string, n int, now time.Time) {
+// take refuses with a *rateLimitError (nothing counted) when one event
+// of key would not be allowed at now; else it counts n events of key at
+// now, whatever fits: key is held back until those n and what the window
+// already counts for it would have taken at the rate, as a batch's debt
+// holds it back. So a client that fills its budget and then has a demo
+// answer charged never gets past the rate in the long run (counting n in
+// the window instead let it reach 1.4-1.7 times the rate: the window
+// forgets after two). It returns how much longer key is held back than
+// before, for refund.
+func (l *limiter) take(key string, n int, now time.Time, what string) (held time.Duration, err error) {
 	now = now.UTC()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if err := l.refusal(key, 1, now, what); err != nil {
+		return 0, err
+	}
 	from := now
 	if until, ok := l.owing[key]; ok && until.After(from) {
 		from = until
 	}
 	debt := l.used(key, now) + float64(n)
-	l.owing[key] = from.Add(time.Duration(debt / l.rate * float64(time.Second)))
+	until := from.Add(time.Duration(debt / l.rate * float64(time.Second)))
+	l.owing[key] = until
 	l.sweepOwing(now)
+	return until.Sub(from), nil
+}
+
+// refund undoes a take that held key back by held more: what other takes
+// added meanwhile stays owed.
+func (l *limiter) refund(key string, held time.Duration, now time.Time) {
+	now = now.UTC()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	until, ok := l.owing[key]
+	if !ok {
+		return
+	}
+	if until = until.Add(-held); until.After(now) {
+		l.owing[key] = until
+	} else {
+		delete(l.owing, key)
+	}
 }
 
 // used is what the sliding window counts for key at now: the current

@@ -119,7 +119,7 @@ func TestLimiterBatchOverBudget(t *testing.T) {
 }
 
 // A charge (a demo answer's events, published over time) is made whenever
-// one event would pass (check), also right after another publish, and
+// one event would pass, also right after another publish, and
 // then holds the key back as long as its events and those already counted
 // take at the rate.
 func TestLimiterCharge(t *testing.T) {
@@ -132,14 +132,14 @@ func TestLimiterCharge(t *testing.T) {
 	if err := l.allow("k", 46, now.Add(time.Millisecond), "events"); err == nil {
 		t.Fatal("a batch of 46 at 5/s passed with an event counted")
 	}
-	if err := l.check("k", now.Add(time.Millisecond), "events"); err != nil {
-		t.Fatalf("one event fits: %v", err)
+	if _, err := l.take("k", 46, now.Add(time.Millisecond), "events"); err != nil {
+		t.Fatalf("one event fits, so the charge is made: %v", err)
 	}
-	l.charge("k", 46, now.Add(time.Millisecond))
 	// 1 + 46 events are 9.4 s at 5/s, from the charge.
+	_, takeErr := l.take("k", 46, now.Add(2*time.Millisecond), "events")
 	for _, err := range []error{
 		l.allow("k", 1, now.Add(2*time.Millisecond), "events"),
-		l.check("k", now.Add(2*time.Millisecond), "events"),
+		takeErr,
 	} {
 		var rl *rateLimitError
 		if !errors.As(err, &rl) || rl.RetryAfter() != 9399*time.Millisecond {
@@ -152,7 +152,7 @@ func TestLimiterCharge(t *testing.T) {
 }
 
 // A client that fills all but one event of its budget, then has a demo
-// answer charged (check lets one event through), every time Retry-After
+// answer charged (take lets one event through), every time Retry-After
 // allows, stays within the rate in the long run, give or take one
 // window's budget and one charge. (Counting a charge in the window let
 // such a client reach 1.4-1.7 times the rate.)
@@ -172,9 +172,8 @@ func TestLimiterChargesKeepTheRate(t *testing.T) {
 				}
 				passed++
 			}
-			err := l.check("k", now, "events")
+			_, err := l.take("k", answer, now, "events")
 			if err == nil {
-				l.charge("k", answer, now)
 				passed += answer
 				continue
 			}
@@ -187,6 +186,31 @@ func TestLimiterChargesKeepTheRate(t *testing.T) {
 		if most := rate*end.Sub(start).Seconds() + float64(l.limit+answer); float64(passed) > most {
 			t.Fatalf("rate %v: %d events passed in an hour, want at most %.0f", rate, passed, most)
 		}
+	}
+}
+
+// A refund undoes its take: the key may publish again at once, and what
+// its window counted before the take stays counted.
+func TestLimiterRefund(t *testing.T) {
+	t.Parallel()
+	l := newLimiter(5) // 5 per 1 s window
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	if err := l.allow("k", 3, now, "events"); err != nil {
+		t.Fatal(err)
+	}
+	held, err := l.take("k", 46, now, "events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := l.waitFor("k", 1, now); w == 0 {
+		t.Fatal("one event fits right after a take of 46")
+	}
+	l.refund("k", held, now.Add(time.Millisecond))
+	if w := l.waitFor("k", 2, now.Add(time.Millisecond)); w != 0 {
+		t.Fatalf("after the refund, the 2 events left of the window wait %v", w)
+	}
+	if w := l.waitFor("k", 3, now.Add(time.Millisecond)); w == 0 {
+		t.Fatal("after the refund, the 3 events counted before the take are forgotten")
 	}
 }
 

@@ -1,18 +1,24 @@
 package api_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/rs/zerolog"
 
 	"github.com/sse-broker/broker/internal/testbroker"
+	"github.com/sse-broker/broker/pkg/api"
 	"github.com/sse-broker/broker/pkg/auth"
+	"github.com/sse-broker/broker/pkg/broker"
+	"github.com/sse-broker/broker/pkg/broker/memory"
 )
 
 // rateLimitSecret signs the tokens of the rate-limit tests.
@@ -232,4 +238,86 @@ func TestRefusedDemoAnswerIsNotCharged(t *testing.T) {
 		t.Fatalf("a demo answer into a closed stream: %d %s", status, body)
 	}
 	publish(t, b, "other", "still within the rate")
+}
+
+// Demo answers asked for together share one budget: the first one's
+// events are charged before it publishes, so a second asked while the
+// first is still in the store is refused. (Checked first and charged
+// after its first publish, every answer asked at once passed, and a slow
+// store let a client publish many times its rate.)
+func TestDemoAnswersAskedTogetherShareOneBudget(t *testing.T) {
+	t.Parallel()
+	hub := broker.NewHub(10, 64)
+	mem := memory.New(broker.StoreOptions{MaxEvents: 100, MaxAge: time.Hour, IdleTTL: time.Hour, MaxStreams: 10}, hub)
+	defer mem.Close()
+	store := &heldStore{Store: mem, holdAt: 1, holding: make(chan struct{}), release: make(chan struct{})}
+	srv := api.New(api.Options{Broker: broker.New(store, hub), Logger: zerolog.New(io.Discard), Retry: time.Second,
+		Heartbeat: time.Hour, MaxBody: 1 << 20, Demo: true, DemoTokenDelay: time.Millisecond, PublishRate: 5})
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}()
+
+	first := make(chan int, 1)
+	go func() {
+		res, err := http.Post(ts.URL+"/v1/demo/chat", "application/json", strings.NewReader(`{"stream":"d-1","message":"hi"}`))
+		if err != nil {
+			first <- 0
+			return
+		}
+		_ = res.Body.Close()
+		first <- res.StatusCode
+	}()
+	<-store.holding // the first answer's first token is in the store
+	res, err := http.Post(ts.URL+"/v1/demo/chat", "application/json", strings.NewReader(`{"stream":"d-2","message":"hi"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	_ = res.Body.Close()
+	wantRateLimited(t, "a demo answer asked while another is on its way", res.StatusCode, res.Header, string(body))
+	close(store.release)
+	if status := <-first; status != http.StatusAccepted {
+		t.Fatalf("the first demo answer: %d", status)
+	}
+}
+
+// With auth on, each token subject has its own share of the demo's
+// places, and tokens without a subject are shared out by client address:
+// users of such tokens did all share one subject's 4 places.
+func TestDemoPlacesOfTokensWithoutSubject(t *testing.T) {
+	t.Parallel()
+	hub := broker.NewHub(10, 64)
+	mem := memory.New(broker.StoreOptions{MaxEvents: 100, MaxAge: time.Hour, IdleTTL: time.Hour, MaxStreams: 100}, hub)
+	defer mem.Close()
+	srv := api.New(api.Options{Broker: broker.New(mem, hub), Logger: zerolog.New(io.Discard), Retry: time.Second,
+		Heartbeat: time.Hour, MaxBody: 1 << 20, Demo: true, DemoTokenDelay: time.Hour, Auth: rateLimitVerifier(t)})
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}()
+	ask := func(addr, stream string, token http.Header) int {
+		r := httptest.NewRequest("POST", "/v1/demo/chat", strings.NewReader(`{"stream":"`+stream+`","message":"hi"}`))
+		r.RemoteAddr = addr
+		r.Header = with(token, "Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, r)
+		return w.Code
+	}
+	noSubject := rateLimitToken(t, "")
+	for i := range 4 {
+		if status := ask("192.0.2.1:1000", fmt.Sprintf("a-%d", i), noSubject); status != http.StatusAccepted {
+			t.Fatalf("answer %d from the first address: %d", i, status)
+		}
+	}
+	if status := ask("192.0.2.1:1000", "a-4", noSubject); status != http.StatusTooManyRequests {
+		t.Fatalf("a fifth answer from the first address: %d, want 429", status)
+	}
+	if status := ask("192.0.2.2:1000", "b-0", noSubject); status != http.StatusAccepted {
+		t.Fatalf("an answer from another address with a token without subject: %d, want 202", status)
+	}
 }

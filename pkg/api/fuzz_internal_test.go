@@ -14,7 +14,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -327,33 +326,3 @@ func TestLoneSurrogate(t *testing.T) {
 	}
 }
 
-// objectMembers names the members of an object whatever their values hold
-// (strings with quotes, braces and escapes, nested objects and arrays,
-// numbers, literals, white space), decoding escaped names.
-func TestObjectMembers(t *testing.T) {
-	for _, tc := range []struct {
-		raw  string
-		want []string
-	}{
-		{`{}`, nil},
-		{` { } `, nil},
-		{`[{"a":1}]`, nil},
-		{`"x"`, nil},
-		{`{"a":1}`, []string{"a"}},
-		{`{ "a" : -1.5e3 , "b":true,"c":null,"d":false }`, []string{"a", "b", "c", "d"}},
-		{`{"a":"x\"}{,:","b":"\\"}`, []string{"a", "b"}},
-		{`{"a":{"x":[1,{"y":"}"}],"z":{}},"b":[[],[{}]],"c":""}`, []string{"a", "b", "c"}},
-		{"{\n\t\"a\"\r\n:\n[ 1 , 2 ]\n,\n\"b\":{ }\n}", []string{"a", "b"}},
-		{`{"\u0065vent":1,"d\"q":2,"":3}`, []string{"event", `d"q`, ""}},
-		{`{"a":1,"a":2}`, []string{"a", "a"}},
-	} {
-		var got []string
-		err := objectMembers([]byte(tc.raw), func(name []byte) error {
-			got = append(got, string(name))
-			return nil
-		})
-		if err != nil || !slices.Equal(got, tc.want) {
-			t.Errorf("objectMembers(%s) = %q, %v; want %q", tc.raw, got, err, tc.want)
-		}
-	}
-}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/sse-broker/broker/internal/jsonobject"
 	"github.com/sse-broker/broker/pkg/broker"
 )
 
@@ -142,7 +143,7 @@ func decodeStrict(raw []byte, dst any) error {
 func checkMemberNames(raw []byte, dst any) error {
 	t := reflect.TypeOf(dst).Elem()
 	var seen uint64 // by field index; the API's objects have 1 or 2
-	return objectMembers(raw, func(name []byte) error {
+	return jsonobject.Members(raw, func(name, _ []byte) error {
 		for i := range t.NumField() {
 			known, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
 			if string(name) == known {
@@ -158,81 +159,6 @@ func checkMemberNames(raw []byte, dst any) error {
 		}
 		return nil // an unknown member, once or twice: Decode refuses it
 	})
-}
-
-// objectMembers calls f with the name of each member of raw, in order,
-// until f returns an error, which it returns. raw must be valid JSON
-// (checkJSONBody); anything but an object has no members.
-func objectMembers(raw []byte, f func(name []byte) error) error {
-	i := skipSpace(raw, 0)
-	if i == len(raw) || raw[i] != '{' {
-		return nil
-	}
-	for i = skipSpace(raw, i+1); raw[i] != '}'; i = skipSpace(raw, i) {
-		if raw[i] == ',' {
-			i = skipSpace(raw, i+1)
-		}
-		end := stringEnd(raw, i)
-		name := raw[i+1 : end-1]
-		if bytes.IndexByte(name, '\\') >= 0 {
-			var s string
-			if err := json.Unmarshal(raw[i:end], &s); err != nil {
-				return nil // not valid JSON after all: Decode says why
-			}
-			name = []byte(s)
-		}
-		if err := f(name); err != nil {
-			return err
-		}
-		i = skipSpace(raw, end) // at the ':'
-		i = valueEnd(raw, skipSpace(raw, i+1))
-	}
-	return nil
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// stringEnd returns the index after the JSON string that starts at b[i].
-func stringEnd(b []byte, i int) int {
-	for i++; b[i] != '"'; i++ {
-		if b[i] == '\\' {
-			i++ // the escaped character, a quote maybe
-		}
-	}
-	return i + 1
-}
-
-// valueEnd returns the index after the JSON value that starts at b[i].
-func valueEnd(b []byte, i int) int {
-	depth := 0
-	for ; i < len(b); i++ {
-		switch b[i] {
-		case '"':
-			i = stringEnd(b, i) - 1
-			if depth == 0 {
-				return i + 1
-			}
-		case '{', '[':
-			depth++
-		case '}', ']':
-			if depth == 0 {
-				return i // the end of a number, true, false or null
-			}
-			if depth--; depth == 0 {
-				return i + 1
-			}
-		case ',', ' ', '\t', '\n', '\r':
-			if depth == 0 {
-				return i
-			}
-		}
-	}
-	return i
 }
 
 // decodeProblem says what is wrong with a JSON object of valid syntax

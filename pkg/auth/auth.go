@@ -21,7 +21,9 @@
 //   - A "streams" claim of the wrong shape ("streams": "x", "publish":
 //     "chat-*" instead of a list, a number in a list, ...) makes the token
 //     invalid: 401. So does a malformed registered claim ("exp": "soon").
-//     Unknown members of "streams" and unknown claims are ignored.
+//     Unknown members of "streams" and unknown claims are ignored; a
+//     known one in another case or given twice makes the token invalid
+//     (checkClaimNames).
 //   - A pattern matches a stream id when it equals it, with each `*`
 //     matching any run of characters, the empty run included. No other
 //     character is special. Matching is case-sensitive.

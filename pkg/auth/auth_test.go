@@ -178,6 +178,11 @@ func TestVerifyHS256(t *testing.T) {
 	if err != nil || !c.ExpiresAt.IsZero() || c.Publish != nil || c.Subscribe != nil {
 		t.Fatalf("token without exp and streams: %+v, %v", c, err)
 	}
+	// Claims the broker does not read may come in any case, and twice.
+	c, err = v.Verify(signRaw(t, `{"alg":"HS256"}`, `{"streams":{"subscribe":["own-1"],"Other":1,"other":2,"other":3},"Name":"a","name":"b"}`))
+	if err != nil || !c.Allows(auth.Subscribe, "own-1") || c.Allows(auth.Subscribe, "x") {
+		t.Fatalf("a token with unknown claims: %+v, %v", c, err)
+	}
 	for _, streams := range []any{nil, map[string]any{}, map[string]any{"publish": nil}} {
 		c, err := v.Verify(sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"streams": streams}))
 		if err != nil || c.Allows(auth.Publish, "x") || c.Allows(auth.Subscribe, "x") {
@@ -215,6 +220,16 @@ func TestVerifyHS256(t *testing.T) {
 		"exp string":     sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"exp": "tomorrow"}),
 		"sub number":     sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": 5}),
 		"tampered":       tamper(sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"streams": map[string]any{"publish": []string{"a"}}})),
+		// Claims encoding/json would read other than as written: in
+		// another case, or twice with the last winning.
+		"STREAMS beside streams":     signRaw(t, `{"alg":"HS256"}`, `{"streams":{"subscribe":["own-1"]},"STREAMS":{"subscribe":["*"]}}`),
+		"Subscribe beside subscribe": signRaw(t, `{"alg":"HS256"}`, `{"streams":{"subscribe":["own-1"],"Subscribe":["*"]}}`),
+		"subscribe twice":            signRaw(t, `{"alg":"HS256"}`, `{"streams":{"subscribe":["own-1"],"subscribe":["*"]}}`),
+		"sub twice":                  signRaw(t, `{"alg":"HS256"}`, `{"sub":"a","sub":"b"}`),
+		"Exp":                        signRaw(t, `{"alg":"HS256"}`, `{"Exp":1}`),
+		"data after the claims":      signRaw(t, `{"alg":"HS256"}`, `{"sub":"a"} {"sub":"b"}`),
+		// RFC 7515 4.1.11: critical extensions the verifier does not know.
+		"crit": signRaw(t, `{"alg":"HS256","crit":["b64"],"b64":false}`, `{}`),
 	}
 	for name, tok := range bad {
 		_, err := v.Verify(tok)
@@ -238,6 +253,19 @@ func TestVerifyHS256(t *testing.T) {
 			t.Errorf("%s: error %v, want it to say %q", name, err, want)
 		}
 	}
+}
+
+// signRaw builds a token by hand from the JSON texts of its header and
+// payload, signed with HS256 and secret.
+func signRaw(t *testing.T, header, payload string) string {
+	t.Helper()
+	enc := base64.RawURLEncoding.EncodeToString
+	signing := enc([]byte(header)) + "." + enc([]byte(payload))
+	sig, err := jwt.SigningMethodHS256.Sign(signing, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signing + "." + enc(sig)
 }
 
 // unsignedToken builds a token by hand, with an empty signature.
@@ -425,6 +453,9 @@ func TestExtractToken(t *testing.T) {
 		{"bearer with blank", []string{"Bearer   "}, "q.q.q", "", "", "header"},
 		{"two tokens", []string{"Bearer a b"}, "", "", "", "header"},
 		{"two headers", []string{"Bearer a", "Bearer b"}, "", "", "", "header"},
+		// RFC 9110 lets a tab separate the scheme: still the header's
+		// token, never passed over for the cookie.
+		{"tab after bearer", []string{"Bearer\th.h.h"}, "", "c.c.c", "h.h.h", "header"},
 	}
 	for _, tt := range tests {
 		r := httptest.NewRequest(http.MethodGet, "/v1/streams/s/events", nil)

@@ -28,7 +28,12 @@ const (
 func ExtractToken(r *http.Request) (token string, source string) {
 	bearers := 0
 	for _, h := range r.Header.Values("Authorization") {
-		scheme, tok, _ := strings.Cut(strings.TrimSpace(h), " ")
+		h = strings.TrimSpace(h)
+		// RFC 9110 separates scheme and token by spaces or tabs.
+		scheme, tok := h, ""
+		if i := strings.IndexAny(h, " \t"); i >= 0 {
+			scheme, tok = h[:i], h[i+1:]
+		}
 		if !strings.EqualFold(scheme, "Bearer") {
 			continue
 		}

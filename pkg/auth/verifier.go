@@ -6,13 +6,18 @@ import (
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/sse-broker/broker/internal/jsonobject"
 )
 
 // Algorithms the broker verifies; the configuration pins one.
@@ -97,6 +102,9 @@ func (v *Verifier) Verify(token string) (Claims, error) {
 	if err != nil {
 		return Claims{}, fmt.Errorf("%w: %s", ErrInvalidToken, reason(err))
 	}
+	if err := checkClaimNames(token); err != nil {
+		return Claims{}, fmt.Errorf("%w: the token's claims are not valid: %v", ErrInvalidToken, err)
+	}
 	c := Claims{Subject: tc.Subject}
 	if tc.ExpiresAt != nil {
 		c.ExpiresAt = tc.ExpiresAt.Time
@@ -108,12 +116,49 @@ func (v *Verifier) Verify(token string) (Claims, error) {
 	return c, nil
 }
 
+// checkClaimNames refuses a token whose claims encoding/json would read
+// other than as written: a claim the broker reads ("sub", "streams", its
+// "publish" and "subscribe", the registered ones) named in another case,
+// or given twice, the last one winning. {"streams": {"subscribe":
+// ["own-1"], "Subscribe": ["*"]}} would grant every stream to a token an
+// issuer, or a gateway that checks claims case-sensitively, saw as
+// granting one. token has been verified: its payload is base64url JSON.
+func checkClaimNames(token string) error {
+	_, rest, _ := strings.Cut(token, ".")
+	payload, _, _ := strings.Cut(rest, ".")
+	raw, err := base64.RawURLEncoding.DecodeString(payload)
+	if err != nil {
+		return fmt.Errorf("the payload is not base64url: %w", err)
+	}
+	if !utf8.Valid(raw) || !json.Valid(raw) {
+		return errors.New("the payload is not one JSON object in UTF-8")
+	}
+	if err := jsonobject.CheckNames(raw, "iss", "sub", "aud", "exp", "nbf", "iat", "jti", "streams"); err != nil {
+		return err
+	}
+	return jsonobject.Members(raw, func(name, value []byte) error {
+		if string(name) != "streams" {
+			return nil
+		}
+		if err := jsonobject.CheckNames(value, "publish", "subscribe"); err != nil {
+			return fmt.Errorf("streams: %w", err)
+		}
+		return nil
+	})
+}
+
 // keyFunc hands the parser the pinned key, and checks once more (beside
 // WithValidMethods) that the token's algorithm is the pinned one: the
 // header never chooses the key or the algorithm.
 func (v *Verifier) keyFunc(t *jwt.Token) (any, error) {
 	if t.Method == nil || t.Method.Alg() != v.alg {
 		return nil, errors.New("unexpected signing method")
+	}
+	// RFC 7515 4.1.11: a token naming extensions as critical must be
+	// refused by a verifier that does not understand them, and this one
+	// understands none.
+	if _, ok := t.Header["crit"]; ok {
+		return nil, errors.New("the token names critical header extensions")
 	}
 	return v.key, nil
 }

@@ -83,7 +83,11 @@ func (s *Server) verifyRequest(w http.ResponseWriter, r *http.Request) *http.Req
 // HTTP, which anyone on the network can alter, does not vouch for an HTTPS
 // broker); and the same port when Host names one. nginx's $host drops the
 // port, and behind a proxy that ends TLS the scheme is the proxy's, so
-// there only the name is compared.
+// there the origin must be on its scheme's default port (as a Host
+// without a port means): a page on another port of the same name is
+// another origin, and the cookie, which is per name, goes with its
+// writes too. A broker reached on another port through such a proxy
+// lists its public origin in cors.allowed_origins.
 func sameOrigin(origin string, r *http.Request) bool {
 	u, err := url.Parse(origin)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
@@ -92,13 +96,14 @@ func sameOrigin(origin string, r *http.Request) bool {
 	if r.TLS != nil && u.Scheme != "https" {
 		return false
 	}
-	host, port, err := net.SplitHostPort(r.Host)
-	if err != nil { // no port
-		return strings.EqualFold(u.Hostname(), strings.Trim(r.Host, "[]"))
-	}
+	defaultPort := map[string]string{"http": "80", "https": "443"}[u.Scheme]
 	originPort := u.Port()
 	if originPort == "" {
-		originPort = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+		originPort = defaultPort
+	}
+	host, port, err := net.SplitHostPort(r.Host)
+	if err != nil { // no port
+		return strings.EqualFold(u.Hostname(), strings.Trim(r.Host, "[]")) && originPort == defaultPort
 	}
 	return strings.EqualFold(u.Hostname(), host) && originPort == port
 }

@@ -619,6 +619,9 @@ func TestAuthCookieWritesOnlyFromTrustedOrigins(t *testing.T) {
 		{"another host on the broker's port", cookie("Origin", strings.Replace(b.URL, "127.0.0.1", "127.0.0.2", 1)), http.StatusForbidden},
 		{"behind a proxy that passes the host name alone ($host)", cookie("Origin", "https://chat.example", "Host", "chat.example"), http.StatusCreated},
 		{"behind a proxy, another host name", cookie("Origin", "https://evil.example", "Host", "chat.example"), http.StatusForbidden},
+		{"behind a proxy, plain http on the host name", cookie("Origin", "http://chat.example", "Host", "chat.example"), http.StatusCreated},
+		{"behind a proxy, another port of the host name", cookie("Origin", "http://chat.example:9999", "Host", "chat.example"), http.StatusForbidden},
+		{"behind a proxy, https on another port", cookie("Origin", "https://chat.example:8443", "Host", "chat.example"), http.StatusForbidden},
 		{"no Origin, the broker's own Referer", cookie("Referer", b.URL+"/"), http.StatusCreated},
 		{"header token from a foreign Origin", http.Header{"Authorization": {"Bearer " + tok}, "Origin": {"https://evil.example"}}, http.StatusCreated},
 	} {

@@ -18,8 +18,10 @@ COPY configs/ /configs/
 COPY --from=build --chown=nonroot:nonroot /out/data /data
 USER nonroot:nonroot
 EXPOSE 8080
-# The check reads the same file and BROKER_* variables as the broker, so it
-# follows a changed listen port or TLS.
-HEALTHCHECK --interval=10s --timeout=3s --retries=3 CMD ["/broker", "healthcheck", "--config", "/configs/broker.yaml"]
+# The broker and its health check both read the file BROKER_CONFIG names
+# and the same BROKER_* variables, so the check follows a changed file,
+# listen port or TLS: set BROKER_CONFIG=/configs/production.yaml (or a
+# mounted file) rather than passing --config to one of them.
+ENV BROKER_CONFIG=/configs/broker.yaml
+HEALTHCHECK --interval=10s --timeout=3s --retries=3 CMD ["/broker", "healthcheck"]
 ENTRYPOINT ["/broker"]
-CMD ["--config", "/configs/broker.yaml"]

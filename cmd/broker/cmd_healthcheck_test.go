@@ -50,6 +50,9 @@ func TestHealthcheckFollowsTheConfiguration(t *testing.T) {
 		{"--listen", []string{"--listen", plain.Addr}, nil, 0},
 		{"a URL", []string{plain.URL + "/readyz"}, nil, 0},
 		{"TLS from the file", []string{"--config", tlsConfig, "--listen", secure.Addr}, nil, 0},
+		// The image names its file in BROKER_CONFIG, for the broker and
+		// this check alike.
+		{"TLS from the file BROKER_CONFIG names", nil, []string{"BROKER_CONFIG=" + tlsConfig, "BROKER_LISTEN=" + secure.Addr}, 0},
 		{"plain HTTP to the TLS port", []string{"http://" + secure.Addr + "/readyz"}, nil, 1},
 		{"nothing listening", []string{"--listen", "127.0.0.1:1"}, nil, 1},
 		{"bad configuration", []string{"--listen", "127.0.0.1:1", "--log-level", "loud"}, nil, 2},

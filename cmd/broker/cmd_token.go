@@ -38,7 +38,8 @@ func runToken(c cli, args []string) int {
 	fs := newFlagSet("token", "broker token --publish PATTERN --subscribe PATTERN [--ttl 1h] [--sub NAME] [--config FILE] [--private-key FILE]",
 		`Prints a JWT for the given stream patterns (* matches any run of characters),
 signed with the key of the broker's configuration: the same file (--config,
-else configs/broker.yaml when it exists) and BROKER_* variables as serve.
+else $BROKER_CONFIG, else configs/broker.yaml when it exists) and BROKER_*
+variables as serve.
 
 With HS256 the configured auth.jwt.secret signs. With RS256, ES256 or EdDSA
 the configuration holds only the public key, so --private-key must name the

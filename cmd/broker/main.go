@@ -1,7 +1,7 @@
 // Command broker runs SSE Broker: services POST messages into streams and
 // browsers subscribe to them over Server-Sent Events.
 //
-// Configuration: configs/broker.yaml (or --config), BROKER_* environment
+// Configuration: configs/broker.yaml (or --config, or $BROKER_CONFIG), BROKER_* environment
 // variables and flags; see the README's table or `broker --help`.
 package main
 

@@ -612,6 +612,20 @@ func TestDefaultConfigFile(t *testing.T) {
 	if c := mustLoad(t, []string{"--config", other}, nil); c.File != other || c.Listen != ":7001" {
 		t.Errorf("--config ignored: %+v", c)
 	}
+	// BROKER_CONFIG names the file when --config does not (a container
+	// image sets it for the broker and its health check alike), and is
+	// no unknown variable.
+	third := writeFile(t, "third.yaml", "listen: \":7002\"\n")
+	c, warnings, err := Load(nil, []string{"BROKER_CONFIG=" + other})
+	if err != nil || c.File != other || c.Listen != ":7001" || len(warnings) != 0 {
+		t.Errorf("BROKER_CONFIG: %+v, %q, %v", c, warnings, err)
+	}
+	if c := mustLoad(t, []string{"--config", third}, []string{"BROKER_CONFIG=" + other}); c.File != third || c.Listen != ":7002" {
+		t.Errorf("--config does not win over BROKER_CONFIG: %+v", c)
+	}
+	if _, _, err := Load(nil, []string{"BROKER_CONFIG=missing.yaml"}); err == nil || !strings.Contains(err.Error(), `BROKER_CONFIG: "missing.yaml" does not exist`) {
+		t.Errorf("a BROKER_CONFIG that does not exist: %v", err)
+	}
 	if err := os.WriteFile(DefaultConfigFile, []byte("listn: x\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}

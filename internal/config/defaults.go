@@ -11,6 +11,11 @@ const (
 	// the development settings without any flag.
 	DefaultConfigFile = "configs/broker.yaml"
 
+	// ConfigFileEnv names the configuration file when --config is not
+	// given: a container image sets it once, and the broker and its
+	// health check (broker healthcheck) then read the same file.
+	ConfigFileEnv = "BROKER_CONFIG"
+
 	// EnvPrefix starts every environment variable the broker reads; other
 	// variables with this prefix are reported as warnings because they are
 	// almost always a typo of a real one.

@@ -53,7 +53,8 @@ func (ld *loader) set(f *field, v value, source string) error {
 // then environ (as os.Environ: "KEY=VALUE"), then args (the command line
 // without the program name), each level overriding the previous one.
 //
-// The file is --config, else DefaultConfigFile if it exists, else none.
+// The file is --config, else $BROKER_CONFIG (ConfigFileEnv), else
+// DefaultConfigFile if it exists, else none.
 // Empty environment variables are ignored, so that an unset variable
 // expanded to "" by a shell or a compose file cannot silently turn auth or
 // TLS off. Unknown BROKER_* variables and weak settings are returned as
@@ -81,7 +82,7 @@ func Load(args []string, environ []string) (Config, []string, error) {
 
 	env, warnings := ld.scanEnv(environ)
 
-	path, err := configPath(configFlag)
+	path, err := configPath(configFlag, env[ConfigFileEnv])
 	if err != nil {
 		return Config{}, warnings, err
 	}
@@ -158,36 +159,43 @@ func newFlagSet(fields []field, out io.Writer) (*flag.FlagSet, map[string]*rawFl
 	return fset, flags, configFlag
 }
 
-// configPath decides which file to read. Only the implicit default may be
-// missing: a --config that does not exist is a typo or a missing mount, and
-// starting on defaults instead would hide it.
-func configPath(configFlag *rawFlag) (string, error) {
-	if configFlag.set {
-		if configFlag.val == "" {
+// configPath decides which file to read: --config, else fromEnv (the
+// value of ConfigFileEnv), else DefaultConfigFile. Only the implicit
+// default may be missing: a file named that does not exist is a typo or a
+// missing mount, and starting on defaults instead would hide it.
+func configPath(configFlag *rawFlag, fromEnv string) (string, error) {
+	path, source := configFlag.val, "--config"
+	switch {
+	case configFlag.set:
+		if path == "" {
 			return "", errors.New("config: --config: empty path")
 		}
-		if _, err := os.Stat(configFlag.val); err != nil {
+	case fromEnv != "":
+		path, source = fromEnv, ConfigFileEnv
+	default:
+		if _, err := os.Stat(DefaultConfigFile); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
-				return "", fmt.Errorf("config: --config: %q does not exist", configFlag.val)
+				return "", nil
 			}
-			return "", fmt.Errorf("config: --config: %v", err)
+			return "", fmt.Errorf("config: %v", err)
 		}
-		return configFlag.val, nil
+		return DefaultConfigFile, nil
 	}
-	if _, err := os.Stat(DefaultConfigFile); err != nil {
+	if _, err := os.Stat(path); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return "", nil
+			return "", fmt.Errorf("config: %s: %q does not exist", source, path)
 		}
-		return "", fmt.Errorf("config: %v", err)
+		return "", fmt.Errorf("config: %s: %v", source, err)
 	}
-	return DefaultConfigFile, nil
+	return path, nil
 }
 
 // scanEnv picks the BROKER_* variables out of environ. Later duplicates win,
 // as with exec.Cmd.Env.
 func (ld *loader) scanEnv(environ []string) (map[string]string, []string) {
-	known := map[string]bool{}
-	names := make([]string, 0, len(ld.fields))
+	known := map[string]bool{ConfigFileEnv: true}
+	names := make([]string, 0, len(ld.fields)+1)
+	names = append(names, ConfigFileEnv)
 	for _, f := range ld.fields {
 		known[envName(f.key)] = true
 		names = append(names, envName(f.key))
@@ -519,7 +527,7 @@ func Usage(w io.Writer, program string) {
 	fmt.Fprintf(w, "environment variables, then these flags; each overrides the previous.\n\n")
 	fmt.Fprintln(w, "Flags:")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "  --config PATH\tYAML configuration file (default %s if it exists)\n", DefaultConfigFile)
+	fmt.Fprintf(tw, "  --config PATH\tYAML configuration file (default $%s, else %s if it exists)\n", ConfigFileEnv, DefaultConfigFile)
 	for _, f := range Fields() {
 		if f.Flag == "" {
 			continue

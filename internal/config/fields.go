@@ -359,13 +359,16 @@ func rateField(key, doc string, p func(*Config) *float64) field {
 func boolField(key, flagName, doc string, p func(*Config) *bool) field {
 	return field{
 		key: key, flag: flagName, typ: "boolean", doc: doc,
+		// Only true and false: strconv.ParseBool's 1, t and T read as
+		// true where yes and on are refused, which no message can make
+		// obvious.
 		parse: func(c *Config, v value) error {
-			b, err := strconv.ParseBool(v.scalar)
-			if err != nil {
-				return fmt.Errorf("%q is not a boolean (true or false)", v.scalar)
+			switch v.scalar {
+			case "true", "false":
+				*p(c) = v.scalar == "true"
+				return nil
 			}
-			*p(c) = b
-			return nil
+			return fmt.Errorf("%q is not a boolean (true or false)", v.scalar)
 		},
 		check:  func(*Config) error { return nil },
 		format: func(c *Config) string { return strconv.FormatBool(*p(c)) },

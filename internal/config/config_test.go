@@ -504,6 +504,10 @@ func TestYAMLShapes(t *testing.T) {
 		{"duplicate via dotted key", "history:\n  max_events: 5\nhistory.max_events: 6\n", `key "history.max_events" set twice`, nil},
 		{"two documents", "listen: \":1\"\n---\nlisten: \":2\"\n", "more than one YAML document", nil},
 		{"syntax error", "listen: \":1\n  bad: [\n", "config: ", nil},
+		// yaml.v3 names no line for an error on the first one.
+		{"syntax error on the first line", "store: memory:\n", "s.yaml: line 1: mapping values are not allowed", nil},
+		{"syntax error on the second line", "listen: \":1\"\nstore: memory:\n", "s.yaml: line 2: mapping values are not allowed", nil},
+		{"not UTF-8", "listen: \":1\"\n# caf\xe9\n", "s.yaml:2: the file is not UTF-8 text", nil},
 		{"null scalar is empty", "history:\n  max_events:\n", `history.max_events: "" is not an integer`, nil},
 		{"complex key", "? [a]\n: b\n", "a key must be a plain name", nil},
 		{"empty file", "", "", func(c Config) bool { return reflect.DeepEqual(c.Listen, DefaultListen) }},

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -242,6 +243,10 @@ func (ld *loader) loadFile(path string) error {
 	if err != nil {
 		return fmt.Errorf("config: %v", err)
 	}
+	if !utf8.Valid(data) {
+		line := 1 + bytes.Count(data[:firstInvalidUTF8(data)], []byte("\n"))
+		return fmt.Errorf("config: %s:%d: the file is not UTF-8 text", path, line)
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
@@ -391,9 +396,30 @@ func kindName(n *yaml.Node) string {
 
 // yamlError makes a YAML error fit on one line without the "yaml: " prefix
 // the caller's own prefix already covers.
+//
+// yaml.v3 leaves the line out of a syntax error on the first line (it
+// takes a 0-based line 0 for "unknown"): such an error gets "line 1". Its
+// errors in reading the text (control characters; invalid UTF-8 is
+// refused before) have no line either, and get none.
 func yamlError(err error) string {
-	s := strings.TrimPrefix(err.Error(), "yaml: ")
-	return strings.Join(strings.Fields(s), " ")
+	s := strings.Join(strings.Fields(strings.TrimPrefix(err.Error(), "yaml: ")), " ")
+	if !strings.HasPrefix(s, "line ") && !strings.Contains(s, "control characters") && !strings.HasPrefix(s, "input error") {
+		s = "line 1: " + s
+	}
+	return s
+}
+
+// firstInvalidUTF8 is the offset of the first byte of b that is not part
+// of valid UTF-8.
+func firstInvalidUTF8(b []byte) int {
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size <= 1 {
+			return i
+		}
+		i += size
+	}
+	return len(b)
 }
 
 // crossCheck applies the rules that involve several keys or the file

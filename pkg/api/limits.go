@@ -28,7 +28,10 @@ func (s *Server) allowSubscribe(r *http.Request) error {
 // takePublish refuses, as allowPublish would, a request whose subject
 // could not publish one event now; else it charges the n events a demo
 // answer publishes over the next seconds (limiter.take), and returns what
-// gives them back. Check and charge are one step, so that answers asked
+// gives them back. The answer is charged as a debt, not counted as a
+// batch: it is not stored at once, and a batch larger than a window's
+// budget would be refused after any other publish (the page's create),
+// however long the client waited. Check and charge are one step, so that answers asked
 // for at once cannot all pass on the same budget before any is charged.
 // An answer refused after it (the demo's places taken, a closed stream)
 // calls refund, so that it costs nothing.

@@ -96,7 +96,7 @@ func Main(ctx context.Context, self, args []string, stdout, stderr io.Writer) in
 		cpuProf = fs.String("cpuprofile", "", "write the tool's own CPU profile here (is the tool the limit?)")
 		procs   = fs.Int("procs", 1,
 			"split the run over this many worker processes of this binary, each with its own share of the streams, their subscribers and their publishing; "+
-				"the figures are merged (more connections than one process's file limit, more cores to read with; needs -streams >= -procs)")
+				"the figures are merged (more connections than one process's file limit, more cores to read with; needs -streams >= -procs, and a -count of at least -procs when one is given)")
 		serverPID = fs.Int("server-pid", 0,
 			"the server's process id, when it runs on this host: its CPU is then also read from /proc/<pid>/stat and split into user and system time (cpu_split_s_per_million_delivered)")
 		worker = fs.Bool("worker", false, "run as one worker of -procs (the tool starts these itself; JSON lines on stdin and stdout)")
@@ -127,12 +127,7 @@ func Main(ctx context.Context, self, args []string, stdout, stderr io.Writer) in
 	if set["streams"] {
 		cfg.Streams = *streams
 	}
-	if set["duration"] {
-		cfg.Duration = *dur
-	}
-	if set["count"] && !set["duration"] {
-		cfg.Duration = 0
-	}
+	cfg.Duration = runDuration(p.duration, *dur, *count, set)
 	if set["payload"] {
 		cfg.Payload = *payload
 	}
@@ -204,6 +199,20 @@ func Main(ctx context.Context, self, args []string, stdout, stderr io.Writer) in
 		}
 	}
 	return 0
+}
+
+// runDuration is how long a run publishes: -duration when given; with a
+// -count and no -duration, no limit (the count ends the run); else the
+// scenario's. A -count of 0 is "until -duration ends", so it keeps the
+// scenario's duration: taking it as a count too would leave no end.
+func runDuration(scenario, flagged time.Duration, count int, set map[string]bool) time.Duration {
+	switch {
+	case set["duration"]:
+		return flagged
+	case set["count"] && count > 0:
+		return 0
+	}
+	return scenario
 }
 
 // startCPUProfile profiles this process into path until stop is called.

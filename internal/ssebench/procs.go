@@ -29,6 +29,7 @@ import (
 	"io"
 	"net/http"
 	"os/exec"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -59,28 +60,63 @@ type resultLine struct {
 func shareOf(cfg Config, i, n int) Config {
 	s := cfg
 	s.Streams = split(cfg.Streams, i, n)
-	// byStreams is this worker's whole part of total in proportion to its
-	// streams; what rounding leaves over goes to worker 0, so that the
-	// parts add up to total.
-	byStreams := func(total int) int {
-		v := total * s.Streams / cfg.Streams
-		if i == 0 {
-			rest := total
-			for j := range n {
-				rest -= total * split(cfg.Streams, j, n) / cfg.Streams
-			}
-			v += rest
-		}
-		return v
-	}
-	s.Subscribers = byStreams(cfg.Subscribers)
-	s.Count = byStreams(cfg.Count)
+	s.Subscribers = partsByStreams(cfg.Subscribers, cfg.Streams, n)[i]
+	s.Count = partsByStreams(cfg.Count, cfg.Streams, n)[i]
 	s.Rate = cfg.Rate * float64(s.Streams) / float64(cfg.Streams)
 	s.Concurrency = max(1, split(cfg.Concurrency, i, n))
 	if i > 0 {
 		s.Slow = 0
 	}
 	return s
+}
+
+// partsByStreams splits total over n workers in proportion to their
+// streams (split(streams, i, n)): each part rounded down, what that leaves
+// over going one each to the parts that lost the most to rounding, so that
+// the parts add up to total. When total is at least n every part is at
+// least 1, taken from the largest: a worker given a count of 0 would have
+// no end to its run (0 means no limit), and one given no subscribers would
+// publish to streams nobody reads.
+func partsByStreams(total, streams, n int) []int {
+	parts := make([]int, n)
+	lostToRounding := make([]int, n)
+	left := total
+	for i := range n {
+		s := split(streams, i, n)
+		parts[i] = total * s / streams
+		lostToRounding[i] = total * s % streams
+		left -= parts[i]
+	}
+	// Each part lost less than 1 to rounding, so fewer than n are left.
+	order := make([]int, n)
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return lostToRounding[order[a]] > lostToRounding[order[b]] })
+	for _, i := range order[:left] {
+		parts[i]++
+	}
+	if total < n {
+		return parts
+	}
+	for i := range parts {
+		for parts[i] == 0 { // the largest has at least 2: n-1 parts hold total >= n
+			parts[largest(parts)]--
+			parts[i]++
+		}
+	}
+	return parts
+}
+
+// largest is the index of the largest of parts (the first such).
+func largest(parts []int) int {
+	at := 0
+	for i, v := range parts {
+		if v > parts[at] {
+			at = i
+		}
+	}
+	return at
 }
 
 // split is part i of total shared n ways, the remainder going to the
@@ -151,6 +187,11 @@ func runProcs(ctx context.Context, self []string, cfg Config, n, gcPct int, stde
 		return nil, fmt.Errorf("-procs %d needs at least %d streams (each process publishes to streams of its own); this run has %d", n, n, cfg.Streams)
 	case cfg.Subscribers < n:
 		return nil, fmt.Errorf("-procs %d needs at least %d subscribers; this run has %d", n, n, cfg.Subscribers)
+	case cfg.Count > 0 && cfg.Count < n:
+		return nil, fmt.Errorf("-procs %d needs a -count of at least %d (each process publishes its own share, and a share of 0 would have no end); this run has %d", n, n, cfg.Count)
+	}
+	if err := cfg.checkEnd(); err != nil {
+		return nil, err
 	}
 	cfg.URL = strings.TrimRight(cfg.URL, "/")
 	client := &http.Client{Timeout: 10 * time.Second}

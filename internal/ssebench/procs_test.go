@@ -223,3 +223,32 @@ func TestServerFiguresAreReadBeforeTheSubscribersClose(t *testing.T) {
 		}
 	})
 }
+
+// Every worker's share of a -count is at least one event: a share of 0,
+// with no duration, is "no limit", and that worker would never stop. The
+// shares still add up to the count, and a count too small to give every
+// worker one is refused before any worker starts.
+func TestEveryShareOfACountHasAnEnd(t *testing.T) {
+	for _, tc := range []struct{ streams, n, count int }{
+		{4, 2, 2}, {10, 4, 4}, {10, 4, 5}, {1000, 3, 7}, {7, 2, 13}, {5, 5, 5},
+	} {
+		cfg := Config{Streams: tc.streams, Subscribers: tc.streams, Count: tc.count, Concurrency: 32}
+		total := 0
+		for i := range tc.n {
+			s := shareOf(cfg, i, tc.n)
+			if s.Count < 1 || s.Subscribers < 1 {
+				t.Fatalf("%d events over %d streams in %d: worker %d gets count %d, %d subscribers", tc.count, tc.streams, tc.n, i, s.Count, s.Subscribers)
+			}
+			total += s.Count
+		}
+		if total != tc.count {
+			t.Fatalf("%d events over %d streams in %d: shares add up to %d", tc.count, tc.streams, tc.n, total)
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	code := Main(t.Context(), []string{"/nonexistent"}, []string{"-url", "http://127.0.0.1:1", "-subscribers", "4", "-streams", "4",
+		"-procs", "2", "-count", "1", "-rate", "0"}, &stdout, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "-procs 2 needs a -count of at least 2") {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+}

@@ -300,6 +300,18 @@ func (r *runner) publishURL(st *stream) string {
 	return r.cfg.URL + "/v1/streams/" + url.PathEscape(st.name) + "/messages"
 }
 
+// checkEnd refuses a run that would never stop publishing: Count 0 and
+// Duration 0 each mean "no limit", so together they mean no end at all.
+func (c Config) checkEnd() error {
+	switch {
+	case c.Count < 0 || c.Duration < 0:
+		return fmt.Errorf("need -count >= 0 and -duration >= 0; this run has -count %d -duration %v", c.Count, c.Duration)
+	case c.Count == 0 && c.Duration == 0:
+		return errors.New("the run has no end: -count 0 and -duration 0 would publish until interrupted; give a -count or a -duration")
+	}
+	return nil
+}
+
 // Run performs one benchmark run.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Target != "broker" && cfg.Target != "baseline" && cfg.Target != "floor" {
@@ -330,6 +342,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if src != "" && net.ParseIP(src) == nil {
 			return nil, fmt.Errorf("source address %q is not an IP address", src)
 		}
+	}
+	if err := cfg.checkEnd(); err != nil {
+		return nil, err
 	}
 	res.FileLimit, _ = rlimit.Raise()
 	r := &runner{cfg: cfg, start: time.Now()}

@@ -2,6 +2,7 @@ package ssebench
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -288,5 +289,51 @@ func TestBadSourceAddressIsRefused(t *testing.T) {
 	code := Main(t.Context(), nil, []string{"-url", "http://127.0.0.1:1", "-sources", "127.0.0.1, 127.0.0.2x", "-count", "1"}, &stdout, &stderr)
 	if code != 1 || !strings.Contains(stderr.String(), `"127.0.0.2x" is not an IP address`) {
 		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+}
+
+// A run with neither a count nor a duration would publish until killed:
+// Run refuses it, and so does the command given -duration 0 alone.
+func TestRunWithoutAnEndIsRefused(t *testing.T) {
+	ts := scriptedBroker(t, func(f *fakeStream, n int, data string) (int, int) { return faithfully(f, data) })
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	defer cancel()
+	_, err := Run(ctx, Config{
+		URL: ts.URL, Target: "broker", Scenario: "conversations", Subscribers: 1, Streams: 1,
+		Payload: 64, Concurrency: 1, Drain: time.Second,
+	})
+	if err == nil || !strings.Contains(err.Error(), "no end") {
+		t.Fatalf("count 0, duration 0: err %v, want the run refused", err)
+	}
+	var stdout, stderr bytes.Buffer
+	code := Main(ctx, nil, []string{"-url", ts.URL, "-subscribers", "1", "-streams", "1", "-duration", "0"}, &stdout, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "no end") || ctx.Err() != nil {
+		t.Fatalf("-duration 0: exit %d: %s", code, stderr.String())
+	}
+}
+
+// -count 0 is "until -duration ends", as its help says: with no -duration
+// it keeps the scenario's, where taking it as a count left no end at all.
+func TestCountZeroKeepsTheDuration(t *testing.T) {
+	const scenario = 10 * time.Second
+	for _, tc := range []struct {
+		args  []string
+		count int
+		dur   time.Duration
+		want  time.Duration
+	}{
+		{nil, 0, 0, scenario},
+		{[]string{"count"}, 0, 0, scenario},
+		{[]string{"count"}, 50, 0, 0},
+		{[]string{"count", "duration"}, 50, time.Second, time.Second},
+		{[]string{"duration"}, 0, 3 * time.Second, 3 * time.Second},
+	} {
+		set := map[string]bool{}
+		for _, a := range tc.args {
+			set[a] = true
+		}
+		if got := runDuration(scenario, tc.dur, tc.count, set); got != tc.want {
+			t.Errorf("flags %v, -count %d -duration %v: duration %v, want %v", tc.args, tc.count, tc.dur, got, tc.want)
+		}
 	}
 }

@@ -99,7 +99,8 @@ func Main(ctx context.Context, self, args []string, stdout, stderr io.Writer) in
 				"the figures are merged (more connections than one process's file limit, more cores to read with; needs -streams >= -procs, and a -count of at least -procs when one is given)")
 		serverPID = fs.Int("server-pid", 0,
 			"the server's process id, when it runs on this host: its CPU is then also read from /proc/<pid>/stat and split into user and system time (cpu_split_s_per_million_delivered)")
-		worker = fs.Bool("worker", false, "run as one worker of -procs (the tool starts these itself; JSON lines on stdin and stdout)")
+		firstStream = fs.Int("first-stream", 0, "the number of the first stream, carried in every event's data (-procs numbers each worker's streams on from the one before)")
+		worker      = fs.Bool("worker", false, "run as one worker of -procs (the tool starts these itself; JSON lines on stdin and stdout)")
 	)
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -119,7 +120,7 @@ func Main(ctx context.Context, self, args []string, stdout, stderr io.Writer) in
 		URL: *u, Target: *target, Scenario: *scenario, Subscribers: p.subscribers, Streams: p.streams,
 		Rate: p.rate, Duration: p.duration, Count: *count, Payload: p.payload, Concurrency: *conc, Batch: *batch,
 		Slow: p.slow, Settle: p.settle, Drain: *drain, DrainTimeout: *drainMax, NoResume: !*resume, ResumeWait: *resumeWait, Tag: *tag,
-		ServerPID: *serverPID,
+		ServerPID: *serverPID, FirstStream: *firstStream,
 	}
 	if set["subscribers"] {
 		cfg.Subscribers = *subs

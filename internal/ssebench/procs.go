@@ -56,10 +56,14 @@ type resultLine struct {
 // shareOf is worker i's part of cfg when split n ways: its streams; the
 // subscribers, publish rate and count in proportion to them (so each
 // stream has the subscribers and the rate it would have in one process);
-// the requests in flight; and every slow subscriber (in worker 0).
+// the requests in flight; and every slow subscriber (in worker 0). Its
+// streams are numbered on from the worker's before it.
 func shareOf(cfg Config, i, n int) Config {
 	s := cfg
 	s.Streams = split(cfg.Streams, i, n)
+	for j := range i {
+		s.FirstStream += split(cfg.Streams, j, n)
+	}
 	s.Subscribers = partsByStreams(cfg.Subscribers, cfg.Streams, n)[i]
 	s.Count = partsByStreams(cfg.Count, cfg.Streams, n)[i]
 	s.Rate = cfg.Rate * float64(s.Streams) / float64(cfg.Streams)
@@ -134,7 +138,7 @@ func workerArgs(share Config, gcPct int) []string {
 	args := []string{
 		"-worker",
 		"-url", share.URL, "-target", share.Target, "-scenario", share.Scenario,
-		"-subscribers", strconv.Itoa(share.Subscribers), "-streams", strconv.Itoa(share.Streams),
+		"-subscribers", strconv.Itoa(share.Subscribers), "-streams", strconv.Itoa(share.Streams), "-first-stream", strconv.Itoa(share.FirstStream),
 		"-rate", strconv.FormatFloat(share.Rate, 'g', -1, 64),
 		"-duration", share.Duration.String(), "-count", strconv.Itoa(share.Count),
 		"-payload", strconv.Itoa(share.Payload), "-concurrency", strconv.Itoa(share.Concurrency),

@@ -21,8 +21,9 @@ import (
 	"github.com/sse-broker/broker/internal/testbroker"
 )
 
-// The shares of a split run add up to the run, and every stream keeps the
-// subscribers and the publish rate it has in one process.
+// The shares of a split run add up to the run, every stream keeps the
+// subscribers and the publish rate it has in one process, and no two
+// streams of the run share a number.
 func TestSharesAddUpAndKeepTheShape(t *testing.T) {
 	for _, tc := range []struct {
 		cfg Config
@@ -36,6 +37,9 @@ func TestSharesAddUpAndKeepTheShape(t *testing.T) {
 		var rate float64
 		for i := range tc.n {
 			s := shareOf(tc.cfg, i, tc.n)
+			if s.FirstStream != streams { // numbered on from the workers before
+				t.Fatalf("%+v worker %d: first stream %d, want %d", tc.cfg, i, s.FirstStream, streams)
+			}
 			streams += s.Streams
 			subs += s.Subscribers
 			count += s.Count

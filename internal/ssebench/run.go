@@ -33,6 +33,11 @@ type Config struct {
 	Duration    time.Duration
 	Count       int // events to publish in all; 0: until Duration ends
 	Payload     int // bytes of data per event (at least the header)
+	// FirstStream is the number of the run's first stream, carried in every
+	// payload so that a subscriber can tell an event of another stream from
+	// its own; with -procs each worker's streams are numbered on from the
+	// worker before it, so that no two streams of the run share a number.
+	FirstStream int
 	Concurrency int // publish requests in flight
 	// Batch is the number of events per publish request to the broker (a
 	// JSON array of {"data": ...}; 0 or 1: one raw event per request). The baseline has no
@@ -211,6 +216,7 @@ func latencyOf(h *Histogram) Latency {
 // stream is one stream of the run, shared by its publishers and subscribers.
 type stream struct {
 	name      string
+	number    uint64        // in every payload (Config.FirstStream + its index)
 	seq       atomic.Uint64 // next payload sequence number
 	published atomic.Uint64 // events the server acknowledged
 	acked     ackedSet      // their sequence numbers
@@ -351,7 +357,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	// Unique per process too: the workers of -procs start together.
 	runID := strconv.FormatInt(time.Now().UnixNano(), 36) + "-" + strconv.Itoa(os.Getpid())
 	for i := range cfg.Streams {
-		r.streams = append(r.streams, &stream{name: fmt.Sprintf("bench-%s-%d", runID, i)})
+		r.streams = append(r.streams, &stream{name: fmt.Sprintf("bench-%s-%d", runID, i), number: uint64(cfg.FirstStream + i)})
 	}
 	sources := cfg.Sources
 	if len(sources) == 0 {
@@ -471,7 +477,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			res.Lost += lost
 			res.SubscribersLosing++
 		}
-		res.Unexpected += s.seen.countNotIn(want)
+		res.Unexpected += s.seen.countNotIn(want) + s.foreign
 		res.Expected += want.count()
 		res.Duplicated += s.dup
 		res.Reordered += s.reordered
@@ -662,10 +668,15 @@ func (r *runner) connect(ctx context.Context) (ok, failed int) {
 	return ok, failed
 }
 
-// makePayload writes "<seq> <sent> " and pads to size with 'x'; sent is
-// the runner's clock (nanoseconds since the run started).
-func makePayload(buf []byte, seq uint64, sent int64, size int) []byte {
-	buf = strconv.AppendUint(buf[:0], seq, 10)
+// makePayload writes "<stream> <seq> <sent> " and pads to size with 'x';
+// stream is the stream's number (every stream numbers its events from 0,
+// so the sequence number alone would take another stream's event for the
+// subscriber's own), and sent the runner's clock (nanoseconds since the run
+// started).
+func makePayload(buf []byte, stream, seq uint64, sent int64, size int) []byte {
+	buf = strconv.AppendUint(buf[:0], stream, 10)
+	buf = append(buf, ' ')
+	buf = strconv.AppendUint(buf, seq, 10)
 	buf = append(buf, ' ')
 	buf = strconv.AppendInt(buf, sent, 10)
 	buf = append(buf, ' ')
@@ -675,18 +686,17 @@ func makePayload(buf []byte, seq uint64, sent int64, size int) []byte {
 	return buf
 }
 
-func parsePayload(b []byte) (seq uint64, sent int64, ok bool) {
-	i := bytes.IndexByte(b, ' ')
-	if i < 0 {
-		return 0, 0, false
+// parsePayload reads what makePayload wrote.
+func parsePayload(b []byte) (stream, seq uint64, sent int64, ok bool) {
+	field := func() []byte {
+		f, rest, _ := bytes.Cut(b, []byte{' '})
+		b = rest
+		return f
 	}
-	j := bytes.IndexByte(b[i+1:], ' ')
-	if j < 0 {
-		j = len(b) - i - 1
-	}
-	seq, err1 := strconv.ParseUint(string(b[:i]), 10, 64)
-	sent, err2 := strconv.ParseInt(string(b[i+1:i+1+j]), 10, 64)
-	return seq, sent, err1 == nil && err2 == nil
+	stream, err1 := strconv.ParseUint(string(field()), 10, 64)
+	seq, err2 := strconv.ParseUint(string(field()), 10, 64)
+	sent, err3 := strconv.ParseInt(string(field()), 10, 64)
+	return stream, seq, sent, err1 == nil && err2 == nil && err3 == nil
 }
 
 // publish sends events round-robin over the streams from Concurrency
@@ -724,13 +734,13 @@ func (r *runner) publish(parent context.Context) {
 				now := r.clock()
 				var err error
 				if r.cfg.Batch == 1 {
-					buf = makePayload(buf, seq, now, r.cfg.Payload)
+					buf = makePayload(buf, j.st.number, seq, now, r.cfg.Payload)
 					n, err = r.publishOne(ctx, j.st, buf, "text/plain")
 				} else {
 					body = body[:0]
 					for i := range n {
 						body = append(body, `,{"data":"`...)
-						buf = makePayload(buf, seq+i, now, r.cfg.Payload)
+						buf = makePayload(buf, j.st.number, seq+i, now, r.cfg.Payload)
 						body = append(body, buf...) // digits, spaces and x: nothing to escape
 						body = append(body, `"}`...)
 					}

@@ -337,3 +337,79 @@ func TestCountZeroKeepsTheDuration(t *testing.T) {
 		}
 	}
 }
+
+// An event delivered to another stream's subscriber is not that
+// subscriber's event, even when it has the sequence number of one of its
+// own (every stream numbers its events from 0): it counts as unexpected,
+// and the event it stood in for as lost.
+func TestEventOfAnotherStreamIsUnexpected(t *testing.T) {
+	ts := httptest.NewServer(newSwappingServer(5))
+	t.Cleanup(ts.Close)
+	res, err := Run(t.Context(), Config{
+		URL: ts.URL, Target: "baseline", Scenario: "conversations", Subscribers: 2, Streams: 2,
+		Count: 20, Payload: 64, Concurrency: 1, Drain: time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each stream's 5th event went to the other stream's subscriber.
+	if res.Delivered != 20 || res.Lost != 2 || res.SubscribersLosing != 2 || res.Unexpected != 2 || res.Duplicated != 0 {
+		t.Fatalf("delivered %d, lost %d (%d subscribers), unexpected %d, duplicated %d: want 20, 2 (2), 2, 0",
+			res.Delivered, res.Lost, res.SubscribersLosing, res.Unexpected, res.Duplicated)
+	}
+}
+
+// swappingServer speaks the baseline's protocol for two streams (names
+// ending in -0 and -1) and delivers the swap-th event published to each
+// to the other stream's subscribers.
+type swappingServer struct {
+	swap      int
+	mu        sync.Mutex
+	published map[string]int
+	subs      map[string][]chan string
+}
+
+func newSwappingServer(swap int) http.Handler {
+	s := &swappingServer{swap: swap, published: map[string]int{}, subs: map[string][]chan string{}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /publish", s.publish)
+	mux.HandleFunc("GET /events", s.subscribe)
+	return mux
+}
+
+func (s *swappingServer) publish(w http.ResponseWriter, r *http.Request) {
+	data, _ := io.ReadAll(r.Body)
+	name := r.URL.Query().Get("stream")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.published[name]++
+	to := name
+	if s.published[name] == s.swap {
+		base, last := name[:len(name)-1], name[len(name)-1:]
+		to = base + map[string]string{"0": "1", "1": "0"}[last]
+	}
+	for _, c := range s.subs[to] {
+		c <- fmt.Sprintf("data: %s\n\n", data)
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *swappingServer) subscribe(w http.ResponseWriter, r *http.Request) {
+	c := make(chan string, 1000)
+	name := r.URL.Query().Get("stream")
+	s.mu.Lock()
+	s.subs[name] = append(s.subs[name], c)
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.WriteHeader(http.StatusOK)
+	w.(http.Flusher).Flush()
+	for {
+		select {
+		case frame := <-c:
+			_, _ = io.WriteString(w, frame)
+			w.(http.Flusher).Flush()
+		case <-r.Context().Done():
+			return
+		}
+	}
+}

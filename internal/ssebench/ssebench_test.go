@@ -75,13 +75,16 @@ func TestBucketsCoverEveryValue(t *testing.T) {
 }
 
 func TestPayloadRoundTrip(t *testing.T) {
-	b := makePayload(nil, 42, 1700000000123456789, 64)
+	b := makePayload(nil, 999, 42, 1700000000123456789, 64)
 	if len(b) != 64 {
 		t.Fatalf("len %d", len(b))
 	}
-	seq, sent, ok := parsePayload(b)
-	if !ok || seq != 42 || sent != 1700000000123456789 {
-		t.Fatalf("%d %d %v", seq, sent, ok)
+	stream, seq, sent, ok := parsePayload(b)
+	if !ok || stream != 999 || seq != 42 || sent != 1700000000123456789 {
+		t.Fatalf("%d %d %d %v", stream, seq, sent, ok)
+	}
+	if _, _, _, ok := parsePayload([]byte("42 1700000000123456789 xxxx")); ok {
+		t.Fatal("a payload without its stream number parsed")
 	}
 }
 

@@ -40,6 +40,7 @@ type subscriber struct {
 	ended       error  // why the reader stopped for good
 	byID        bool   // the server sends ids that must increase (broker)
 	dup         uint64 // events received again (a sequence number already seen)
+	foreign     uint64 // events of another stream (their payload says so)
 	reordered   uint64 // byID: new events whose id was not above the last one
 	resumes     uint64 // connections this subscriber reopened
 	afterResume uint64 // events received on a resumed connection
@@ -66,8 +67,14 @@ func (s *subscriber) closeBody() {
 // track counts one received event. Loss, duplicates and events never
 // acknowledged are told apart by the payload's sequence number, in both
 // protocols (the baseline's ids say nothing); with the broker's ids it also
-// checks their order.
-func (s *subscriber) track(id uint64, seq uint64) {
+// checks their order. An event of another stream (the payload's stream
+// number) is never acknowledged on this one: it counts apart, and neither
+// its sequence number nor its id counts as the subscriber's own.
+func (s *subscriber) track(id, stream, seq uint64) {
+	if stream != s.st.number {
+		s.foreign++
+		return
+	}
 	s.seenMu.Lock()
 	added := s.seen.add(seq)
 	s.seenMu.Unlock()
@@ -223,6 +230,7 @@ func (r *runner) resumeWait(st *sseState) time.Duration {
 // when the server ended the response cleanly).
 func (r *runner) readEvents(s *subscriber, br *bufio.Reader, st *sseState) error {
 	var (
+		stream   uint64
 		seq      uint64
 		sent     int64
 		haveData bool
@@ -250,7 +258,7 @@ func (r *runner) readEvents(s *subscriber, br *bufio.Reader, st *sseState) error
 					r.hist.Record(d)
 					r.bySecond.record(sent, d)
 					r.delivered.Add(1)
-					s.track(st.id, seq)
+					s.track(st.id, stream, seq)
 					if resumed {
 						s.afterResume++
 					}
@@ -266,7 +274,7 @@ func (r *runner) readEvents(s *subscriber, br *bufio.Reader, st *sseState) error
 			st.haveID = len(v) > 0 // an empty id resets the buffer: no Last-Event-ID
 		case bytes.HasPrefix(line, []byte("data:")) && !haveData:
 			var ok bool
-			seq, sent, ok = parsePayload(bytes.TrimPrefix(line[5:], []byte(" ")))
+			stream, seq, sent, ok = parsePayload(bytes.TrimPrefix(line[5:], []byte(" ")))
 			haveData = ok
 		case bytes.HasPrefix(line, []byte("event:")):
 			gap = string(bytes.TrimPrefix(line[6:], []byte(" "))) == "gap"

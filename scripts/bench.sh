@@ -40,6 +40,11 @@
 # EventSource does); history must hold every event of the run for that resume
 # to be exact, or the skipped events show up as gaps and loss. The baseline
 # needs nothing: r3labs' AutoReplay keeps its whole log.
+#
+# A port already in use (BROKER_PORT, ..., REDIS_PORT) is refused before a
+# server is started on it: the run would measure whatever answers there. A
+# server that exits or does not come up stops the script with its log; a
+# run ssebench fails (its server's figures unread included) prints the log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -141,26 +146,56 @@ if [ -n "$PERF" ]; then mkdir -p "$perf_dir"; fi
 dur=()
 [ -n "$DURATION" ] && dur=(-duration "$DURATION")
 
-wait_up() { # url
+port_in_use() { # port: true when something already accepts connections on it
+	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+refuse_busy_port() { # port what
+	if port_in_use "$1"; then
+		echo "port $1 ($2) is already in use (a server left from an earlier run?): the run would measure that one; stop it or choose another port" >&2
+		exit 1
+	fi
+}
+
+show_log() { # file what: print a log that explains a failure (the trap deletes it at exit)
+	echo "--- $2 ($1):" >&2
+	tail -n 50 "$1" >&2 || true
+	echo "---" >&2
+}
+
+wait_up() { # url: the server we started answers /metrics, and is still ours
 	for _ in $(seq 100); do
-		curl -fsS -o /dev/null "$1/metrics" 2>/dev/null && return 0
+		if ! kill -0 "$server_pid" 2>/dev/null; then
+			echo "the server exited before it answered at $1" >&2
+			show_log "$bin/server.log" "its log"
+			exit 1
+		fi
+		if curl -fsS -o /dev/null "$1/metrics" 2>/dev/null; then
+			# Something answered: make sure the server did not exit meanwhile
+			# (the answer would then be another process's).
+			if kill -0 "$server_pid" 2>/dev/null; then return 0; fi
+		fi
 		sleep 0.1
 	done
 	echo "server at $1 did not come up" >&2
-	return 1
+	show_log "$bin/server.log" "its log"
+	exit 1
 }
 
 start_redis() { # a fresh, empty redis-server for one broker run
+	refuse_busy_port "$REDIS_PORT" REDIS_PORT
 	rm -rf "$bin/redis" && mkdir "$bin/redis"
 	"${pin_redis[@]}" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$bin/redis" --save '' \
 		--appendonly yes --appendfsync everysec --maxmemory-policy noeviction >"$bin/redis.log" 2>&1 &
 	redis_pid=$!
 	for _ in $(seq 100); do
+		if ! kill -0 "$redis_pid" 2>/dev/null; then break; fi
 		redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && return 0
 		sleep 0.1
 	done
 	echo "redis-server on port $REDIS_PORT did not come up" >&2
-	return 1
+	show_log "$bin/redis.log" "its log"
+	exit 1
 }
 
 for run in $(seq "$RUNS"); do
@@ -168,6 +203,7 @@ for run in $(seq "$RUNS"); do
 		case $target in
 		broker)
 			port=$BROKER_PORT
+			refuse_busy_port "$port" BROKER_PORT
 			broker_env=()
 			if [ "$scenario" = fanout ]; then broker_env=(BROKER_HISTORY_MAX_EVENTS=1000000); fi
 			store=$STORE
@@ -180,10 +216,12 @@ for run in $(seq "$RUNS"); do
 			;;
 		baseline)
 			port=$BASELINE_PORT
+			refuse_busy_port "$port" BASELINE_PORT
 			"${pin_server[@]}" "$bin/baseline" -listen "127.0.0.1:$port" >"$bin/server.log" 2>&1 &
 			;;
 		floor)
 			port=$FLOOR_PORT
+			refuse_busy_port "$port" FLOOR_PORT
 			"${pin_server[@]}" "$bin/floor" -listen "127.0.0.1:$port" >"$bin/server.log" 2>&1 &
 			;;
 		*) echo "unknown target $target" >&2; exit 2 ;;
@@ -197,8 +235,11 @@ for run in $(seq "$RUNS"); do
 				-o "$perf_dir/$target-$run.data" -- sleep "$PERF") >/dev/null 2>&1 &
 			perf_pid=$!
 		fi
-		"${pin_tool[@]}" "$bin/ssebench" -url "$url" -target "$target" -scenario "$scenario" -server-pid "$server_pid" \
-			"${dur[@]}" -json "$out" -tag "$tag" -svg "bench/results/$scenario$store_suffix-$target.svg" "$@" || echo "ssebench failed ($target run $run)" >&2
+		if ! "${pin_tool[@]}" "$bin/ssebench" -url "$url" -target "$target" -scenario "$scenario" -server-pid "$server_pid" \
+			"${dur[@]}" -json "$out" -tag "$tag" -svg "bench/results/$scenario$store_suffix-$target.svg" "$@"; then
+			echo "ssebench failed ($target run $run)" >&2
+			show_log "$bin/server.log" "the $target server's log"
+		fi
 		if [ -n "$perf_pid" ]; then
 			wait "$perf_pid" || echo "perf record failed ($target run $run)" >&2
 			perf_pid=

@@ -184,6 +184,13 @@ func Main(ctx context.Context, self, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintln(stderr, "ssebench: interrupted; the run is not recorded")
 		return 1
 	}
+	if res.MetricsError != "" && cfg.ServerPID != 0 {
+		// -server-pid names a server started on this host for the run
+		// (bench.sh): its figures not read means it died, or another
+		// process answered on its port.
+		fmt.Fprintf(stderr, "ssebench: the server's figures could not be read (%s); the run is not recorded\n", res.MetricsError)
+		return 1
+	}
 	if *jsonOut != "" {
 		if err := appendJSON(*jsonOut, res); err != nil {
 			fmt.Fprintln(stderr, "ssebench:", err)

@@ -8,6 +8,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -411,5 +414,22 @@ func (s *swappingServer) subscribe(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			return
 		}
+	}
+}
+
+// With -server-pid (bench.sh's own server) a /metrics that cannot be read
+// fails the run: that server died or another one answered on its port.
+func TestUnreadServerFiguresFailARunWithItsPID(t *testing.T) {
+	ts := httptest.NewServer(newSwappingServer(0)) // no /metrics: 404
+	t.Cleanup(ts.Close)
+	out := filepath.Join(t.TempDir(), "runs.jsonl")
+	var stdout, stderr bytes.Buffer
+	code := Main(t.Context(), nil, []string{"-url", ts.URL, "-target", "baseline", "-subscribers", "1", "-streams", "1",
+		"-count", "5", "-server-pid", strconv.Itoa(os.Getpid()), "-json", out}, &stdout, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "server's figures could not be read") {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Fatalf("the JSON file exists (%v): the failed run was recorded", err)
 	}
 }

@@ -292,11 +292,11 @@ func printResult(w io.Writer, r *Result) {
 		fmt.Fprintf(w, "  no second of publishing without steal\n")
 	}
 	if r.MetricsError != "" {
-		fmt.Fprintf(w, "  server metrics: %s\n", r.MetricsError)
-		return
+		fmt.Fprintf(w, "  server metrics: %s (the figures it needed are left out: -)\n", r.MetricsError)
 	}
-	fmt.Fprintf(w, "  server RSS %.1f MiB → %.1f MiB connected (%.1f KiB/conn) → %.1f MiB; CPU %.2fs publishing (%.2fs per million delivered)\n",
-		r.RSSBefore/(1<<20), r.RSSConnected/(1<<20), r.RSSPerConn/1024, r.RSSAfter/(1<<20), r.CPUPublish, r.CPUPerMillion)
+	fmt.Fprintf(w, "  server RSS %s MiB → %s MiB connected (%s KiB/conn) → %s MiB; CPU %ss publishing (%ss per million delivered)\n",
+		r.RSSBefore.text(1<<20, "%.1f"), r.RSSConnected.text(1<<20, "%.1f"), r.RSSPerConn.text(1024, "%.1f"), r.RSSAfter.text(1<<20, "%.1f"),
+		r.CPUPublish.text(1, "%.2f"), r.CPUPerMillion.text(1, "%.2f"))
 	if c := r.CPUSplit; c != nil {
 		fmt.Fprintf(w, "  of which user %.2fs and system %.2fs per million delivered\n", c.User, c.Sys)
 	}

@@ -80,46 +80,48 @@ type Config struct {
 
 // Result is what one run measured; it is the JSON line of the run.
 type Result struct {
-	Time              string    `json:"time"`
-	Tag               string    `json:"tag,omitempty"`
-	Target            string    `json:"target"`
-	Scenario          string    `json:"scenario"`
-	URL               string    `json:"url"`
-	Subscribers       int       `json:"subscribers"`
-	Streams           int       `json:"streams"`
-	Rate              float64   `json:"rate"`
-	Duration          float64   `json:"duration_s"`
-	Payload           int       `json:"payload"`
-	Batch             int       `json:"batch"`
-	Connected         int       `json:"connected"`
-	ConnectErrors     int       `json:"connect_errors"`
-	ConnectSeconds    float64   `json:"connect_s"`
-	Published         uint64    `json:"published"`
-	PublishErrors     uint64    `json:"publish_errors"`
-	PublishPerSec     float64   `json:"publish_per_s"`
-	Delivered         uint64    `json:"delivered"`
-	DeliveredPerSec   float64   `json:"delivered_per_s"` // delivered / duration_s: from the first publish until every subscriber caught up (drain_end), catching up after resumes included
-	Expected          uint64    `json:"expected"`
-	Lost              uint64    `json:"lost"`
-	Duplicated        uint64    `json:"duplicated"`
-	Unexpected        uint64    `json:"unexpected"`
-	Reordered         uint64    `json:"reordered"`
-	SubscribersLosing int       `json:"subscribers_losing"`
-	Dropped           int       `json:"dropped"` // reading subscribers whose response ended early and stayed ended (resume off, or refused)
-	SlowCutOff        int       `json:"slow_cut_off"`
-	LatencyUS         Latency   `json:"latency_us"`
-	PublishLateUS     Latency   `json:"publish_late_us"`
-	RSSBefore         float64   `json:"rss_before"`
-	RSSConnected      float64   `json:"rss_connected"`
-	RSSAfter          float64   `json:"rss_after"`
-	RSSPerConn        float64   `json:"rss_per_conn"`
-	CPUConnect        float64   `json:"cpu_connect_s"`
-	CPUPublish        float64   `json:"cpu_publish_s"`
-	CPUPerMillion     float64   `json:"cpu_s_per_million_delivered"`
-	PerSecond         []float64 `json:"delivered_per_second"`
-	PublishedPerSec   []float64 `json:"published_per_second"`
-	FileLimit         uint64    `json:"file_limit"`
-	MetricsError      string    `json:"metrics_error,omitempty"`
+	Time              string  `json:"time"`
+	Tag               string  `json:"tag,omitempty"`
+	Target            string  `json:"target"`
+	Scenario          string  `json:"scenario"`
+	URL               string  `json:"url"`
+	Subscribers       int     `json:"subscribers"`
+	Streams           int     `json:"streams"`
+	Rate              float64 `json:"rate"`
+	Duration          float64 `json:"duration_s"`
+	Payload           int     `json:"payload"`
+	Batch             int     `json:"batch"`
+	Connected         int     `json:"connected"`
+	ConnectErrors     int     `json:"connect_errors"`
+	ConnectSeconds    float64 `json:"connect_s"`
+	Published         uint64  `json:"published"`
+	PublishErrors     uint64  `json:"publish_errors"`
+	PublishPerSec     float64 `json:"publish_per_s"`
+	Delivered         uint64  `json:"delivered"`
+	DeliveredPerSec   float64 `json:"delivered_per_s"` // delivered / duration_s: from the first publish until every subscriber caught up (drain_end), catching up after resumes included
+	Expected          uint64  `json:"expected"`
+	Lost              uint64  `json:"lost"`
+	Duplicated        uint64  `json:"duplicated"`
+	Unexpected        uint64  `json:"unexpected"`
+	Reordered         uint64  `json:"reordered"`
+	SubscribersLosing int     `json:"subscribers_losing"`
+	Dropped           int     `json:"dropped"` // reading subscribers whose response ended early and stayed ended (resume off, or refused)
+	SlowCutOff        int     `json:"slow_cut_off"`
+	LatencyUS         Latency `json:"latency_us"`
+	PublishLateUS     Latency `json:"publish_late_us"`
+	// The server's figures from its /metrics: each is absent (NaN in Go)
+	// when a sample it is computed from could not be read.
+	RSSBefore       Measured  `json:"rss_before,omitzero"`
+	RSSConnected    Measured  `json:"rss_connected,omitzero"`
+	RSSAfter        Measured  `json:"rss_after,omitzero"`
+	RSSPerConn      Measured  `json:"rss_per_conn,omitzero"`
+	CPUConnect      Measured  `json:"cpu_connect_s,omitzero"`
+	CPUPublish      Measured  `json:"cpu_publish_s,omitzero"`
+	CPUPerMillion   Measured  `json:"cpu_s_per_million_delivered,omitzero"`
+	PerSecond       []float64 `json:"delivered_per_second"`
+	PublishedPerSec []float64 `json:"published_per_second"`
+	FileLimit       uint64    `json:"file_limit"`
+	MetricsError    string    `json:"metrics_error,omitempty"`
 	// HostStealPct is the share of the host's CPU time the hypervisor
 	// stole from the first publish to the end of the drain, in percent
 	// (-1: not measured; see steal.go for why it matters).
@@ -186,6 +188,27 @@ type Result struct {
 	// hist holds every latency recorded and late every publish lateness,
 	// for merging the workers' runs.
 	hist, late *Histogram
+}
+
+// Measured is one of the server's figures, computed from its /metrics
+// samples: NaN when a sample it needs could not be read. A failed read
+// used to count as 0 bytes and 0 s, which made the differences look
+// measured (rss_per_conn the whole RSS, a negative CPU time).
+type Measured float64
+
+// IsZero reports whether the figure was not measured: encoding/json's
+// omitzero then leaves it out of the JSON line (a measured 0 stays).
+func (m Measured) IsZero() bool { return math.IsNaN(float64(m)) }
+
+// notMeasured is the value of a figure whose samples were not read.
+func notMeasured() Measured { return Measured(math.NaN()) }
+
+// text formats the figure divided by unit, "-" when it was not measured.
+func (m Measured) text(unit float64, format string) string {
+	if m.IsZero() {
+		return "-"
+	}
+	return fmt.Sprintf(format, float64(m)/unit)
 }
 
 // Latency holds publish→delivery percentiles in microseconds.
@@ -515,6 +538,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 // serverSample is the server's resident memory and CPU time at one point
 // of a run, from its /metrics.
 type serverSample struct {
+	// rss and cpu are NaN when the read failed (or was not made), so that
+	// every figure computed from them is NaN too: not measured.
 	rss, cpu float64
 	// user and sys are the server's CPU seconds from /proc/<pid>/stat;
 	// NaN when not read (no -server-pid, or the read failed).
@@ -542,14 +567,17 @@ type serverMeter struct {
 }
 
 func (m *serverMeter) sample(ctx context.Context) serverSample {
+	s := serverSample{rss: math.NaN(), cpu: math.NaN(), user: math.NaN(), sys: math.NaN()}
 	if m.off {
-		return serverSample{user: math.NaN(), sys: math.NaN()}
+		return s
 	}
 	rss, cpu, err := readProcessMetrics(ctx, m.client, m.url+"/metrics")
 	if err != nil && m.err == "" {
 		m.err = err.Error()
 	}
-	s := serverSample{rss: rss, cpu: cpu, user: math.NaN(), sys: math.NaN()}
+	if err == nil {
+		s.rss, s.cpu = rss, cpu
+	}
 	if m.pid != 0 {
 		if s.user, s.sys, err = readProcCPU(m.pid); err != nil && m.err == "" {
 			m.err = err.Error()
@@ -596,16 +624,18 @@ func parseProcStat(line string) (user, sys float64, err error) {
 
 // setServerFigures fills in the server's figures from its samples before
 // the subscribers connected, once they had, and after the drain; Connected
-// and Delivered must be counted already.
+// and Delivered must be counted already. A sample not read is NaN, and so
+// is every figure computed from it: not measured.
 func (res *Result) setServerFigures(before, connected, after serverSample, metricsErr string) {
 	res.MetricsError = metricsErr
-	res.RSSBefore, res.RSSConnected, res.RSSAfter = before.rss, connected.rss, after.rss
-	res.CPUConnect, res.CPUPublish = connected.cpu-before.cpu, after.cpu-connected.cpu
-	if res.Connected > 0 && connected.rss > 0 {
-		res.RSSPerConn = (connected.rss - before.rss) / float64(res.Connected)
+	res.RSSBefore, res.RSSConnected, res.RSSAfter = Measured(before.rss), Measured(connected.rss), Measured(after.rss)
+	res.CPUConnect, res.CPUPublish = Measured(connected.cpu-before.cpu), Measured(after.cpu-connected.cpu)
+	res.RSSPerConn, res.CPUPerMillion = notMeasured(), notMeasured()
+	if res.Connected > 0 {
+		res.RSSPerConn = Measured((connected.rss - before.rss) / float64(res.Connected))
 	}
-	if res.Delivered > 0 && res.CPUPublish > 0 {
-		res.CPUPerMillion = res.CPUPublish / (float64(res.Delivered) / 1e6)
+	if res.Delivered > 0 {
+		res.CPUPerMillion = res.CPUPublish / Measured(float64(res.Delivered)/1e6)
 	}
 	user, sys := after.user-connected.user, after.sys-connected.sys
 	if res.Delivered > 0 && !math.IsNaN(user) && !math.IsNaN(sys) {

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -431,5 +432,76 @@ func TestUnreadServerFiguresFailARunWithItsPID(t *testing.T) {
 	}
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Fatalf("the JSON file exists (%v): the failed run was recorded", err)
+	}
+}
+
+// A /metrics read that fails leaves out every figure computed from it, in
+// the JSON line and in summarize's medians, instead of counting as 0 bytes
+// and 0 s (which made rss_per_conn the whole RSS and a CPU time negative);
+// the figures from the samples that were read stay.
+func TestFailedMetricsReadLeavesItsFiguresOut(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		failRead      int64 // 1: before connecting, 2: once connected, 3: after the drain
+		absent, kept  []string
+		rssPerConnRow string // summarize's rss_per_conn_B row: no broker runs, the baseline's median
+	}{{
+		name: "before connecting", failRead: 1,
+		absent:        []string{"rss_before", "rss_per_conn", "cpu_connect_s"},
+		kept:          []string{"rss_connected", "rss_after", "cpu_publish_s", "cpu_s_per_million_delivered"},
+		rssPerConnRow: fmt.Sprintf("  %-24s %14s %14s", "rss_per_conn_B", "-", "-"),
+	}, {
+		name: "after the drain", failRead: 3,
+		absent:        []string{"rss_after", "cpu_publish_s", "cpu_s_per_million_delivered"},
+		kept:          []string{"rss_before", "rss_connected", "rss_per_conn", "cpu_connect_s"},
+		rssPerConnRow: fmt.Sprintf("  %-24s %14s %14.1f", "rss_per_conn_B", "-", float64(1<<20)),
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var reads atomic.Int64
+			mux := http.NewServeMux()
+			mux.Handle("/", newSwappingServer(0))
+			mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+				n := reads.Add(1)
+				if n == tc.failRead {
+					http.Error(w, "busy", http.StatusServiceUnavailable)
+					return
+				}
+				// 100 MiB and 10 s of CPU, 1 MiB and 1 s more at each read.
+				fmt.Fprintf(w, "process_resident_memory_bytes %d\nprocess_cpu_seconds_total %d\n", (100+n)<<20, 10+n)
+			})
+			ts := httptest.NewServer(mux)
+			t.Cleanup(ts.Close)
+			res, err := Run(t.Context(), Config{
+				URL: ts.URL, Target: "baseline", Scenario: "conversations", Subscribers: 1, Streams: 1,
+				Count: 10, Payload: 64, Concurrency: 1, Drain: time.Second,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			line, err := json.Marshal(res)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var keys map[string]any
+			if err := json.Unmarshal(line, &keys); err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range tc.absent {
+				if v, ok := keys[k]; ok {
+					t.Errorf("%s is %v, want it absent (its sample was not read)", k, v)
+				}
+			}
+			for _, k := range tc.kept {
+				if _, ok := keys[k]; !ok {
+					t.Errorf("%s is absent, want it kept (its samples were read)", k)
+				}
+			}
+			if keys["metrics_error"] == nil {
+				t.Error("no metrics_error")
+			}
+			if out := summarizeRuns(t, []Result{*res, *res}); !strings.Contains(out, tc.rssPerConnRow+" ") {
+				t.Errorf("want the row %q in the summary:\n%s", tc.rssPerConnRow, out)
+			}
+		})
 	}
 }

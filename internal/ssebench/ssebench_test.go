@@ -378,7 +378,7 @@ func TestSummarizeShowsTheFloorBesideTheBaseline(t *testing.T) {
 		target string
 		cpu    float64
 	}{{"broker", 90}, {"baseline", 80}, {"floor", 60}, {"floor", 20}, {"floor", 40}} {
-		runs = append(runs, Result{Target: run.target, Scenario: "conversations", CPUPerMillion: run.cpu, HostStealPct: 2})
+		runs = append(runs, Result{Target: run.target, Scenario: "conversations", CPUPerMillion: Measured(run.cpu), HostStealPct: 2})
 	}
 	out := summarizeRuns(t, runs)
 	// broker/baseline 90/80 = 1.12; floor median 40, floor/baseline 0.50.

@@ -32,8 +32,8 @@ func summarizeCmd(args []string, stdout, stderr io.Writer) int {
 		sc := bufio.NewScanner(f)
 		sc.Buffer(make([]byte, 1<<20), 16<<20)
 		for sc.Scan() {
-			var r Result
-			if json.Unmarshal(sc.Bytes(), &r) != nil || (*tag != "" && r.Tag != *tag) {
+			r, err := decodeResult(sc.Bytes())
+			if err != nil || (*tag != "" && r.Tag != *tag) {
 				continue
 			}
 			if *maxSteal >= 0 && (r.HostStealPct < 0 || r.HostStealPct > *maxSteal) {
@@ -52,6 +52,18 @@ func summarizeCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	summarize(stdout, groups)
 	return 0
+}
+
+// decodeResult reads one JSON line of a run. The server's figures absent
+// from it (a sample not read) stay NaN, not measured, instead of
+// decoding as 0.
+func decodeResult(line []byte) (Result, error) {
+	r := Result{
+		RSSBefore: notMeasured(), RSSConnected: notMeasured(), RSSAfter: notMeasured(), RSSPerConn: notMeasured(),
+		CPUConnect: notMeasured(), CPUPublish: notMeasured(), CPUPerMillion: notMeasured(),
+	}
+	err := json.Unmarshal(line, &r)
+	return r, err
 }
 
 type figure struct {
@@ -79,9 +91,9 @@ var figures = []figure{
 	{name: "p999_us", get: func(r Result) float64 { return r.LatencyUS.P999 }},
 	{name: "max_us", get: func(r Result) float64 { return r.LatencyUS.Max }},
 	{name: "publish_late_p99_us", get: func(r Result) float64 { return r.PublishLateUS.P99 }},
-	{name: "rss_per_conn_B", get: func(r Result) float64 { return r.RSSPerConn }},
-	{name: "rss_after_MiB", get: func(r Result) float64 { return r.RSSAfter / (1 << 20) }},
-	{name: "cpu_s_per_M_delivered", get: func(r Result) float64 { return r.CPUPerMillion }},
+	{name: "rss_per_conn_B", get: func(r Result) float64 { return float64(r.RSSPerConn) }},
+	{name: "rss_after_MiB", get: func(r Result) float64 { return float64(r.RSSAfter) / (1 << 20) }},
+	{name: "cpu_s_per_M_delivered", get: func(r Result) float64 { return float64(r.CPUPerMillion) }},
 	{name: "cpu_user_s_per_M", get: cpuSplit(func(c *CPUSplit) float64 { return c.User })},
 	{name: "cpu_sys_s_per_M", get: cpuSplit(func(c *CPUSplit) float64 { return c.Sys })},
 	{name: "host_steal_pct", get: func(r Result) float64 { return r.HostStealPct }, noRatio: true},

@@ -198,9 +198,12 @@ func runProcs(ctx context.Context, self []string, cfg Config, n, gcPct int, stde
 		return nil, err
 	}
 	cfg.URL = strings.TrimRight(cfg.URL, "/")
-	client := &http.Client{Timeout: 10 * time.Second}
+	if cfg.ResponseTimeout <= 0 {
+		cfg.ResponseTimeout = defaultResponseTimeout
+	}
+	client := &http.Client{}
 	defer client.CloseIdleConnections()
-	server := &serverMeter{client: client, url: cfg.URL, pid: cfg.ServerPID}
+	server := &serverMeter{client: client, url: cfg.URL, timeout: cfg.ResponseTimeout, pid: cfg.ServerPID}
 	before := server.sample(ctx)
 
 	ctx, cancel := context.WithCancel(ctx)

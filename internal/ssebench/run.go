@@ -53,6 +53,12 @@ type Config struct {
 	// DrainTimeout bounds the whole wait after the last publish for every
 	// subscriber to catch up (0: 30 s).
 	DrainTimeout time.Duration
+	// ResponseTimeout bounds the wait for the server's answer to a
+	// subscribe request (its headers; the events may then take as long as
+	// they take) and to a /metrics read (0: 10 s). A server that accepts
+	// the connection and never answers would otherwise hold the run for
+	// good; a subscribe that times out counts as a connect error.
+	ResponseTimeout time.Duration
 	// NoResume turns resuming off: a subscriber whose response the server
 	// ends stays ended (the tool's behaviour before resume existed).
 	NoResume bool
@@ -329,6 +335,11 @@ func (r *runner) publishURL(st *stream) string {
 	return r.cfg.URL + "/v1/streams/" + url.PathEscape(st.name) + "/messages"
 }
 
+// defaultResponseTimeout is Config.ResponseTimeout's default: far above
+// what a server that works takes to answer, even with thousands of
+// subscribers connecting at once.
+const defaultResponseTimeout = 10 * time.Second
+
 // checkEnd refuses a run that would never stop publishing: Count 0 and
 // Duration 0 each mean "no limit", so together they mean no end at all.
 func (c Config) checkEnd() error {
@@ -362,6 +373,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.DrainTimeout <= 0 {
 		cfg.DrainTimeout = 30 * time.Second
 	}
+	if cfg.ResponseTimeout <= 0 {
+		cfg.ResponseTimeout = defaultResponseTimeout
+	}
 	res := &Result{
 		Time: time.Now().UTC().Format(time.RFC3339), Tag: cfg.Tag, Target: cfg.Target, Scenario: cfg.Scenario,
 		URL: cfg.URL, Subscribers: cfg.Subscribers, Streams: cfg.Streams, Rate: cfg.Rate, Payload: cfg.Payload, Batch: cfg.Batch,
@@ -391,14 +405,16 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	// reuse it, as a browser's keep-alive does, instead of dialling anew.
 	perClient := cfg.Subscribers/len(sources) + 1
 	for _, s := range sources {
-		c := &http.Client{Transport: transportFrom(s, perClient)}
+		t := transportFrom(s, perClient)
+		t.ResponseHeaderTimeout = cfg.ResponseTimeout
+		c := &http.Client{Transport: t}
 		r.clients = append(r.clients, c)
 		defer c.CloseIdleConnections()
 	}
 	r.pubClient = &http.Client{Transport: transportFrom(sources[0], cfg.Concurrency), Timeout: 30 * time.Second}
 	defer r.pubClient.CloseIdleConnections()
 
-	server := &serverMeter{client: r.pubClient, url: cfg.URL, off: cfg.NoServerMetrics, pid: cfg.ServerPID}
+	server := &serverMeter{client: r.pubClient, url: cfg.URL, timeout: cfg.ResponseTimeout, off: cfg.NoServerMetrics, pid: cfg.ServerPID}
 	before := server.sample(ctx)
 
 	subCtx, cancelSubs := context.WithCancel(ctx)
@@ -559,11 +575,12 @@ type CPUSplit struct {
 // serverMeter reads the server's /metrics at the points of a run and
 // keeps the first error for the result.
 type serverMeter struct {
-	client *http.Client
-	url    string
-	off    bool // NoServerMetrics: every sample is zero
-	pid    int  // Config.ServerPID
-	err    string
+	client  *http.Client
+	url     string
+	timeout time.Duration // for each read (Config.ResponseTimeout)
+	off     bool          // NoServerMetrics: every sample is not read
+	pid     int           // Config.ServerPID
+	err     string
 }
 
 func (m *serverMeter) sample(ctx context.Context) serverSample {
@@ -571,6 +588,8 @@ func (m *serverMeter) sample(ctx context.Context) serverSample {
 	if m.off {
 		return s
 	}
+	ctx, cancel := context.WithTimeout(ctx, m.timeout)
+	defer cancel()
 	rss, cpu, err := readProcessMetrics(ctx, m.client, m.url+"/metrics")
 	if err != nil && m.err == "" {
 		m.err = err.Error()

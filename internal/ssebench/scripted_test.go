@@ -505,3 +505,32 @@ func TestFailedMetricsReadLeavesItsFiguresOut(t *testing.T) {
 		})
 	}
 }
+
+// A server that accepts subscribe requests and /metrics reads and never
+// answers them does not hold the run: a subscribe without an answer within
+// ResponseTimeout is a connect error, and a /metrics read a metrics error.
+func TestServerThatNeverAnswersDoesNotHoldTheRun(t *testing.T) {
+	never := func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /events", never)
+	mux.HandleFunc("GET /metrics", never)
+	mux.HandleFunc("POST /publish", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	ts := httptest.NewServer(mux)
+	t.Cleanup(ts.Close)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	res, err := Run(ctx, Config{
+		URL: ts.URL, Target: "baseline", Scenario: "conversations", Subscribers: 2, Streams: 1,
+		Count: 1, Payload: 64, Concurrency: 1, Drain: time.Second, ResponseTimeout: 300 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ctx.Err() != nil || time.Since(start) > 5*time.Second {
+		t.Fatalf("the run took %v: it waited for answers that never came", time.Since(start))
+	}
+	if res.Connected != 0 || res.ConnectErrors != 2 || res.MetricsError == "" {
+		t.Fatalf("connected %d, connect errors %d, metrics error %q: want 0, 2 and the metrics' timeout", res.Connected, res.ConnectErrors, res.MetricsError)
+	}
+}

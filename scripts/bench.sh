@@ -44,7 +44,9 @@
 # A port already in use (BROKER_PORT, ..., REDIS_PORT) is refused before a
 # server is started on it: the run would measure whatever answers there. A
 # server that exits or does not come up stops the script with its log; a
-# run ssebench fails (its server's figures unread included) prints the log.
+# run ssebench fails (its server's figures unread included) prints the log;
+# the script then goes on with the other runs and exits 1 at the end, naming
+# the runs that failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -198,6 +200,7 @@ start_redis() { # a fresh, empty redis-server for one broker run
 	exit 1
 }
 
+failed=() # the runs ssebench failed: the script fails too, naming them
 for run in $(seq "$RUNS"); do
 	for target in $TARGETS; do
 		case $target in
@@ -238,6 +241,7 @@ for run in $(seq "$RUNS"); do
 		if ! "${pin_tool[@]}" "$bin/ssebench" -url "$url" -target "$target" -scenario "$scenario" -server-pid "$server_pid" \
 			"${dur[@]}" -json "$out" -tag "$tag" -svg "bench/results/$scenario$store_suffix-$target.svg" "$@"; then
 			echo "ssebench failed ($target run $run)" >&2
+			failed+=("$target run $run")
 			show_log "$bin/server.log" "the $target server's log"
 		fi
 		if [ -n "$perf_pid" ]; then
@@ -268,4 +272,10 @@ if [ -n "$PERF" ]; then
 	else
 		scripts/perfsplit.py "${files[@]}" || echo "perfsplit failed" >&2
 	fi
+fi
+if [ ${#failed[@]} -gt 0 ]; then
+	echo >&2
+	echo "${#failed[@]} of $((RUNS * $(wc -w <<<"$TARGETS"))) runs failed (ssebench said why above each):" >&2
+	printf '  %s\n' "${failed[@]}" >&2
+	exit 1
 fi

@@ -181,8 +181,8 @@ type Result struct {
 	DeliveredAfterResume uint64 `json:"delivered_after_resume"`
 	// DrainSeconds is the time from the end of publishing to the end of
 	// the drain; DrainEnd says why it ended: "caught_up" (every reading
-	// subscriber had every acknowledged event, or the last acknowledged
-	// id, or had stopped), "stalled" (nothing arrived for -drain while no
+	// subscriber had every acknowledged event, or had stopped, or had the
+	// last acknowledged id and nothing more came for lastIDGrace), "stalled" (nothing arrived for -drain while no
 	// subscriber was waiting to resume), "timeout" (-drain-timeout) or
 	// "canceled".
 	DrainSeconds float64 `json:"drain_s"`
@@ -462,8 +462,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	for _, st := range r.streams {
 		acked[st] = st.acked.snapshot()
 	}
-	var lastDelivery time.Time
-	res.DrainEnd, lastDelivery = r.drain(ctx, acked)
+	var deliveryEnd time.Time
+	res.DrainEnd, deliveryEnd = r.drain(ctx, acked)
 	res.ToolSchedUS = schedLatencySince(toolSched)
 	res.HostStealPct = -1 // with -procs the parent measures it, once for all workers
 	if !cfg.NoServerMetrics {
@@ -471,14 +471,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	// delivered/s counts from the first publish until every subscriber
 	// caught up (catching up from history after a resume is part of
-	// delivering, not free time after the run) or, when the drain gave up,
-	// until the last event arrived: the wait for events that never came is
-	// not delivery time.
+	// delivering, not free time after the run) or, when the drain waited
+	// for events that never came (it gave up, or its grace ran out), until
+	// the last event arrived: that wait is not delivery time.
 	elapsed := time.Since(pubStart)
 	res.DrainSeconds = (elapsed - pubElapsed).Seconds()
-	if res.DrainEnd != "caught_up" {
-		elapsed = lastDelivery.Sub(pubStart)
-	}
+	elapsed = deliveryEnd.Sub(pubStart)
 	close(progDone)
 	progWG.Wait()
 	after := server.sample(ctx)
@@ -917,22 +915,42 @@ func (r *runner) publishOne(ctx context.Context, st *stream, data []byte, conten
 	return uint64(len(ans.IDs)), nil
 }
 
+// lastIDGrace is how long the drain waits, once every subscriber missing
+// events has the last acknowledged id, for those events before counting
+// them lost: one the server sent late, after a later one, is reordered, not
+// lost. A subscriber that resumed into a gap waits it out too (the ids the
+// gap skipped never come).
+const lastIDGrace = 500 * time.Millisecond
+
 // drain waits until every reading subscriber has caught up: it has every
-// acknowledged event of its stream, or (broker) the last acknowledged id,
-// or it has stopped for good. It gives up when no event arrived for Drain
+// acknowledged event of its stream, or it has stopped for good, or (broker)
+// it has the last acknowledged id and nothing more came for lastIDGrace
+// (at most half of Drain). It gives up when no event arrived for Drain
 // while no subscriber was waiting to resume (a server that lost events),
 // or after DrainTimeout in all. It returns why it ended (Result.DrainEnd)
-// and when the last event arrived (or a subscriber was last seen waiting to
-// resume).
+// and when delivery ended: now when every event came, else when the last
+// event arrived (or a subscriber was last seen waiting to resume).
 func (r *runner) drain(ctx context.Context, acked map[*stream]seqSet) (string, time.Time) {
 	start := time.Now()
+	grace := min(lastIDGrace, r.cfg.Drain/2)
 	last := r.delivered.Load()
 	lastChange := start
+	var atLastID time.Time // since when every subscriber missing events has had the last id
 	for {
-		if r.caughtUp(acked) {
-			return "caught_up", time.Now()
-		}
 		now := time.Now()
+		switch r.caughtUp(acked) {
+		case hasEverything:
+			return "caught_up", now
+		case hasLastID:
+			if atLastID.IsZero() {
+				atLastID = now
+			}
+			if now.Sub(atLastID) >= grace && now.Sub(lastChange) >= grace {
+				return "caught_up", lastChange
+			}
+		default:
+			atLastID = time.Time{}
+		}
 		if d := r.delivered.Load(); d != last || r.resuming.Load() > 0 {
 			last, lastChange = d, now
 		} else if now.Sub(lastChange) > r.cfg.Drain {
@@ -949,7 +967,24 @@ func (r *runner) drain(ctx context.Context, acked map[*stream]seqSet) (string, t
 	}
 }
 
-func (r *runner) caughtUp(acked map[*stream]seqSet) bool {
+// catchUp is how far the reading subscribers have caught up.
+type catchUp int
+
+const (
+	// behind: a subscriber still misses events before its stream's last
+	// acknowledged id.
+	behind catchUp = iota
+	// hasLastID: every subscriber has every acknowledged event or has
+	// stopped, except some that have the last acknowledged id with events
+	// before it missing (sent late, or skipped by a gap).
+	hasLastID
+	// hasEverything: every subscriber has every acknowledged event or has
+	// stopped.
+	hasEverything
+)
+
+func (r *runner) caughtUp(acked map[*stream]seqSet) catchUp {
+	state := hasEverything
 	for _, s := range r.subs {
 		if s.slow {
 			continue
@@ -965,13 +1000,15 @@ func (r *runner) caughtUp(acked map[*stream]seqSet) bool {
 		if s.distinct.Load() >= s.st.published.Load() && s.hasAll(acked[s.st]) {
 			continue
 		}
-		// With a gap some ids never come; reaching the last one is caught up.
+		// With a gap some ids never come; reaching the last one is caught
+		// up, after a grace for events sent late.
 		if last := s.st.lastID.Load(); s.byID && last > 0 && s.lastID.Load() >= last {
+			state = hasLastID
 			continue
 		}
-		return false
+		return behind
 	}
-	return true
+	return state
 }
 
 // slowWasCut reads what the server left for a subscriber that never read:

@@ -167,6 +167,25 @@ func TestMiscountsAreCaught(t *testing.T) {
 		},
 		want: counts{published: 20, delivered: 20, reordered: 1},
 	}, {
+		// The subscriber has the last id while event 19 is still on its
+		// way: the drain must not count it lost at once.
+		name: "sends event 19 50 ms after event 20, the last",
+		script: func(f *fakeStream, n int, data string) (int, int) {
+			switch n {
+			case 19:
+				id := f.id()
+				f.held = append(f.held, f.frame(id, data))
+				return id, http.StatusCreated
+			case 20:
+				id, status := faithfully(f, data)
+				held := f.held[0]
+				time.AfterFunc(50*time.Millisecond, func() { f.events <- held })
+				return id, status
+			}
+			return faithfully(f, data)
+		},
+		want: counts{published: 20, delivered: 20, reordered: 1},
+	}, {
 		name: "sends event 6 again after event 9",
 		script: func(f *fakeStream, n int, data string) (int, int) {
 			id, status := faithfully(f, data)
@@ -202,8 +221,8 @@ func TestMiscountsAreCaught(t *testing.T) {
 
 // Latency runs from the send to the delivery: an event the server holds
 // back 300 ms is the maximum, and the others, delivered at once, keep the
-// median far below it. (The held one is the last: one that came after it,
-// with a lower id, would find the drain over, the last id received.)
+// median far below it. (The held one is the last, so the drain waits for
+// it whatever the grace for events sent late.)
 func TestLatencyIsMeasuredFromTheSend(t *testing.T) {
 	const hold = 300 * time.Millisecond
 	ts := scriptedBroker(t, func(f *fakeStream, n int, data string) (int, int) {
@@ -276,6 +295,31 @@ func TestStalledDrainIsNotDeliveryTime(t *testing.T) {
 	}
 	if res.Duration >= drain.Seconds() || res.DeliveredPerSec <= float64(res.Delivered)/drain.Seconds() {
 		t.Fatalf("duration %.2fs, %.0f delivered/s: the %v of waiting counted as delivery time", res.Duration, res.DeliveredPerSec, drain)
+	}
+}
+
+// An event that never comes, before a last one that does, is waited for
+// for lastIDGrace (it may be on its way, late), then counted lost; the
+// wait is not delivery time.
+func TestGraceForLateEventsIsNotDeliveryTime(t *testing.T) {
+	ts := scriptedBroker(t, func(f *fakeStream, n int, data string) (int, int) {
+		if n == 10 {
+			return f.id(), http.StatusCreated // never sent
+		}
+		return faithfully(f, data)
+	})
+	res, err := Run(t.Context(), Config{
+		URL: ts.URL, Target: "broker", Scenario: "conversations", Subscribers: 1, Streams: 1,
+		Count: 20, Payload: 64, Concurrency: 1, Drain: 2 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.DrainEnd != "caught_up" || res.Lost != 1 || res.DrainSeconds < lastIDGrace.Seconds() {
+		t.Fatalf("drain %s after %.2fs, lost %d: want caught_up after the %v grace, 1 lost", res.DrainEnd, res.DrainSeconds, res.Lost, lastIDGrace)
+	}
+	if res.Duration >= lastIDGrace.Seconds() {
+		t.Fatalf("duration %.2fs: the %v grace counted as delivery time", res.Duration, lastIDGrace)
 	}
 }
 

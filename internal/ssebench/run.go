@@ -246,7 +246,7 @@ func latencyOf(h *Histogram) Latency {
 type stream struct {
 	name      string
 	number    uint64        // in every payload (Config.FirstStream + its index)
-	seq       atomic.Uint64 // next payload sequence number
+	seq       atomic.Uint64 // next payload sequence number (every one below it was handed to a publisher)
 	published atomic.Uint64 // events the server acknowledged
 	acked     ackedSet      // their sequence numbers
 	lastID    atomic.Uint64 // highest id the server acknowledged (broker)
@@ -514,7 +514,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			res.Lost += lost
 			res.SubscribersLosing++
 		}
-		res.Unexpected += s.seen.countNotIn(want) + s.foreign
+		res.Unexpected += s.seen.countNotIn(want) + s.notSent
 		res.Expected += want.count()
 		res.Duplicated += s.dup
 		res.Reordered += s.reordered

@@ -198,6 +198,17 @@ func TestMiscountsAreCaught(t *testing.T) {
 			return id, status
 		},
 		want: counts{published: 20, delivered: 21, dup: 1},
+	}, {
+		name: "sends an event with a sequence number never issued",
+		script: func(f *fakeStream, n int, data string) (int, int) {
+			if n == 5 {
+				fields := strings.Fields(data) // stream, seq, sent, padding
+				fields[1] = "1073741824"
+				f.send(f.id(), strings.Join(fields, " "))
+			}
+			return faithfully(f, data)
+		},
+		want: counts{published: 20, delivered: 21, unexpected: 1},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			ts := scriptedBroker(t, tc.script)
@@ -295,6 +306,21 @@ func TestStalledDrainIsNotDeliveryTime(t *testing.T) {
 	}
 	if res.Duration >= drain.Seconds() || res.DeliveredPerSec <= float64(res.Delivered)/drain.Seconds() {
 		t.Fatalf("duration %.2fs, %.0f delivered/s: the %v of waiting counted as delivery time", res.Duration, res.DeliveredPerSec, drain)
+	}
+}
+
+// A sequence number in the data never sizes the set of those received
+// unless it was issued: the data is the server's, and 2^30 made one
+// subscriber's set 128 MiB.
+func TestSequenceNeverIssuedIsNotStored(t *testing.T) {
+	st := &stream{number: 3}
+	st.seq.Store(20) // 0..19 handed to publishers
+	s := &subscriber{st: st}
+	for i, seq := range []uint64{1 << 30, 20, 19} {
+		s.track(uint64(101+i), 3, seq)
+	}
+	if len(s.seen) != 1 || s.seen.count() != 1 {
+		t.Fatalf("the set of received holds %d numbers in %d words, want 19 alone in 1", s.seen.count(), len(s.seen))
 	}
 }
 

@@ -40,7 +40,7 @@ type subscriber struct {
 	ended       error  // why the reader stopped for good
 	byID        bool   // the server sends ids that must increase (broker)
 	dup         uint64 // events received again (a sequence number already seen)
-	foreign     uint64 // events of another stream (their payload says so)
+	notSent     uint64 // events its stream never sent: another stream's, or a sequence number not issued
 	reordered   uint64 // byID: new events whose id was not above the last one
 	resumes     uint64 // connections this subscriber reopened
 	afterResume uint64 // events received on a resumed connection
@@ -67,12 +67,15 @@ func (s *subscriber) closeBody() {
 // track counts one received event. Loss, duplicates and events never
 // acknowledged are told apart by the payload's sequence number, in both
 // protocols (the baseline's ids say nothing); with the broker's ids it also
-// checks their order. An event of another stream (the payload's stream
-// number) is never acknowledged on this one: it counts apart, and neither
-// its sequence number nor its id counts as the subscriber's own.
+// checks their order. An event its stream never sent counts apart, and
+// neither its sequence number nor its id counts as the subscriber's own:
+// one of another stream (the payload's stream number), or one whose
+// sequence number was never handed to a publisher, which must not size
+// the set either (the number comes from the server's data: 2^30 made the
+// set 128 MiB, and growing it allocated over 700 MiB).
 func (s *subscriber) track(id, stream, seq uint64) {
-	if stream != s.st.number {
-		s.foreign++
+	if stream != s.st.number || seq >= s.st.seq.Load() {
+		s.notSent++
 		return
 	}
 	s.seenMu.Lock()

@@ -197,10 +197,7 @@ func runProcs(ctx context.Context, self []string, cfg Config, n, gcPct int, stde
 	if err := cfg.checkEnd(); err != nil {
 		return nil, err
 	}
-	cfg.URL = strings.TrimRight(cfg.URL, "/")
-	if cfg.ResponseTimeout <= 0 {
-		cfg.ResponseTimeout = defaultResponseTimeout
-	}
+	cfg = cfg.withDefaults()
 	client := &http.Client{}
 	defer client.CloseIdleConnections()
 	server := &serverMeter{client: client, url: cfg.URL, timeout: cfg.ResponseTimeout, pid: cfg.ServerPID}
@@ -303,7 +300,7 @@ func mergeResults(cfg Config, parts []*Result) *Result {
 	res := &Result{
 		Time: time.Now().UTC().Format(time.RFC3339), Tag: cfg.Tag, Target: cfg.Target, Scenario: cfg.Scenario,
 		URL: cfg.URL, Subscribers: cfg.Subscribers, Streams: cfg.Streams, Rate: cfg.Rate, Payload: cfg.Payload,
-		Batch: parts[0].Batch, Resume: !cfg.NoResume, DrainEnd: "caught_up", Procs: len(parts),
+		Batch: cfg.Batch, Resume: !cfg.NoResume, DrainEnd: "caught_up", Procs: len(parts),
 		hist: &Histogram{}, late: &Histogram{},
 	}
 	addSeries := func(dst *[]float64, src []float64) {

@@ -144,12 +144,14 @@ func TestSeveralProcessesAgainstBroker(t *testing.T) {
 }
 
 // benchThreeProcesses runs `broker bench -procs 3` (bin) against url:
-// conversations, 6 streams × 2 subscribers, count events at 1,000/s.
-func benchThreeProcesses(t *testing.T, bin, url string, count int) (res Result, stdout string) {
+// conversations, 6 streams × 2 subscribers, count events at 1,000/s, and
+// the flags of more.
+func benchThreeProcesses(t *testing.T, bin, url string, count int, more ...string) (res Result, stdout string) {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "runs.jsonl")
-	cmd := exec.CommandContext(t.Context(), bin, "bench", "-url", url, "-scenario", "conversations",
-		"-streams", "6", "-subscribers", "12", "-count", strconv.Itoa(count), "-rate", "1000", "-procs", "3", "-json", out)
+	args := append([]string{"bench", "-url", url, "-scenario", "conversations",
+		"-streams", "6", "-subscribers", "12", "-count", strconv.Itoa(count), "-rate", "1000", "-procs", "3", "-json", out}, more...)
+	cmd := exec.CommandContext(t.Context(), bin, args...)
 	var so, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &so, &se
 	if err := cmd.Run(); err != nil {
@@ -163,6 +165,20 @@ func benchThreeProcesses(t *testing.T, bin, url string, count int) (res Result, 
 		t.Fatalf("%v: %s", err, line)
 	}
 	return res, so.String()
+}
+
+// A run split over processes records the payload and batch its workers
+// sent, after the same defaults a single run applies (-payload 10 is 48
+// bytes, the least that holds the header), not the flags as given.
+func TestProcsRecordWhatTheWorkersSent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the broker binary")
+	}
+	b := testbroker.Start(t, testbroker.Options{NoDemo: true})
+	res, _ := benchThreeProcesses(t, brokerproc.Binary(t), b.URL, 30, "-payload", "10", "-batch", "0")
+	if res.Payload != 48 || res.Batch != 1 || res.Lost != 0 || res.Delivered != 60 {
+		t.Fatalf("payload %d batch %d (want 48 and 1), lost %d, delivered %d", res.Payload, res.Batch, res.Lost, res.Delivered)
+	}
 }
 
 // -procs needs a stream per process: each worker publishes to its own.

@@ -340,6 +340,28 @@ func (r *runner) publishURL(st *stream) string {
 // subscribers connecting at once.
 const defaultResponseTimeout = 10 * time.Second
 
+// withDefaults is c as a run uses it: the URL without a trailing slash,
+// the payload at least its header, one event per request for the
+// baseline's protocol, and the waits' defaults. -procs applies them too,
+// so that the merged result records what the workers did.
+func (c Config) withDefaults() Config {
+	c.URL = strings.TrimRight(c.URL, "/")
+	c.Payload = max(c.Payload, 48)
+	if c.Batch < 1 || c.baselineProtocol() {
+		c.Batch = 1
+	}
+	if c.Drain <= 0 {
+		c.Drain = 2 * time.Second
+	}
+	if c.DrainTimeout <= 0 {
+		c.DrainTimeout = 30 * time.Second
+	}
+	if c.ResponseTimeout <= 0 {
+		c.ResponseTimeout = defaultResponseTimeout
+	}
+	return c
+}
+
 // checkEnd refuses a run that would never stop publishing: Count 0 and
 // Duration 0 each mean "no limit", so together they mean no end at all.
 func (c Config) checkEnd() error {
@@ -360,22 +382,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Subscribers < 0 || cfg.Streams < 1 || cfg.Concurrency < 1 {
 		return nil, errors.New("need -streams >= 1, -subscribers >= 0 and -concurrency >= 1")
 	}
-	cfg.URL = strings.TrimRight(cfg.URL, "/")
-	if cfg.Payload < 48 {
-		cfg.Payload = 48
-	}
-	if cfg.Batch < 1 || cfg.baselineProtocol() {
-		cfg.Batch = 1
-	}
-	if cfg.Drain <= 0 {
-		cfg.Drain = 2 * time.Second
-	}
-	if cfg.DrainTimeout <= 0 {
-		cfg.DrainTimeout = 30 * time.Second
-	}
-	if cfg.ResponseTimeout <= 0 {
-		cfg.ResponseTimeout = defaultResponseTimeout
-	}
+	cfg = cfg.withDefaults()
 	res := &Result{
 		Time: time.Now().UTC().Format(time.RFC3339), Tag: cfg.Tag, Target: cfg.Target, Scenario: cfg.Scenario,
 		URL: cfg.URL, Subscribers: cfg.Subscribers, Streams: cfg.Streams, Rate: cfg.Rate, Payload: cfg.Payload, Batch: cfg.Batch,

@@ -287,7 +287,7 @@ func printResult(w io.Writer, r *Result) {
 	}
 	if q := r.QuietLatencyUS; q != nil {
 		fmt.Fprintf(w, "  latency µs of the events sent in the %d of %d seconds without steal: p50 %.0f p90 %.0f p99 %.0f p99.9 %.0f max %.0f\n",
-			r.QuietSeconds, r.publishSeconds(), q.P50, q.P90, q.P99, q.P999, q.Max)
+			*r.QuietSeconds, r.publishSeconds(), q.P50, q.P90, q.P99, q.P999, q.Max)
 	} else if len(r.StealPerSecond) > 0 {
 		fmt.Fprintf(w, "  no second of publishing without steal\n")
 	}

@@ -119,6 +119,27 @@ func TestMergeResultsSumsTheParts(t *testing.T) {
 	}
 }
 
+// A run split over processes has no steal series (the parent reads the
+// host's steal once for the run), so its JSON line has none of the quiet
+// figures, as documented: quiet_seconds was there as 0, which read as
+// measured.
+func TestProcsLeaveTheQuietFiguresOut(t *testing.T) {
+	m := mergeResults(Config{Streams: 2, Subscribers: 2}, []*Result{{hist: &Histogram{}}, {hist: &Histogram{}}})
+	line, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys map[string]any
+	if err := json.Unmarshal(line, &keys); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"quiet_seconds", "quiet_latency_us", "steal_per_second_pct", "p99_per_second_us"} {
+		if v, ok := keys[k]; ok {
+			t.Errorf("%s is %v, want it absent with -procs", k, v)
+		}
+	}
+}
+
 // `broker bench -procs 3` against a real broker: three worker processes of
 // the broker binary, their figures merged into one exact run.
 func TestSeveralProcessesAgainstBroker(t *testing.T) {

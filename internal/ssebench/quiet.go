@@ -141,6 +141,8 @@ func (res *Result) setQuietFigures(readings []stealReading, by *secondHistograms
 	}
 	res.StealPerSecond = steal
 	res.P99PerSecondUS = make([]float64, len(steal))
+	quietSeconds := 0
+	res.QuietSeconds = &quietSeconds
 	var quiet Histogram
 	for i, pct := range steal {
 		h := by.at(i)
@@ -149,7 +151,7 @@ func (res *Result) setQuietFigures(readings []stealReading, by *secondHistograms
 		}
 		res.P99PerSecondUS[i] = float64(h.Quantile(0.99)) / float64(time.Microsecond)
 		if pct == 0 {
-			res.QuietSeconds++
+			quietSeconds++
 			quiet.merge(h)
 		}
 	}

@@ -43,8 +43,8 @@ func TestQuietLatencyLeavesOutTheSecondsWithSteal(t *testing.T) {
 	}
 	res.setQuietFigures(readings, &by)
 
-	if res.QuietSeconds != 2 || res.QuietLatencyUS == nil {
-		t.Fatalf("quiet seconds %d (latency %v), want 2: seconds 0 and 2 (second 4 had no events)", res.QuietSeconds, res.QuietLatencyUS)
+	if res.QuietSeconds == nil || *res.QuietSeconds != 2 || res.QuietLatencyUS == nil {
+		t.Fatalf("quiet seconds %v (latency %v), want 2: seconds 0 and 2 (second 4 had no events)", res.QuietSeconds, res.QuietLatencyUS)
 	}
 	if q := res.QuietLatencyUS; q.P50 < 1000 || q.P50 > 1040 || q.P99 < 2000 || q.P99 > 2070 || q.Max != 2000 {
 		t.Errorf("quiet latency %+v µs, want p50 1 ms and p99 and max 2 ms", *q)
@@ -69,7 +69,7 @@ func TestQuietFiguresNeedTheSteal(t *testing.T) {
 	by.record(0, time.Millisecond)
 	var res Result
 	res.setQuietFigures(nil, &by)
-	if res.QuietLatencyUS != nil || res.StealPerSecond != nil || res.P99PerSecondUS != nil {
+	if res.QuietSeconds != nil || res.QuietLatencyUS != nil || res.StealPerSecond != nil || res.P99PerSecondUS != nil {
 		t.Fatalf("quiet figures without a steal series: %+v", res)
 	}
 }
@@ -102,8 +102,8 @@ func TestRunRecordsEachSecond(t *testing.T) {
 			t.Errorf("second %d: p99 %v µs (the run's max %v)", i, p, res.LatencyUS.Max)
 		}
 	}
-	if res.QuietSeconds > res.publishSeconds() || (res.QuietSeconds > 0) != (res.QuietLatencyUS != nil) {
-		t.Errorf("%d quiet seconds of %d, quiet latency %v", res.QuietSeconds, res.publishSeconds(), res.QuietLatencyUS)
+	if q := res.QuietSeconds; q == nil || *q > res.publishSeconds() || (*q > 0) != (res.QuietLatencyUS != nil) {
+		t.Errorf("%v quiet seconds of %d, quiet latency %v", q, res.publishSeconds(), res.QuietLatencyUS)
 	}
 }
 
@@ -187,7 +187,7 @@ func TestInterruptedRunIsNotRecorded(t *testing.T) {
 func TestSummarizeSaysWhichMediansAreOverFewerRuns(t *testing.T) {
 	q := Latency{P99: 4000}
 	groups := map[string]map[string][]Result{"conversations": {
-		"broker":   {{StealPerSecond: []float64{0}, QuietSeconds: 1, QuietLatencyUS: &q}, {StealPerSecond: []float64{2}}},
+		"broker":   {{StealPerSecond: []float64{0}, QuietSeconds: new(1), QuietLatencyUS: &q}, {StealPerSecond: []float64{2}}},
 		"baseline": {{}, {}},
 	}}
 	var out bytes.Buffer

@@ -140,10 +140,11 @@ type Result struct {
 	// percent (-1: not read), and P99PerSecondUS the p99 latency of the
 	// events sent in that second (0: none received). QuietSeconds counts the
 	// seconds without any steal, and QuietLatencyUS is the latency of the
-	// events sent in them (see quiet.go). All absent with -procs.
+	// events sent in them (see quiet.go). All absent with -procs, and when
+	// the steal could not be read.
 	StealPerSecond []float64 `json:"steal_per_second_pct,omitempty"`
 	P99PerSecondUS []float64 `json:"p99_per_second_us,omitempty"`
-	QuietSeconds   int       `json:"quiet_seconds"`
+	QuietSeconds   *int      `json:"quiet_seconds,omitempty"`
 	QuietLatencyUS *Latency  `json:"quiet_latency_us,omitempty"`
 	// ToolSchedUS is how long this process's goroutines waited, runnable,
 	// for a CPU from the first publish to the end of the drain (the Go

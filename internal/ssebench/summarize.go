@@ -110,10 +110,10 @@ var figures = []figure{
 		return r.ToolSchedUS.P99
 	}, noRatio: true},
 	{name: "quiet_seconds", get: func(r Result) float64 {
-		if len(r.StealPerSecond) == 0 {
-			return math.NaN()
+		if len(r.StealPerSecond) == 0 || r.QuietSeconds == nil {
+			return math.NaN() // not measured: -procs, or no steal readings
 		}
-		return float64(r.QuietSeconds)
+		return float64(*r.QuietSeconds)
 	}, noRatio: true},
 }
 

@@ -6,8 +6,9 @@ package ssebench
 // owns a share of the streams with their subscribers and publishing, and
 // counts loss, duplicates and latency for them as a single run does. The
 // parent reads the server's /metrics and the host's steal, lets every
-// worker start publishing at once after all have connected, and merges
-// what they measured into one Result: counts summed, latency histograms
+// worker start publishing at once after all have connected, prints the
+// live progress line for all of them from the counters they send once a
+// second, and merges what they measured into one Result: counts summed, latency histograms
 // merged, per-second series added. It reads the server's figures after
 // every worker has drained and before any closes its connections, as a
 // single run does.
@@ -16,6 +17,7 @@ package ssebench
 //
 //	worker → parent  {"connected": n, "connect_errors": e}  (connected, settled)
 //	parent → worker  go
+//	worker → parent  {"progress": {...}}                    (once a second: its counters)
 //	worker → parent  {"drained": true}                      (caught up, all still open)
 //	parent → worker  count
 //	worker → parent  {"result": {...}, "hist": {...}, "late": {...}}  (the worker's run)
@@ -29,6 +31,7 @@ import (
 	"io"
 	"net/http"
 	"os/exec"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -41,9 +44,11 @@ type connectedLine struct {
 	ConnectErrors int `json:"connect_errors"`
 }
 
-// drainedLine is a worker's report that its subscribers have caught up.
-type drainedLine struct {
-	Drained bool `json:"drained"`
+// publishingLine is what a worker reports while it publishes and drains:
+// its counters once a second, then that its subscribers have caught up.
+type publishingLine struct {
+	Progress *Counters `json:"progress,omitempty"`
+	Drained  bool      `json:"drained,omitempty"`
 }
 
 // resultLine is a worker's whole run.
@@ -181,6 +186,106 @@ func (w *worker) readLine(v any) error {
 	return json.Unmarshal(w.lines.Bytes(), v)
 }
 
+// readUntilDrained reads the worker's lines until it reports it has
+// drained, handing each second's counters to onProgress.
+func (w *worker) readUntilDrained(onProgress func(Counters)) error {
+	for {
+		var l publishingLine
+		if err := w.readLine(&l); err != nil {
+			return err
+		}
+		switch {
+		case l.Drained:
+			return nil
+		case l.Progress != nil:
+			onProgress(*l.Progress)
+		default:
+			return errors.New("want its progress or its drained line")
+		}
+	}
+}
+
+// awaitDrained waits until every worker has drained. Meanwhile, when
+// cfg.Progress is set, it prints the live progress line a single run
+// prints, once every worker has sent its counters of the next second: their
+// sum (the p99: the highest of theirs).
+func awaitDrained(workers []*worker, cfg Config) error {
+	type second struct {
+		worker   int
+		counters Counters
+	}
+	seconds := make(chan second)
+	drained := make(chan error, len(workers)) // buffered: a reader never waits for a parent that returned
+	stop := make(chan struct{})
+	defer close(stop)
+	for i, w := range workers {
+		go func() {
+			err := w.readUntilDrained(func(c Counters) {
+				select {
+				case seconds <- second{i, c}:
+				case <-stop:
+				}
+			})
+			if err != nil {
+				err = fmt.Errorf("worker %d, publishing: %w", i, err)
+			}
+			drained <- err
+		}()
+	}
+	p := newProcsProgress(len(workers), cfg)
+	for waiting := len(workers); waiting > 0; {
+		select {
+		case s := <-seconds:
+			p.add(s.worker, s.counters)
+		case err := <-drained:
+			if err != nil {
+				return err
+			}
+			waiting--
+		}
+	}
+	p.end()
+	return nil
+}
+
+// procsProgress is the live progress line of a run split over processes.
+type procsProgress struct {
+	cfg     Config
+	each    []Counters // each worker's latest
+	seconds []int      // how many seconds each worker has reported
+	printed int        // seconds printed
+	last    Counters   // the sum printed last
+}
+
+func newProcsProgress(workers int, cfg Config) *procsProgress {
+	return &procsProgress{cfg: cfg, each: make([]Counters, workers), seconds: make([]int, workers)}
+}
+
+// add takes a worker's counters of its next second, and prints the sum
+// of all once every worker has reported that second (when Progress is set).
+func (p *procsProgress) add(worker int, c Counters) {
+	p.each[worker] = c
+	p.seconds[worker]++
+	if p.cfg.Progress == nil || slices.Min(p.seconds) == p.printed {
+		return
+	}
+	p.printed = slices.Min(p.seconds)
+	var now Counters
+	for _, c := range p.each {
+		now = now.add(c)
+	}
+	elapsed := time.Duration(p.printed) * time.Second
+	fmt.Fprint(p.cfg.Progress, progressText(elapsed, p.cfg.Target, p.cfg.Scenario, now, p.last, "p99 (highest process)", ""))
+	p.last = now
+}
+
+// end ends the progress line, if one was printed.
+func (p *procsProgress) end() {
+	if p.printed > 0 {
+		fmt.Fprintln(p.cfg.Progress)
+	}
+}
+
 // runProcs runs cfg as n worker processes started with self (the program
 // and the arguments before the tool's own) and merges their results.
 func runProcs(ctx context.Context, self []string, cfg Config, n, gcPct int, stderr io.Writer) (*Result, error) {
@@ -253,14 +358,8 @@ func runProcs(ctx context.Context, self []string, cfg Config, n, gcPct int, stde
 	if err := tell("go"); err != nil {
 		return nil, err
 	}
-	for i, w := range workers {
-		var d drainedLine
-		if err := w.readLine(&d); err != nil {
-			return nil, fmt.Errorf("worker %d, publishing: %w", i, err)
-		}
-		if !d.Drained {
-			return nil, fmt.Errorf("worker %d: want its drained line", i)
-		}
+	if err := awaitDrained(workers, cfg); err != nil {
+		return nil, err
 	}
 	stealPct := steal.percent()
 	after := server.sample(ctx)
@@ -387,6 +486,11 @@ func workerMain(ctx context.Context, cfg Config, stdin io.Reader, stdout io.Writ
 	}
 	cfg.NoServerMetrics = true
 	cfg.Progress = nil
+	cfg.EachSecond = func(c Counters) {
+		// A write that fails (the parent gone) fails the drained line too,
+		// which ends the worker.
+		_ = enc.Encode(publishingLine{Progress: &c})
+	}
 	cfg.AfterConnect = func(ctx context.Context, connected, connectErrors int) error {
 		if err := enc.Encode(connectedLine{Connected: connected, ConnectErrors: connectErrors}); err != nil {
 			return fmt.Errorf("worker: report connected: %w", err)
@@ -394,7 +498,7 @@ func workerMain(ctx context.Context, cfg Config, stdin io.Reader, stdout io.Writ
 		return await(ctx, "go")
 	}
 	cfg.AfterDrain = func(ctx context.Context) error {
-		if err := enc.Encode(drainedLine{Drained: true}); err != nil {
+		if err := enc.Encode(publishingLine{Drained: true}); err != nil {
 			return fmt.Errorf("worker: report drained: %w", err)
 		}
 		return await(ctx, "count")

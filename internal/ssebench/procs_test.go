@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -200,6 +201,49 @@ func TestProcsRecordWhatTheWorkersSent(t *testing.T) {
 	if res.Payload != 48 || res.Batch != 1 || res.Lost != 0 || res.Delivered != 60 {
 		t.Fatalf("payload %d batch %d (want 48 and 1), lost %d, delivered %d", res.Payload, res.Batch, res.Lost, res.Delivered)
 	}
+}
+
+// A run split over processes shows the live progress line a single run
+// shows, with the counters of all the workers summed.
+func TestProcsShowLiveProgress(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the broker binary")
+	}
+	b := testbroker.Start(t, testbroker.Options{NoDemo: true})
+	var progress bytes.Buffer
+	var stderr lockedBuffer // the workers' stderr is copied in by a goroutine each
+	res, err := runProcs(t.Context(), []string{brokerproc.Binary(t), "bench"}, Config{
+		URL: b.URL, Target: "broker", Scenario: "conversations", Subscribers: 4, Streams: 2,
+		Rate: 1000, Count: 1500, Concurrency: 2, Progress: &progress,
+	}, 2, 400, &stderr)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	if res.Lost != 0 || res.Delivered != 3000 {
+		t.Fatalf("lost %d, delivered %d of 3000", res.Lost, res.Delivered)
+	}
+	// 1.5 s of publishing: at least one line, with both workers' subscribers.
+	if !strings.Contains(progress.String(), "broker/conversations subs 4 pub ") || !strings.Contains(progress.String(), "p99 (highest process)") {
+		t.Fatalf("progress: %q", progress.String())
+	}
+}
+
+// lockedBuffer is a buffer several goroutines can write to.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // -procs needs a stream per process: each worker publishes to its own.

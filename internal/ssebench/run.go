@@ -75,6 +75,10 @@ type Config struct {
 	// reads the server's figures, a worker of -procs lets the parent read
 	// them for all workers.
 	AfterDrain func(ctx context.Context) error
+	// EachSecond, when set, is given the run's counters once a second from
+	// the first publish to the end of the drain: a worker of -procs sends
+	// them to the parent, which prints the live progress line for all.
+	EachSecond func(Counters)
 	// NoServerMetrics leaves the server's /metrics and the host's steal
 	// unread: with -procs the parent reads them once for all workers.
 	NoServerMetrics bool
@@ -1037,13 +1041,50 @@ func (r *runner) slowWasCut(s *subscriber) bool {
 	}
 }
 
-// progress prints one line a second (when Progress is set) and records the
-// per-second series for the chart, and the host's steal in each second
-// when steal is not nil.
+// Counters are a run's running totals, for the live progress line.
+type Counters struct {
+	Subscribers   int    `json:"subscribers"`
+	Published     uint64 `json:"published"`
+	PublishErrors uint64 `json:"publish_errors"`
+	Delivered     uint64 `json:"delivered"`
+	Reconnects    uint64 `json:"reconnects"`
+	// P99 is the latency's p99 so far; summed over the workers of -procs,
+	// the highest of theirs.
+	P99 time.Duration `json:"p99_ns"`
+}
+
+// add sums two runs' counters (the p99: the higher).
+func (c Counters) add(o Counters) Counters {
+	return Counters{
+		Subscribers: c.Subscribers + o.Subscribers, Published: c.Published + o.Published, PublishErrors: c.PublishErrors + o.PublishErrors,
+		Delivered: c.Delivered + o.Delivered, Reconnects: c.Reconnects + o.Reconnects, P99: max(c.P99, o.P99),
+	}
+}
+
+func (r *runner) counters() Counters {
+	return Counters{
+		Subscribers: len(r.subs), Published: r.published.Load(), PublishErrors: r.pubErrs.Load(), Delivered: r.delivered.Load(),
+		Reconnects: r.reconnectsEOF.Load() + r.reconnectsErr.Load(), P99: r.hist.Quantile(0.99),
+	}
+}
+
+// progressText is the live progress line (it overwrites the one before)
+// elapsed into a run of target and scenario, with the counters now and a
+// second before; p99 names the latency figure, stolen is the host's steal
+// in that second or empty.
+func progressText(elapsed time.Duration, target, scenario string, now, last Counters, p99, stolen string) string {
+	return fmt.Sprintf("\r\033[K%4.0fs %s/%s subs %d pub %d (%d/s) err %d delivered %d (%d/s) reconnects %d %s %s%s",
+		elapsed.Seconds(), target, scenario, now.Subscribers, now.Published, now.Published-last.Published, now.PublishErrors,
+		now.Delivered, now.Delivered-last.Delivered, now.Reconnects, p99, now.P99.Round(time.Microsecond), stolen)
+}
+
+// progress prints one line a second (when Progress is set), hands the
+// counters to EachSecond (when set) and records the per-second series for
+// the chart, and the host's steal in each second when steal is not nil.
 func (r *runner) progress(start time.Time, done <-chan struct{}, res *Result, steal *stealSeries) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
-	var lastD, lastP uint64
+	var last Counters
 	for {
 		select {
 		case <-done:
@@ -1059,15 +1100,16 @@ func (r *runner) progress(start time.Time, done <-chan struct{}, res *Result, st
 			r.stealReadings = append(r.stealReadings, stealReading{until: time.Since(start), pct: pct})
 			stolen = fmt.Sprintf(" steal %.1f%%", pct)
 		}
-		d, p := r.delivered.Load(), r.published.Load()
-		res.PerSecond = append(res.PerSecond, float64(d-lastD))
-		res.PublishedPerSec = append(res.PublishedPerSec, float64(p-lastP))
+		now := r.counters()
+		res.PerSecond = append(res.PerSecond, float64(now.Delivered-last.Delivered))
+		res.PublishedPerSec = append(res.PublishedPerSec, float64(now.Published-last.Published))
 		if r.cfg.Progress != nil {
-			fmt.Fprintf(r.cfg.Progress, "\r\033[K%4.0fs %s/%s subs %d pub %d (%d/s) err %d delivered %d (%d/s) reconnects %d p99 %s%s",
-				time.Since(start).Seconds(), r.cfg.Target, r.cfg.Scenario, len(r.subs), p, p-lastP, r.pubErrs.Load(),
-				d, d-lastD, r.reconnectsEOF.Load()+r.reconnectsErr.Load(), r.hist.Quantile(0.99).Round(time.Microsecond), stolen)
+			fmt.Fprint(r.cfg.Progress, progressText(time.Since(start), r.cfg.Target, r.cfg.Scenario, now, last, "p99", stolen))
 		}
-		lastD, lastP = d, p
+		if r.cfg.EachSecond != nil {
+			r.cfg.EachSecond(now)
+		}
+		last = now
 	}
 }
 

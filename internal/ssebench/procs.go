@@ -35,6 +35,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -289,6 +290,9 @@ func (p *procsProgress) end() {
 // runProcs runs cfg as n worker processes started with self (the program
 // and the arguments before the tool's own) and merges their results.
 func runProcs(ctx context.Context, self []string, cfg Config, n, gcPct int, stderr io.Writer) (*Result, error) {
+	// Each worker's stderr is copied into stderr by a goroutine of its own
+	// (exec.Cmd does so for any writer but an *os.File).
+	stderr = &lockedWriter{w: stderr}
 	switch {
 	case len(self) == 0:
 		return nil, errors.New("-procs: this build cannot start itself again")
@@ -508,4 +512,16 @@ func workerMain(ctx context.Context, cfg Config, stdin io.Reader, stdout io.Writ
 		return err
 	}
 	return enc.Encode(resultLine{Result: res, Hist: res.hist, Late: res.late})
+}
+
+// lockedWriter serializes the writes of several goroutines to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -211,7 +210,7 @@ func TestProcsShowLiveProgress(t *testing.T) {
 	}
 	b := testbroker.Start(t, testbroker.Options{NoDemo: true})
 	var progress bytes.Buffer
-	var stderr lockedBuffer // the workers' stderr is copied in by a goroutine each
+	var stderr bytes.Buffer // runProcs serializes the workers' writes
 	res, err := runProcs(t.Context(), []string{brokerproc.Binary(t), "bench"}, Config{
 		URL: b.URL, Target: "broker", Scenario: "conversations", Subscribers: 4, Streams: 2,
 		Rate: 1000, Count: 1500, Concurrency: 2, Progress: &progress,
@@ -226,24 +225,6 @@ func TestProcsShowLiveProgress(t *testing.T) {
 	if !strings.Contains(progress.String(), "broker/conversations subs 4 pub ") || !strings.Contains(progress.String(), "p99 (highest process)") {
 		t.Fatalf("progress: %q", progress.String())
 	}
-}
-
-// lockedBuffer is a buffer several goroutines can write to.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // -procs needs a stream per process: each worker publishes to its own.

@@ -325,4 +325,3 @@ func TestLoneSurrogate(t *testing.T) {
 		}
 	}
 }
-

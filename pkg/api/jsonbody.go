@@ -142,23 +142,14 @@ func decodeStrict(raw []byte, dst any) error {
 // nothing for names without escapes: it runs on every JSON publish.
 func checkMemberNames(raw []byte, dst any) error {
 	t := reflect.TypeOf(dst).Elem()
-	var seen uint64 // by field index; the API's objects have 1 or 2
-	return jsonobject.Members(raw, func(name, _ []byte) error {
-		for i := range t.NumField() {
-			known, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
-			if string(name) == known {
-				if seen&(1<<i) != 0 {
-					return fmt.Errorf("member %q is given twice", name)
-				}
-				seen |= 1 << i
-				return nil
-			}
-			if strings.EqualFold(known, string(name)) {
-				return fmt.Errorf("unknown member %q (member names are case-sensitive: %q)", name, known)
-			}
-		}
-		return nil // an unknown member, once or twice: Decode refuses it
-	})
+	var names [4]string // the API's objects have 1 or 2 members
+	known := names[:0]
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		known = append(known, name)
+	}
+	// An unknown member, once or twice, is left to Decode to refuse.
+	return jsonobject.CheckNames(raw, known...)
 }
 
 // decodeProblem says what is wrong with a JSON object of valid syntax

@@ -321,3 +321,46 @@ func TestDemoPlacesOfTokensWithoutSubject(t *testing.T) {
 		t.Fatalf("an answer from another address with a token without subject: %d, want 202", status)
 	}
 }
+
+// A demo question refused because the demo's places are all taken costs
+// its client nothing of the publish rate either: it may publish at once.
+func TestDemoAnswerRefusedForPlacesIsNotCharged(t *testing.T) {
+	t.Parallel()
+	hub := broker.NewHub(10, 64)
+	mem := memory.New(broker.StoreOptions{MaxEvents: 100, MaxAge: time.Hour, IdleTTL: time.Hour, MaxStreams: 100}, hub)
+	defer mem.Close()
+	srv := api.New(api.Options{Broker: broker.New(mem, hub), Logger: zerolog.New(io.Discard), Retry: time.Second,
+		Heartbeat: time.Hour, MaxBody: 1 << 20, Demo: true, DemoTokenDelay: time.Hour, PublishRate: 5})
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}()
+	do := func(addr, path string, h http.Header, body string) (int, string) {
+		r := httptest.NewRequest("POST", path, strings.NewReader(body))
+		r.RemoteAddr = addr
+		r.Header = h
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, r)
+		return w.Code, w.Body.String()
+	}
+	json := http.Header{"Content-Type": {"application/json"}}
+	// Every place taken, each by another client, so that none of them is
+	// held back by its own rate.
+	for i := 0; ; i++ {
+		status, body := do(fmt.Sprintf("192.0.2.%d:1000", i+1), "/v1/demo/chat", json, fmt.Sprintf(`{"stream":"d-%d","message":"hi"}`, i))
+		if status == http.StatusTooManyRequests && strings.Contains(body, "demo answers are streaming already") {
+			break
+		}
+		if status != http.StatusAccepted || i > 1000 {
+			t.Fatalf("answer %d: %d %s", i, status, body)
+		}
+	}
+	const late = "198.51.100.1:1000"
+	if status, body := do(late, "/v1/demo/chat", json, `{"stream":"late","message":"hi"}`); status != http.StatusTooManyRequests || !strings.Contains(body, "demo answers are streaming already") {
+		t.Fatalf("an answer with every place taken: %d %s, want 429 for the places", status, body)
+	}
+	if status, body := do(late, "/v1/streams/other/messages", nil, "still within the rate"); status != http.StatusCreated {
+		t.Fatalf("a publish after a demo answer refused for want of places: %d %s, want 201", status, body)
+	}
+}

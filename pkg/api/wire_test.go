@@ -6,13 +6,18 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	r3sse "github.com/r3labs/sse/v2"
+	"github.com/rs/zerolog"
 
 	"github.com/sse-broker/broker/internal/testbroker"
+	"github.com/sse-broker/broker/pkg/api"
+	"github.com/sse-broker/broker/pkg/broker"
+	"github.com/sse-broker/broker/pkg/broker/memory"
 	"github.com/sse-broker/broker/pkg/sse"
 )
 
@@ -178,6 +183,37 @@ func TestHeartbeats(t *testing.T) {
 	conn := rawGet(t, b, "/v1/streams/quiet/events", "HTTP/1.0", "")
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	readHeartbeats(t, bufio.NewReader(conn), 3)
+}
+
+// api.Options without a Heartbeat gets 15 s, as sse.heartbeat does in
+// the configuration: taken as it is, 0 made the heartbeat clock tick
+// every 100 µs and every subscriber was sent a comment as often.
+func TestHeartbeatDefault(t *testing.T) {
+	hub := broker.NewHub(10, 64)
+	mem := memory.New(broker.StoreOptions{MaxEvents: 100, MaxAge: time.Hour, IdleTTL: time.Hour, MaxStreams: 10}, hub)
+	defer mem.Close()
+	srv := api.New(api.Options{Broker: broker.New(mem, hub), Logger: zerolog.New(io.Discard), Retry: time.Second, MaxBody: 1 << 20})
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}()
+	// Parked (HTTP/1.1) and served by net/http (HTTP/1.0) alike.
+	for _, proto := range []string{"HTTP/1.1", "HTTP/1.0"} {
+		conn := rawGet(t, &testbroker.Broker{URL: ts.URL}, "/v1/streams/quiet/events", proto, "")
+		_ = conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		got, _ := io.ReadAll(conn) // until the deadline
+		if !bytes.Contains(got, []byte("retry: 1000\n\n")) {
+			t.Fatalf("%s: the stream began %q, want its retry block", proto, got)
+		}
+		for _, line := range strings.Split(string(got), "\n") {
+			if strings.HasPrefix(line, ":") {
+				t.Fatalf("%s: a comment within 300 ms of a quiet subscription with the default heartbeat: %q", proto, got)
+			}
+		}
+	}
 }
 
 // readHeartbeats reads lines until n comment lines came.

@@ -622,6 +622,11 @@ func TestAuthCookieWritesOnlyFromTrustedOrigins(t *testing.T) {
 		{"behind a proxy, plain http on the host name", cookie("Origin", "http://chat.example", "Host", "chat.example"), http.StatusCreated},
 		{"behind a proxy, another port of the host name", cookie("Origin", "http://chat.example:9999", "Host", "chat.example"), http.StatusForbidden},
 		{"behind a proxy, https on another port", cookie("Origin", "https://chat.example:8443", "Host", "chat.example"), http.StatusForbidden},
+		// A proxy that passes $host:$server_port names the default port,
+		// which an origin leaves out.
+		{"behind a proxy that passes port 443, https", cookie("Origin", "https://chat.example", "Host", "chat.example:443"), http.StatusCreated},
+		{"behind a proxy that passes port 80, plain http", cookie("Origin", "http://chat.example", "Host", "chat.example:80"), http.StatusCreated},
+		{"behind a proxy that passes port 443, plain http", cookie("Origin", "http://chat.example", "Host", "chat.example:443"), http.StatusForbidden},
 		{"no Origin, the broker's own Referer", cookie("Referer", b.URL+"/"), http.StatusCreated},
 		{"header token from a foreign Origin", http.Header{"Authorization": {"Bearer " + tok}, "Origin": {"https://evil.example"}}, http.StatusCreated},
 	} {

@@ -199,6 +199,13 @@ func TestSubscriptionLogsOneRequestLineAtItsEnd(t *testing.T) {
 		{"client gone", func(t *testing.T, b *testbroker.Broker, conn net.Conn) {
 			_ = conn.Close()
 		}, "client_gone"},
+		{"draining", func(t *testing.T, b *testbroker.Broker, conn net.Conn) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := b.API.Shutdown(ctx); err != nil {
+				t.Fatalf("shutdown: %v", err)
+			}
+		}, "draining"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			log := &syncBuffer{}

@@ -227,6 +227,13 @@ func TestVerifyHS256(t *testing.T) {
 		"subscribe twice":            signRaw(t, `{"alg":"HS256"}`, `{"streams":{"subscribe":["own-1"],"subscribe":["*"]}}`),
 		"sub twice":                  signRaw(t, `{"alg":"HS256"}`, `{"sub":"a","sub":"b"}`),
 		"Exp":                        signRaw(t, `{"alg":"HS256"}`, `{"Exp":1}`),
+		"Nbf":                        signRaw(t, `{"alg":"HS256"}`, `{"Nbf":1}`),
+		"nbf twice, the last past":   signRaw(t, `{"alg":"HS256"}`, `{"nbf":4102444800,"nbf":1}`),
+		"Iss":                        signRaw(t, `{"alg":"HS256"}`, `{"Iss":"x"}`),
+		"Aud":                        signRaw(t, `{"alg":"HS256"}`, `{"Aud":"x"}`),
+		"Iat":                        signRaw(t, `{"alg":"HS256"}`, `{"Iat":1}`),
+		"Jti":                        signRaw(t, `{"alg":"HS256"}`, `{"Jti":"x"}`),
+		"payload not UTF-8":          signRaw(t, `{"alg":"HS256"}`, "{\"sub\":\"a\xff\"}"), // decoded, "a\uFFFD"
 		"data after the claims":      signRaw(t, `{"alg":"HS256"}`, `{"sub":"a"} {"sub":"b"}`),
 		// RFC 7515 4.1.11: critical extensions the verifier does not know.
 		"crit": signRaw(t, `{"alg":"HS256","crit":["b64"],"b64":false}`, `{}`),

@@ -409,6 +409,7 @@ func TestBadValues(t *testing.T) {
 		{key: "demo.enabled", text: "1", yaml: "1"},
 		{key: "demo.enabled", text: "T", yaml: "T"},
 		{key: "demo.enabled", text: "yes", yaml: "yes"},
+		{key: "demo.enabled", text: "True", yaml: "True"},
 		{key: "admin.enabled", text: "maybe"},
 		{key: "redis.allow_eviction", text: "perhaps"},
 		{key: "debug.pprof", text: "on-call"},
@@ -508,6 +509,8 @@ func TestYAMLShapes(t *testing.T) {
 		{"syntax error on the first line", "store: memory:\n", "s.yaml: line 1: mapping values are not allowed", nil},
 		{"syntax error on the second line", "listen: \":1\"\nstore: memory:\n", "s.yaml: line 2: mapping values are not allowed", nil},
 		{"not UTF-8", "listen: \":1\"\n# caf\xe9\n", "s.yaml:2: the file is not UTF-8 text", nil},
+		// yaml.v3 names no line for a control character either: not line 1.
+		{"control character", "listen: \":1\"\n# a\x01b\n", "s.yaml: control characters are not allowed", nil},
 		{"null scalar is empty", "history:\n  max_events:\n", `history.max_events: "" is not an integer`, nil},
 		{"complex key", "? [a]\n: b\n", "a key must be a plain name", nil},
 		{"empty file", "", "", func(c Config) bool { return reflect.DeepEqual(c.Listen, DefaultListen) }},

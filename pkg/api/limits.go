@@ -40,11 +40,11 @@ func (s *Server) takePublish(r *http.Request, events int) (refund func(), err er
 		return func() {}, nil
 	}
 	key := subjectOf(r)
-	held, err := s.publishLimit.take(key, events, time.Now(), "events published")
+	c, err := s.publishLimit.take(key, events, time.Now(), "events published")
 	if err != nil {
 		return nil, err
 	}
-	return func() { s.publishLimit.refund(key, held, time.Now()) }, nil
+	return func() { s.publishLimit.refund(key, c, time.Now()) }, nil
 }
 
 // allowRequest counts n against l under r's subject. A limit that is off
@@ -193,14 +193,13 @@ func (l *limiter) refusal(key string, n int, now time.Time, what string) error {
 // holds it back. So a client that fills its budget and then has a demo
 // answer charged never gets past the rate in the long run (counting n in
 // the window instead let it reach 1.4-1.7 times the rate: the window
-// forgets after two). It returns how much longer key is held back than
-// before, for refund.
-func (l *limiter) take(key string, n int, now time.Time, what string) (held time.Duration, err error) {
+// forgets after two). It returns what it charged, for refund.
+func (l *limiter) take(key string, n int, now time.Time, what string) (charge, error) {
 	now = now.UTC()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.refusal(key, 1, now, what); err != nil {
-		return 0, err
+		return charge{}, err
 	}
 	from := now
 	if until, ok := l.owing[key]; ok && until.After(from) {
@@ -210,20 +209,29 @@ func (l *limiter) take(key string, n int, now time.Time, what string) (held time
 	until := from.Add(time.Duration(debt / l.rate * float64(time.Second)))
 	l.owing[key] = until
 	l.sweepOwing(now)
-	return until.Sub(from), nil
+	return charge{until: until, held: until.Sub(from)}, nil
 }
 
-// refund undoes a take that held key back by held more: what other takes
-// added meanwhile stays owed.
-func (l *limiter) refund(key string, held time.Duration, now time.Time) {
+// charge is what one take did: it held its key back until until, held
+// longer than before.
+type charge struct {
+	until time.Time
+	held  time.Duration
+}
+
+// refund undoes the take that made c, as far as c is still owed: once
+// key's hold is no longer the one c set, c was served (nothing of key
+// passes while it is held back, so nothing else sets its hold before),
+// and what was charged since, another take or a batch, stays owed.
+func (l *limiter) refund(key string, c charge, now time.Time) {
 	now = now.UTC()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	until, ok := l.owing[key]
-	if !ok {
+	if !ok || !until.Equal(c.until) {
 		return
 	}
-	if until = until.Add(-held); until.After(now) {
+	if until = until.Add(-c.held); until.After(now) {
 		l.owing[key] = until
 	} else {
 		delete(l.owing, key)

@@ -198,19 +198,46 @@ func TestLimiterRefund(t *testing.T) {
 	if err := l.allow("k", 3, now, "events"); err != nil {
 		t.Fatal(err)
 	}
-	held, err := l.take("k", 46, now, "events")
+	c, err := l.take("k", 46, now, "events")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if w := l.waitFor("k", 1, now); w == 0 {
 		t.Fatal("one event fits right after a take of 46")
 	}
-	l.refund("k", held, now.Add(time.Millisecond))
+	l.refund("k", c, now.Add(time.Millisecond))
 	if w := l.waitFor("k", 2, now.Add(time.Millisecond)); w != 0 {
 		t.Fatalf("after the refund, the 2 events left of the window wait %v", w)
 	}
 	if w := l.waitFor("k", 3, now.Add(time.Millisecond)); w == 0 {
 		t.Fatal("after the refund, the 3 events counted before the take are forgotten")
+	}
+}
+
+// A refund that comes after its take was served (the answer's first
+// publish failed only after its events' time had passed) gives back
+// nothing: what the key was charged since, another answer or a batch,
+// stays owed.
+func TestLimiterLateRefundKeepsLaterDebts(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	later := now.Add(10 * time.Second) // after the 46 events' 9.2 s at 5/s
+	for name, meanwhile := range map[string]func(l *limiter) error{
+		"another answer": func(l *limiter) error { _, err := l.take("k", 46, later, "events"); return err },
+		"a batch":        func(l *limiter) error { return l.allow("k", 12, later, "events") },
+	} {
+		l := newLimiter(5) // 5 per 1 s window
+		c, err := l.take("k", 46, now, "events")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := meanwhile(l); err != nil {
+			t.Fatalf("%s once the first answer's events were paid: %v", name, err)
+		}
+		l.refund("k", c, later.Add(time.Millisecond))
+		if w := l.waitFor("k", 1, later.Add(time.Millisecond)); w == 0 {
+			t.Errorf("%s: forgotten by the late refund of the first answer", name)
+		}
 	}
 }
 

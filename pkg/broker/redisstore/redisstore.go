@@ -334,9 +334,11 @@ func redisOptions(raw string) (*redis.Options, error) {
 func (s *Store) checkPolicy(ctx context.Context, cn *redis.Conn) error {
 	info, err := cn.Info(ctx, "memory").Result()
 	var rerr redis.Error
-	if errors.As(err, &rerr) && !refusal(err) {
-		// The server answered but refused (an ACL without INFO): the
-		// policy cannot be checked; say so once and go on.
+	if errors.As(err, &rerr) && (!refusal(err) || strings.HasPrefix(rerr.Error(), "NOPERM")) {
+		// The server answered but refused INFO (an ACL without it, as
+		// -@dangerous is): the policy cannot be checked; say so once and
+		// go on. Any other refusal (a password, a database number) is the
+		// connection's, and stops it.
 		s.policyMu.Lock()
 		first := s.policyLogged != "?"
 		s.policyLogged = "?"

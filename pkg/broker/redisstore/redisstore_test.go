@@ -815,12 +815,18 @@ func TestRefusedConfigurationStopsNew(t *testing.T) {
 	lockedURL := func(password string) string {
 		return "redis://:" + password + "@" + locked.Addr + "/0"
 	}
+	c := plain.Client(t)
+	defer c.Close()
+	if err := c.Do(context.Background(), "ACL", "SETUSER", "noping", "on", ">pw", "~*", "&*", "+@all", "-ping").Err(); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name, url, want string
 	}{
 		{"database out of range", strings.TrimSuffix(plain.URL, "/0") + "/99", "DB index"},
 		{"wrong password", lockedURL("wrong"), "WRONGPASS"},
 		{"no password", locked.URL, "NOAUTH"},
+		{"a user without the right to PING", "redis://noping:pw@" + plain.Addr + "/0", "NOPERM"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var logs bytes.Buffer
@@ -846,6 +852,41 @@ func TestRefusedConfigurationStopsNew(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = s.Close()
+}
+
+// A user whose ACL leaves out INFO (as -@dangerous does) is not a refused
+// configuration: the eviction policy cannot be checked then, which is
+// logged as a warning, and the broker starts and serves. (Only a refusal
+// of the connection itself, a password or a database number, or of what
+// the broker runs, stops it; see TestRefusedConfigurationStopsNew.)
+func TestUserWithoutINFOStarts(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client(t)
+	defer c.Close()
+	if err := c.Do(context.Background(), "ACL", "SETUSER", "broker", "on", ">pw", "~*", "&*", "+@all", "-@dangerous").Err(); err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	hub := broker.NewHub(10, 10)
+	o := storetest.Defaults(broker.StoreOptions{Logger: zerolog.New(&logs)})
+	s, err := New(context.Background(), Options{URL: "redis://broker:pw@" + srv.Addr + "/0", Timeout: time.Second}, o, hub)
+	if err != nil {
+		t.Fatalf("New for a user without INFO: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	if !strings.Contains(logs.String(), `"level":"warn"`) || !strings.Contains(logs.String(), "cannot read redis's maxmemory-policy") {
+		t.Fatalf("no warning that the policy cannot be checked:\n%s", logs.String())
+	}
+	n := &node{store: s, hub: hub, broker: broker.New(s, hub)}
+	if err := s.Ping(context.Background()); err != nil {
+		t.Fatalf("ping: %v", err)
+	}
+	first := n.publish(t, "s", "a")
+	sub := collect(t, n, "s", 0)
+	more := n.publish(t, "s", "b")
+	if got := sub.waitIDs(t, 2); !slices.Equal(got, append(first, more...)) {
+		t.Fatalf("delivered %v, published %v then %v", got, first, more)
+	}
 }
 
 func TestAgeBound(t *testing.T) {

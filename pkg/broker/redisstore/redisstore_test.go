@@ -664,6 +664,44 @@ func TestFlushAll(t *testing.T) {
 	}
 }
 
+// A node's ids stay above every id its feed showed it, not only its own:
+// after a FLUSHALL (or a failover that lost the tail) the ids another node
+// acknowledged, which this node's subscribers may have and resume from,
+// are not issued again. The clock cannot be set back here, so the ids
+// acknowledged are a minute ahead of it (as in
+// TestLostTailDoesNotReissueAnAcknowledgedID); node B has no subscriber of
+// the stream, so its feed only walks the frames.
+func TestIDsStayAboveWhatTheFeedShowed(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client(t)
+	defer c.Close()
+	ctx := context.Background()
+	a := newNode(t, srv.URL, broker.StoreOptions{}, 0)
+	b := newNode(t, srv.URL, broker.StoreOptions{}, 0)
+	a.publish(t, "s", "e1")
+	k := keysOf("s")
+	ahead := strconv.FormatInt(time.Now().Add(time.Minute).UnixMilli(), 10) + "-0"
+	if err := c.XAdd(ctx, &redis.XAddArgs{Stream: k.x, ID: ahead, Values: []string{"n", "message", "d", "ahead"}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	c.HSet(ctx, k.meta, "last", ahead)
+	acked := a.publish(t, "s", "e2, acknowledged")[0]
+	waitFor(t, "node B's feed shows the acknowledged id", 10*time.Second, func() bool {
+		for _, st := range b.broker.Activity(10).Streams {
+			if st.Stream == "s" && st.LastID == acked {
+				return true
+			}
+		}
+		return false
+	})
+	if err := c.FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if next := b.publish(t, "s", "e3")[0]; next <= acked {
+		t.Fatalf("node B issued %d after node A acknowledged %d", next, acked)
+	}
+}
+
 // A stream deleted and published again at once never reuses an id, even
 // within one millisecond of Redis's clock.
 func TestDeleteAndRepublishAtOnce(t *testing.T) {

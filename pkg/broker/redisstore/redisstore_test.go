@@ -639,6 +639,60 @@ func TestFeedDropEndsSubscribers(t *testing.T) {
 	}
 }
 
+// holding forwards to a Hub, but holds every frame of stream "busy" until
+// gate closes, and says on in when it starts to.
+type holding struct {
+	*broker.Hub
+	in, gate chan struct{}
+}
+
+func (h holding) Deliver(f *broker.Frame) {
+	if f.Stream == "busy" {
+		close(h.in)
+		<-h.gate
+	}
+	h.Hub.Deliver(f)
+}
+
+// go-redis subscribes a feed connection again on its own when a command
+// on it fails (here the feed's ping, whose deadline passed, while the
+// receiver is busy handing a frame on): frames published before the new
+// subscription never reach this node, and what the receiver reads next is
+// the subscription's confirmation, not an error. The feed must count that
+// as lost and start over, which ends the local subscribers so that they
+// resume from history.
+func TestFeedSubscribedAgainBehindItsBackEndsSubscribers(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	hub := broker.NewHub(100, 100)
+	fan := holding{hub, make(chan struct{}), make(chan struct{})}
+	s, err := New(ctx, Options{URL: srv.URL}, storetest.Defaults(broker.StoreOptions{}), fan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	n := &node{store: s, hub: hub, broker: broker.New(s, hub)}
+	n.publish(t, "s", "before")
+	sub := collect(t, n, "s", 0)
+	sub.waitIDs(t, 1)
+
+	n.publish(t, "busy", "x")
+	<-fan.in // the receiver is handing it on, not reading
+	s.psMu.Lock()
+	ps := s.ps
+	s.psMu.Unlock()
+	late, cancel := context.WithDeadline(ctx, time.Now().Add(-time.Second))
+	defer cancel()
+	if err := ps.Ping(late); err == nil {
+		t.Fatal("a ping past its deadline went through")
+	}
+	n.publish(t, "s", "meanwhile")
+	close(fan.gate)
+	if r := sub.waitEnd(t); r != broker.EndResync {
+		t.Fatalf("subscriber after the feed was subscribed again: %v", r)
+	}
+}
+
 // FLUSHALL under a running broker: ids keep increasing, old resume points
 // get a gap.
 func TestFlushAll(t *testing.T) {

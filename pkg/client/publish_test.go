@@ -354,6 +354,35 @@ func TestPublishReadThenCrashMayBePublished(t *testing.T) {
 	}
 }
 
+// A request cut off while it is being sent never went out whole, so the
+// broker cannot have stored it: not MaybePublished. (The broker here reads
+// the headers and resets the connection; the body is far larger than the
+// socket buffers, so its write fails.)
+func TestPublishCutOffWhileSendingPublishedNothing(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			buf := make([]byte, 4096)
+			_, _ = conn.Read(buf) // the headers, and maybe the body's start
+			conn.(*net.TCPConn).SetLinger(0)
+			conn.Close() // a reset, with the rest of the body unread
+		}
+	}()
+	big := strings.Repeat("x", 32<<20)
+	_, err = client.New("http://"+ln.Addr().String(), client.WithPublishAttempts(1)).Publish(testCtx(t), "s", client.Message{Data: big})
+	if pe := publishError(t, err); pe.MaybePublished {
+		t.Fatalf("a publish cut off before its body was sent: %v, want not MaybePublished", err)
+	}
+}
+
 // A TLS handshake that fails sends nothing: not MaybePublished.
 func TestFailedHandshakePublishedNothing(t *testing.T) {
 	ts := httptest.NewTLSServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {

@@ -163,6 +163,9 @@ func TestDecoderMaxSize(t *testing.T) {
 		{"lines joined within", "data: 12345\ndata: 123456\n\n", false}, // 12 with the LF
 		{"lines joined over", "data: 1234\ndata: 5678\ndata: 9012\n\n", true},
 		{"long comment", ": " + strings.Repeat("x", 40) + "\n\ndata: ok\n\n", true},
+		// A line holds the bound plus lineRoom (16): 28 bytes here.
+		{"line of exactly the line bound", ": " + strings.Repeat("x", 26) + "\n\ndata: ok\n\n", false},
+		{"line one over the line bound", ": " + strings.Repeat("x", 27) + "\n\ndata: ok\n\n", true},
 		// Each invalid byte becomes U+FFFD, 3 bytes: the bound is on the data.
 		{"invalid bytes within", "data: \xff\xff\xff\xff\n\n", false},
 		{"invalid bytes over once replaced", "data: \xff\xff\xff\xff\xff\n\n", true},

@@ -186,6 +186,27 @@ func TestMiscountsAreCaught(t *testing.T) {
 		},
 		want: counts{published: 20, delivered: 20, reordered: 1},
 	}, {
+		// Late events that keep coming, each within the grace of the one
+		// before, are waited for though the grace since the last id ran
+		// out: the wait ends on a grace with nothing arriving.
+		name: "sends events 19, 18 and 17 300 ms apart after event 20, the last",
+		script: func(f *fakeStream, n int, data string) (int, int) {
+			switch n {
+			case 17, 18, 19:
+				id := f.id()
+				f.held = append(f.held, f.frame(id, data))
+				return id, http.StatusCreated
+			case 20:
+				id, status := faithfully(f, data)
+				for i, held := range f.held {
+					time.AfterFunc(time.Duration(3-i)*300*time.Millisecond, func() { f.events <- held })
+				}
+				return id, status
+			}
+			return faithfully(f, data)
+		},
+		want: counts{published: 20, delivered: 20, reordered: 3},
+	}, {
 		name: "sends event 6 again after event 9",
 		script: func(f *fakeStream, n int, data string) (int, int) {
 			id, status := faithfully(f, data)

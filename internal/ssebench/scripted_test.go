@@ -370,6 +370,29 @@ func TestGraceForLateEventsIsNotDeliveryTime(t *testing.T) {
 	}
 }
 
+// The grace for late events is at most half of -drain: with a shorter
+// drain the wait for an event that never comes still ends caught up after
+// the grace, rather than stalled as if the server had stopped sending.
+func TestGraceIsAtMostHalfTheDrain(t *testing.T) {
+	ts := scriptedBroker(t, func(f *fakeStream, n int, data string) (int, int) {
+		if n == 10 {
+			return f.id(), http.StatusCreated // never sent
+		}
+		return faithfully(f, data)
+	})
+	const drain = 400 * time.Millisecond
+	res, err := Run(t.Context(), Config{
+		URL: ts.URL, Target: "broker", Scenario: "conversations", Subscribers: 1, Streams: 1,
+		Count: 20, Payload: 64, Concurrency: 1, Drain: drain,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.DrainEnd != "caught_up" || res.Lost != 1 || res.DrainSeconds < (drain/2).Seconds() {
+		t.Fatalf("drain %s after %.2fs, lost %d: want caught_up after the %v grace, 1 lost", res.DrainEnd, res.DrainSeconds, res.Lost, drain/2)
+	}
+}
+
 // A source address that is not an IP address is refused, not silently
 // replaced by the kernel's choice.
 func TestBadSourceAddressIsRefused(t *testing.T) {

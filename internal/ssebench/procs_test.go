@@ -227,6 +227,23 @@ func TestProcsShowLiveProgress(t *testing.T) {
 	}
 }
 
+// The progress line of a split run shows a second once every worker has
+// sent its counters of that second: a line printed when the first worker
+// reports would leave out the others' (and show a second with the
+// subscribers and events of one worker alone).
+func TestProcsProgressWaitsForEveryWorker(t *testing.T) {
+	var out bytes.Buffer
+	p := newProcsProgress(2, Config{Target: "broker", Scenario: "fanout", Progress: &out})
+	p.add(0, Counters{Subscribers: 2, Published: 100, Delivered: 200})
+	if out.Len() != 0 {
+		t.Fatalf("printed before worker 1 reported a second: %q", out.String())
+	}
+	p.add(1, Counters{Subscribers: 3, Published: 50, Delivered: 150})
+	if got := out.String(); !strings.Contains(got, "   1s broker/fanout subs 5 pub 150 (150/s)") || strings.Count(got, "\r") != 1 {
+		t.Fatalf("after both reported second 1: %q", got)
+	}
+}
+
 // -procs needs a stream per process: each worker publishes to its own.
 func TestProcsNeedAStreamEach(t *testing.T) {
 	var stdout, stderr bytes.Buffer

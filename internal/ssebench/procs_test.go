@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -241,6 +242,24 @@ func TestProcsProgressWaitsForEveryWorker(t *testing.T) {
 	p.add(1, Counters{Subscribers: 3, Published: 50, Delivered: 150})
 	if got := out.String(); !strings.Contains(got, "   1s broker/fanout subs 5 pub 150 (150/s)") || strings.Count(got, "\r") != 1 {
 		t.Fatalf("after both reported second 1: %q", got)
+	}
+}
+
+// The parts of a count split in proportion to the workers' streams are
+// rounded as closely as they can be: what rounding down leaves over goes
+// to the parts that lost the most to it.
+func TestPartsByStreamsGoToTheLargestRemainders(t *testing.T) {
+	for _, tc := range []struct {
+		total, streams, n int
+		want              []int
+	}{
+		{10, 7, 2, []int{6, 4}},     // 5.71 and 4.29
+		{13, 7, 2, []int{7, 6}},     // 7.43 and 5.57
+		{11, 10, 3, []int{5, 3, 3}}, // 4.4, 3.3 and 3.3
+	} {
+		if got := partsByStreams(tc.total, tc.streams, tc.n); !slices.Equal(got, tc.want) {
+			t.Errorf("%d over %d streams in %d: %v, want %v", tc.total, tc.streams, tc.n, got, tc.want)
+		}
 	}
 }
 

@@ -109,6 +109,24 @@ func TestIDClockNewLifeIsAbove(t *testing.T) {
 	}
 }
 
+// A clock before the epoch (a host whose clock is not set yet) has floor
+// 0, not a wrapped-around huge one: its ids stay small, and once the
+// clock is right they follow it again, their top bits its milliseconds.
+func TestIDClockBeforeTheEpoch(t *testing.T) {
+	now := time.Unix(0, 0)
+	c := NewIDClock(func() time.Time { return now })
+	if f := EpochFloor(now); f != 0 {
+		t.Fatalf("floor in 1970: %d, want 0", f)
+	}
+	if a, b := c.Next(), c.Next(); a != 1 || b != 2 {
+		t.Fatalf("ids in 1970: %d, %d; want 1, 2", a, b)
+	}
+	now = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	if id, want := c.Next(), EpochFloor(now); id != want {
+		t.Fatalf("first id once the clock is set: %d, want the epoch's first, %d", id, want)
+	}
+}
+
 func frame(stream string, ids ...uint64) *Frame {
 	events := make([]Event, len(ids))
 	for i, id := range ids {

@@ -117,7 +117,11 @@ func TestSubscribeResumesAcrossDrops(t *testing.T) {
 	if cuts := p.byteCuts.Load(); cuts < 3 {
 		t.Fatalf("the proxy cut %d connections mid-answer; the test needs at least 3", cuts)
 	}
-	if len(reconnects) < int(p.byteCuts.Load()) {
+	// Every cut but one must have made the client come back. The one may
+	// be the last connection's: its byte budget can run out on the bytes
+	// that end the answer after the stop event (the closing chunk), when
+	// the client has all it needs and ends without reconnecting.
+	if len(reconnects) < int(p.byteCuts.Load())-1 {
 		t.Fatalf("%d reconnects for %d cuts", len(reconnects), p.byteCuts.Load())
 	}
 	t.Logf("%d connections, %d cut by bytes, %d by time", p.conns.Load(), p.byteCuts.Load(), p.timeCuts.Load())

@@ -170,6 +170,46 @@ func TestHubQueueBoundCountsFrames(t *testing.T) {
 	}
 }
 
+// TestHubCutOffInTheMiddleMissesNoOne: a slow subscriber cut off by
+// Deliver while it walks a stream's subscribers leaves every other one its
+// frame, whichever place the cut one had (removal swaps the last one into
+// its place, and a walk in the wrong direction skips that one).
+func TestHubCutOffInTheMiddleMissesNoOne(t *testing.T) {
+	for slow := range 3 {
+		h := NewHub(10, 1)
+		subs := make([]*Subscription, 3)
+		for i := range subs {
+			sub, err := h.Register("s")
+			if err != nil {
+				t.Fatal(err)
+			}
+			subs[i] = &Subscription{sub: sub}
+		}
+		h.Deliver(frame("s", 1)) // every queue now holds its one frame
+		for i, s := range subs {
+			if i != slow {
+				if _, err := s.Drain(func([]byte, int, time.Time) error { return nil }); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		h.Deliver(frame("s", 2)) // the slow one's second unread frame: over the bound
+		if h.SlowDisconnects() != 1 || h.Count() != 2 {
+			t.Fatalf("slow %d: slow disconnects %d, count %d", slow, h.SlowDisconnects(), h.Count())
+		}
+		for i, s := range subs {
+			if i == slow {
+				continue
+			}
+			got := 0
+			reason, err := s.Drain(func(_ []byte, n int, _ time.Time) error { got += n; return nil })
+			if err != nil || reason != EndNone || got != 1 || s.sent != 2 {
+				t.Fatalf("slow %d: subscriber %d got %d events up to id %d (reason %v, %v), want event 2", slow, i, got, s.sent, reason, err)
+			}
+		}
+	}
+}
+
 func TestHubMaxSubscribers(t *testing.T) {
 	h := NewHub(2, 4)
 	a, _ := h.Register("a")

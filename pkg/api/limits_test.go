@@ -326,16 +326,7 @@ func TestDemoPlacesOfTokensWithoutSubject(t *testing.T) {
 // its client nothing of the publish rate either: it may publish at once.
 func TestDemoAnswerRefusedForPlacesIsNotCharged(t *testing.T) {
 	t.Parallel()
-	hub := broker.NewHub(10, 64)
-	mem := memory.New(broker.StoreOptions{MaxEvents: 100, MaxAge: time.Hour, IdleTTL: time.Hour, MaxStreams: 100}, hub)
-	defer mem.Close()
-	srv := api.New(api.Options{Broker: broker.New(mem, hub), Logger: zerolog.New(io.Discard), Retry: time.Second,
-		Heartbeat: time.Hour, MaxBody: 1 << 20, Demo: true, DemoTokenDelay: time.Hour, PublishRate: 5})
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	}()
+	srv := testbroker.Start(t, testbroker.Options{DemoTokenDelay: time.Hour, PublishRate: 5}).API
 	do := func(addr, path string, h http.Header, body string) (int, string) {
 		r := httptest.NewRequest("POST", path, strings.NewReader(body))
 		r.RemoteAddr = addr

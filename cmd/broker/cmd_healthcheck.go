@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -20,7 +21,9 @@ Exits 0 when a broker's /readyz answers 200, 1 when it answers otherwise
 or not at all, 2 for a bad command line or configuration. It exists for
 container health checks: the image has no shell, curl or wget.
 
-With a URL (http://... or https://...), that URL is asked. Without one, the
+With a URL (http://... or https://...), that URL is asked; a URL with no
+path (http://broker:8080 or .../) asks its /readyz, since the root is the
+demo page, which answers 200 whatever the store's state. Without one, the
 address is the one the broker itself would listen on, read the way serve
 reads it (built-in default < --config file < BROKER_* environment < flags),
 so the check follows BROKER_LISTEN and the port in the file. With tls.*
@@ -35,9 +38,13 @@ func healthcheck(args, environ []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	client := &http.Client{Timeout: 3 * time.Second}
-	var url string
+	var target string
 	if len(args) == 1 && (strings.HasPrefix(args[0], "http://") || strings.HasPrefix(args[0], "https://")) {
-		url = args[0]
+		var err error
+		if target, err = healthcheckURL(args[0]); err != nil {
+			fmt.Fprintln(stderr, "healthcheck:", err)
+			return 2
+		}
 	} else {
 		cfg, _, err := config.Load(args, environ)
 		if errors.Is(err, flag.ErrHelp) {
@@ -49,22 +56,35 @@ func healthcheck(args, environ []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		tlsOn := cfg.TLS.CertFile != ""
-		url = readyzURL(cfg.Listen, tlsOn)
+		target = readyzURL(cfg.Listen, tlsOn)
 		if tlsOn {
 			client.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} // see healthcheckUsage
 		}
 	}
-	res, err := client.Get(url)
+	res, err := client.Get(target)
 	if err != nil {
 		fmt.Fprintln(stderr, "healthcheck:", err)
 		return 1
 	}
 	_ = res.Body.Close()
 	if res.StatusCode != http.StatusOK {
-		fmt.Fprintln(stderr, "healthcheck:", url, "answered", res.Status)
+		fmt.Fprintln(stderr, "healthcheck:", target, "answered", res.Status)
 		return 1
 	}
 	return 0
+}
+
+// healthcheckURL is the URL healthcheck asks when given raw: raw itself,
+// or its /readyz when it names no path (a base URL such as BROKER_URL).
+func healthcheckURL(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "", fmt.Errorf("%q is not a URL with a host", raw)
+	}
+	if u.Path == "" || u.Path == "/" {
+		u.Path = "/readyz"
+	}
+	return u.String(), nil
 }
 
 // readyzURL is the /readyz URL of a broker listening on listen, asked from

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -64,6 +66,42 @@ func TestHealthcheckFollowsTheConfiguration(t *testing.T) {
 				t.Fatalf("exit %d, want %d; stderr %q", code, tc.want, stderr.String())
 			}
 		})
+	}
+}
+
+// A base URL (BROKER_URL's form) asks /readyz, not the root: with the demo
+// on, the root is a page that answers 200 whatever the store's state. A
+// URL with a path is asked as given.
+func TestHealthcheckBaseURLAsksReadyz(t *testing.T) {
+	var asked []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked = append(asked, r.URL.Path)
+		if r.URL.Path != "/readyz" {
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	tests := []struct {
+		arg  string
+		want int
+		path string
+	}{
+		{srv.URL, 0, "/readyz"},
+		{srv.URL + "/", 0, "/readyz"},
+		{srv.URL + "/readyz", 0, "/readyz"},
+		{srv.URL + "/healthz", 1, "/healthz"},
+	}
+	for _, tc := range tests {
+		asked = nil
+		var stderr bytes.Buffer
+		if code := run([]string{"healthcheck", tc.arg}, nil, io.Discard, &stderr); code != tc.want || len(asked) != 1 || asked[0] != tc.path {
+			t.Errorf("healthcheck %s: exit %d, asked %q; want exit %d, asked [%s]; stderr %q", tc.arg, code, asked, tc.want, tc.path, stderr.String())
+		}
+	}
+	for _, bad := range []string{"http://", "http://%zz"} {
+		if code := run([]string{"healthcheck", bad}, nil, io.Discard, io.Discard); code != 2 {
+			t.Errorf("healthcheck %s: exit %d, want 2 (not a URL with a host)", bad, code)
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -693,6 +694,65 @@ func TestShippedConfigs(t *testing.T) {
 	if p.Demo.Enabled || p.Log.Format != "json" {
 		t.Errorf("production.yaml: demo %v, log format %q", p.Demo.Enabled, p.Log.Format)
 	}
+}
+
+// The README and docs/security.md tell operators to serve other hosts by
+// pointing a compose file's BROKER_CONFIG at production.yaml. The rest of
+// that environment must not undo it: variables win over the file, and a
+// BROKER_DEMO_ENABLED: "true" there had kept the demo on.
+func TestComposeEnvironmentKeepsProductionSettings(t *testing.T) {
+	t.Parallel()
+	for _, file := range []string{"docker-compose.yml", "docker-compose.single.yml"} {
+		raw, err := os.ReadFile(filepath.Join("..", "..", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc any
+		if err := yaml.Unmarshal(raw, &doc); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		envs := brokerEnvironments(doc)
+		if len(envs) == 0 {
+			t.Fatalf("%s: no environment with BROKER_CONFIG", file)
+		}
+		for _, env := range envs {
+			environ := []string{"BROKER_CONFIG=" + filepath.Join("..", "..", "configs", "production.yaml")}
+			for k, v := range env {
+				if k != "BROKER_CONFIG" {
+					environ = append(environ, fmt.Sprintf("%s=%v", k, v))
+				}
+			}
+			c, _, err := Load(nil, environ)
+			if err != nil {
+				t.Fatalf("%s with production.yaml: %v", file, err)
+			}
+			if c.Demo.Enabled || c.Admin.Enabled {
+				t.Errorf("%s with production.yaml: demo %v, admin %v; want both off", file, c.Demo.Enabled, c.Admin.Enabled)
+			}
+		}
+	}
+}
+
+// brokerEnvironments finds every environment mapping in a decoded compose
+// file that names BROKER_CONFIG (aliases are already resolved).
+func brokerEnvironments(node any) []map[string]any {
+	var found []map[string]any
+	switch n := node.(type) {
+	case map[string]any:
+		if env, ok := n["environment"].(map[string]any); ok {
+			if _, ok := env["BROKER_CONFIG"]; ok {
+				found = append(found, env)
+			}
+		}
+		for _, v := range n {
+			found = append(found, brokerEnvironments(v)...)
+		}
+	case []any:
+		for _, v := range n {
+			found = append(found, brokerEnvironments(v)...)
+		}
+	}
+	return found
 }
 
 func TestRedacted(t *testing.T) {

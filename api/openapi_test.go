@@ -424,6 +424,9 @@ func table(t *testing.T) []exchange {
 		{name: "demo chat: bad stream id", method: "POST", path: "/v1/demo/chat", header: jsonHeader, body: `{"stream":"..","message":"hi"}`, status: 400, code: "invalid_stream_id", docRejects: true},
 		{name: "demo chat: demo off", opts: testbroker.Options{NoDemo: true}, method: "POST", path: "/v1/demo/chat", header: jsonHeader, body: `{"stream":"s","message":"hi"}`, status: 404, code: "not_found"},
 		{name: "demo chat: body too large", opts: testbroker.Options{MaxBody: 16}, method: "POST", path: "/v1/demo/chat", header: jsonHeader, body: `{"stream":"s","message":"a question"}`, status: 413, code: "body_too_large"},
+		{name: "demo chat: closed stream", prepare: closeStream, method: "POST", path: "/v1/demo/chat", header: jsonHeader, body: `{"stream":"s","message":"hi"}`, status: 409, code: "stream_closed"},
+		{name: "demo chat: too many streams", opts: testbroker.Options{MaxStreams: 1}, prepare: fillStreams, method: "POST", path: "/v1/demo/chat", header: jsonHeader, body: `{"stream":"s","message":"hi"}`, status: 503, code: "too_many_streams"},
+		{name: "demo chat: store down", storeDown: true, method: "POST", path: "/v1/demo/chat", header: jsonHeader, body: `{"stream":"s","message":"hi"}`, status: 503, code: "store_unavailable"},
 		{name: "demo chat: rate limited", opts: testbroker.Options{PublishRate: 0.001}, prepare: spendPublishBudget, method: "POST", path: "/v1/demo/chat", header: jsonHeader, body: `{"stream":"s","message":"hi"}`, status: 429, code: "rate_limited"},
 
 		// Operations and the demo page.

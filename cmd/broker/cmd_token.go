@@ -53,7 +53,7 @@ Example:
 	fs.Var(&subscribe, "subscribe", "stream `pattern` the token may subscribe to, and read info and history of (repeat, or comma-separate)")
 	ttl := fs.Duration("ttl", defaultTokenTTL, "lifetime of the token (exp = now + ttl)")
 	subject := fs.String("sub", "broker-cli", "subject (sub claim); rate limits count per subject")
-	configFile := fs.String("config", "", "YAML configuration `file` (default configs/broker.yaml if it exists)")
+	configFile := fs.String("config", "", "YAML configuration `file` (default $BROKER_CONFIG, else configs/broker.yaml if it exists)")
 	privateKey := fs.String("private-key", "", "PEM private key `file` for RS256, ES256 or EdDSA")
 	pos, code, ok := fs.parse(c, args)
 	if !ok {

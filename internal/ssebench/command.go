@@ -17,7 +17,7 @@
 //	    [-subscribers N -streams S -rate R -duration D -payload B -sources 127.0.0.1,127.0.0.2] \
 //	    [-json out.jsonl] [-svg out.svg] [-target broker|baseline|floor] [-full]
 //	ssebench ... -procs N   (N worker processes, each its own share of the streams; figures merged)
-//	ssebench summarize [-tag T] results.jsonl...
+//	ssebench summarize [-tag T] [-max-steal P] results.jsonl...
 package ssebench
 
 import (
@@ -65,6 +65,10 @@ func Main(ctx context.Context, self, args []string, stdout, stderr io.Writer) in
 	}
 	fs := flag.NewFlagSet("ssebench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "Usage: ssebench [flags]\n       ssebench summarize [-tag T] [-max-steal P] results.jsonl...\n\nA flag left out takes the scenario's value where it says so.\n\n")
+		fs.PrintDefaults()
+	}
 	var (
 		u        = fs.String("url", "http://127.0.0.1:8080", "server base URL")
 		target   = fs.String("target", "broker", "broker (POST /v1/streams/{s}/messages), baseline (POST /publish?stream=s) or floor (bench/floor: the baseline's protocol)")
@@ -75,13 +79,13 @@ func Main(ctx context.Context, self, args []string, stdout, stderr io.Writer) in
 		rate     = fs.Float64("rate", 0, "events per second over all streams; 0: flat out (default: the scenario's)")
 		dur      = fs.Duration("duration", 0, "how long to publish (default: the scenario's)")
 		count    = fs.Int("count", 0, "publish exactly this many events (0: until -duration ends)")
-		payload  = fs.Int("payload", 0, "bytes of data per event (at least 48)")
+		payload  = fs.Int("payload", 0, "bytes of data per event, at least 48 (default: the scenario's)")
 		conc     = fs.Int("concurrency", 32, "publish requests in flight")
 		batch    = fs.Int("batch", 1, "events per publish request to the broker, as a JSON array (the baseline always gets 1)")
 		gcPct    = fs.Int("gogc", 400, "the tool's own GC percent: its collections pause the readers and count in the latency it measures")
 		sources  = fs.String("sources", "", "comma-separated local addresses to dial subscribers from (e.g. 127.0.0.1,127.0.0.2)")
-		slow     = fs.Int("slow", -1, "subscribers that stop reading (default: 1 in scenario slow)")
-		settle   = fs.Duration("settle", -1, "wait after connecting before reading RSS (default: the scenario's)")
+		slow     = fs.Int("slow", 0, "subscribers that stop reading (default: 1 in scenario slow, else 0)")
+		settle   = fs.Duration("settle", 0, "wait after connecting before reading RSS (default: the scenario's)")
 		drain    = fs.Duration("drain", 2*time.Second, "how long delivery may stall after the last publish (while no subscriber waits to resume) before counting")
 		drainMax = fs.Duration("drain-timeout", 30*time.Second,
 			"longest wait after the last publish for every subscriber to catch up; delivered/s counts from the first publish until all caught up or the wait gave up (drain_end)")

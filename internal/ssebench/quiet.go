@@ -2,6 +2,7 @@ package ssebench
 
 import (
 	"math"
+	"slices"
 	"sync/atomic"
 	"time"
 )
@@ -136,8 +137,8 @@ func stealPerSecond(readings []stealReading) []float64 {
 // from the steal readings and the per-second histograms.
 func (res *Result) setQuietFigures(readings []stealReading, by *secondHistograms) {
 	steal := stealPerSecond(readings)
-	if len(steal) == 0 {
-		return
+	if !slices.ContainsFunc(steal, func(pct float64) bool { return pct >= 0 }) {
+		return // no second's steal was read: nothing is known to be quiet
 	}
 	res.StealPerSecond = steal
 	res.P99PerSecondUS = make([]float64, len(steal))

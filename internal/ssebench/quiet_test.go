@@ -63,14 +63,19 @@ func TestQuietLatencyLeavesOutTheSecondsWithSteal(t *testing.T) {
 	}
 }
 
-// No steal series (with -procs), no quiet figures.
+// No steal series (with -procs), or one whose every reading failed (no
+// /proc/stat), no quiet figures: quiet_seconds 0 would claim a measured
+// run without a quiet second.
 func TestQuietFiguresNeedTheSteal(t *testing.T) {
 	var by secondHistograms
 	by.record(0, time.Millisecond)
-	var res Result
-	res.setQuietFigures(nil, &by)
-	if res.QuietSeconds != nil || res.QuietLatencyUS != nil || res.StealPerSecond != nil || res.P99PerSecondUS != nil {
-		t.Fatalf("quiet figures without a steal series: %+v", res)
+	unread := []stealReading{{time.Second, -1}, {2 * time.Second, -1}}
+	for _, readings := range [][]stealReading{nil, unread} {
+		var res Result
+		res.setQuietFigures(readings, &by)
+		if res.QuietSeconds != nil || res.QuietLatencyUS != nil || res.StealPerSecond != nil || res.P99PerSecondUS != nil {
+			t.Errorf("quiet figures from steal readings %v: %+v", readings, res)
+		}
 	}
 }
 

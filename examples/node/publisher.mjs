@@ -54,7 +54,7 @@ class Broker {
   }
 
   // request sends one JSON request and returns the decoded answer. Network
-  // errors, 429 and 503 are retried with a growing pause; a publish is safe
+  // errors, 429, 502, 503 and 504 are retried with a growing pause; a publish is safe
   // to retry because every attempt carries the same Idempotency-Key, so the
   // broker stores it once.
   async request(method, path, body, idempotencyKey) {

@@ -64,7 +64,7 @@ class Broker:
 
     def request(self, method, path, body=None, idempotency_key=None):
         """Sends one JSON request and returns the decoded answer. Network
-        errors, 429 and 503 are retried with a growing pause; a publish is
+        errors, 429, 502, 503 and 504 are retried with a growing pause; a publish is
         safe to retry because every attempt carries the same
         Idempotency-Key, so the broker stores it once."""
         headers = {"Accept": "application/json"}

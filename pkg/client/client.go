@@ -90,9 +90,16 @@ func New(baseURL string, opts ...Option) *Client {
 
 // streamPath is /v1/streams/{stream} with the id escaped: an id the broker
 // would refuse reaches it intact and is answered 400 invalid_stream_id.
+// The empty id is the exception where nothing follows it: /v1/streams/ is
+// no route (404), so Info and Delete refuse it first (errEmptyStreamID).
 func streamPath(stream string, rest string) string {
 	return "/v1/streams/" + url.PathEscape(stream) + rest
 }
+
+// errEmptyStreamID is Info's and Delete's answer to the empty id, which the
+// broker would answer 404 not_found: a caller taking ErrNotFound from
+// Delete for "already gone" would pass over the bug.
+var errEmptyStreamID = fmt.Errorf("%w: the stream id is empty", ErrInvalidStreamID)
 
 // newRequest builds a request to the broker with ctx, the token and, when
 // body is not nil, a JSON body.

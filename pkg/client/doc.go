@@ -35,7 +35,8 @@
 //     not come back at once; each connection in a row that brings no event and
 //     lasts under 30s doubles the wait, up to 30s (or retry:, if longer),
 //     so a server that fails or ends every connection at once is not
-//     hammered;
+//     hammered (the first connection of a subscription is not in the row:
+//     if it fails, the first wait is retry: itself);
 //   - the broker's gap event (events lost after the resume point) is
 //     yielded as its own kind of value, KindGap, with the parsed GapInfo;
 //   - it ends with no error after yielding the stop event of a closed

@@ -63,6 +63,9 @@ func (c *Client) CreateStream(ctx context.Context, prefix string) (string, error
 // Delete deletes stream and its history and ends its subscribers'
 // responses.
 func (c *Client) Delete(ctx context.Context, stream string) error {
+	if stream == "" {
+		return fmt.Errorf("delete %q: %w", stream, errEmptyStreamID)
+	}
 	if err := c.call(ctx, http.MethodDelete, streamPath(stream, ""), nil, nil, http.StatusNoContent, nil); err != nil {
 		return fmt.Errorf("delete %q: %w", stream, err)
 	}
@@ -71,6 +74,9 @@ func (c *Client) Delete(ctx context.Context, stream string) error {
 
 // Info returns what the broker knows of stream.
 func (c *Client) Info(ctx context.Context, stream string) (StreamInfo, error) {
+	if stream == "" {
+		return StreamInfo{}, fmt.Errorf("info of %q: %w", stream, errEmptyStreamID)
+	}
 	var info StreamInfo
 	if err := c.call(ctx, http.MethodGet, streamPath(stream, ""), nil, nil, http.StatusOK, &info); err != nil {
 		return StreamInfo{}, fmt.Errorf("info of %q: %w", stream, err)

@@ -202,6 +202,17 @@ func TestInvalidRequests(t *testing.T) {
 	if _, err := c.Publish(ctx, "ok"); err == nil {
 		t.Fatal("publish of nothing: no error")
 	}
+	// The empty id would make /v1/streams/, no route: 404 not_found, which
+	// a caller could take for "no such stream".
+	if _, err := c.Info(ctx, ""); !errors.Is(err, client.ErrInvalidStreamID) || errors.Is(err, client.ErrNotFound) {
+		t.Fatalf("info of the empty id: %v", err)
+	}
+	if err := c.Delete(ctx, ""); !errors.Is(err, client.ErrInvalidStreamID) || errors.Is(err, client.ErrNotFound) {
+		t.Fatalf("delete of the empty id: %v", err)
+	}
+	// Where a path follows the id, the broker itself refuses it.
+	_, err = c.History(ctx, "", client.HistoryOptions{})
+	wantAPIError(t, "history of the empty id", err, http.StatusBadRequest, "invalid_stream_id", client.ErrInvalidStreamID)
 	if _, err := c.Info(ctx, "ok"); !errors.Is(err, client.ErrNotFound) {
 		t.Fatalf("the refused publishes created the stream: %v", err)
 	}

@@ -91,7 +91,10 @@ type subscription struct {
 
 // reconnectWait is the pause before the next connection: the server's
 // retry: (at least minReconnect), doubled for every connection in a row
-// that brought no event, up to maxReconnect (or retry:, when the server
+// that brought no event since the last that did (the subscription's first
+// connection, which has none before it, counts as one that did: its failure
+// waits retry: itself, as WHATWG's first reconnection does), up to
+// maxReconnect (or retry:, when the server
 // asked for more), plus up to a fifth more (never less: retry: is the
 // time to wait, as in WHATWG's reconnection time).
 func (s *subscription) reconnectWait() time.Duration {

@@ -272,6 +272,55 @@ func TestSecondSignalStopsAtOnce(t *testing.T) {
 	}
 }
 
+// SIGINT (Ctrl-C where the broker runs in a terminal) drains as SIGTERM
+// does and exits 0, rather than killing the process mid-answer.
+func TestInterruptDrains(t *testing.T) {
+	p := brokerproc.Start(t)
+	if err := p.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.Done():
+		if err := p.Err(); err != nil {
+			t.Fatalf("broker exited with %v after SIGINT\n%s", err, p.Logs())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("broker did not exit on SIGINT\n%s", p.Logs())
+	}
+	if !strings.Contains(p.Logs(), "shutting down") || !strings.Contains(p.Logs(), `"broker stopped"`) {
+		t.Fatalf("no drain in the log:\n%s", p.Logs())
+	}
+}
+
+// A drain that its bound cuts short (here a publish whose body never
+// finishes) ends with exit code 1 and an error line, not the 0 of a clean
+// stop: a supervisor can tell that requests were abandoned. (About ten
+// seconds: the bound.)
+func TestDrainCutShortExits1(t *testing.T) {
+	t.Parallel()
+	p := brokerproc.Start(t)
+	startHalfPublish(t, p)
+	start := time.Now()
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.Done():
+	case <-time.After(shutdownTimeout + 10*time.Second):
+		t.Fatalf("broker did not exit after its drain bound\n%s", p.Logs())
+	}
+	if d := time.Since(start); d < shutdownTimeout-time.Second {
+		t.Fatalf("broker exited after %v, before its drain bound of %v\n%s", d, shutdownTimeout, p.Logs())
+	}
+	var exit *exec.ExitError
+	if !errors.As(p.Err(), &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("exit %v, want exit status 1\n%s", p.Err(), p.Logs())
+	}
+	if line := lineWith(p.Logs(), "shutdown: "); !strings.Contains(line, `"level":"error"`) {
+		t.Fatalf("no error line for the cut-short drain:\n%s", p.Logs())
+	}
+}
+
 // A store failure is the operator's to see and the client's only to know
 // of: the 503 says store_unavailable without the cause (here a Redis
 // address; elsewhere a file path), and the log has the cause at error level

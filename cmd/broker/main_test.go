@@ -321,6 +321,41 @@ func TestDrainCutShortExits1(t *testing.T) {
 	}
 }
 
+// The start-up log carries the configuration's warnings (here an unknown
+// BROKER_* variable, most likely a typo) and, with auth off, a warning
+// that anyone may publish and subscribe; with auth on, no such warning.
+func TestStartLogWarns(t *testing.T) {
+	t.Setenv("BROKER_HISTORY_MAX_EVENT", "5") // max_events misspelt
+	p := brokerproc.Start(t)
+	for _, want := range []string{"BROKER_HISTORY_MAX_EVENT", "authentication is off"} {
+		line := waitLogLine(t, p, want)
+		if !strings.Contains(line, `"level":"warn"`) {
+			t.Fatalf("no warning naming %q:\n%s", want, p.Logs())
+		}
+	}
+	t.Setenv("BROKER_AUTH_JWT_SECRET", "start-log-test-secret-0123456789abcdef")
+	withAuth := brokerproc.Start(t)
+	waitLogLine(t, withAuth, "BROKER_HISTORY_MAX_EVENT")
+	time.Sleep(200 * time.Millisecond) // the auth line would follow the start-up line at once
+	if strings.Contains(withAuth.Logs(), "authentication is off") {
+		t.Fatalf("auth on, yet the log says it is off:\n%s", withAuth.Logs())
+	}
+}
+
+// waitLogLine waits up to 5 seconds for a log line that contains s (the
+// log arrives through a pipe) and returns it.
+func waitLogLine(t *testing.T, p *brokerproc.Process, s string) string {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if line := lineWith(p.Logs(), s); line != "" {
+			return line
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no log line with %q:\n%s", s, p.Logs())
+		}
+	}
+}
+
 // A store failure is the operator's to see and the client's only to know
 // of: the 503 says store_unavailable without the cause (here a Redis
 // address; elsewhere a file path), and the log has the cause at error level

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -382,6 +383,13 @@ func TestStoreFailureIsLoggedNotShown(t *testing.T) {
 	}
 	if !strings.Contains(line, `"level":"error"`) || !strings.Contains(line, "127.0.0.1:1") || !strings.Contains(line, reqID) {
 		t.Fatalf("no error line with the cause and request id %s:\n%s", reqID, p.Logs())
+	}
+	// go-redis's own lines (one per failed dial) go through the broker's
+	// logger too: every line is JSON, none is go-redis's plain text.
+	for _, l := range strings.Split(strings.TrimSpace(p.Logs()), "\n") {
+		if !json.Valid([]byte(l)) {
+			t.Fatalf("a log line that is not JSON: %q\n%s", l, p.Logs())
+		}
 	}
 }
 

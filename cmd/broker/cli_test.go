@@ -568,9 +568,12 @@ func TestDispatch(t *testing.T) {
 	if !strings.Contains(stdout.String(), "--listen") {
 		t.Errorf("help does not show serve's flags")
 	}
-	stdout.Reset()
-	if code := run([]string{"-h"}, nil, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "tail") {
-		t.Fatalf("-h: exit %d, %q", code, stdout.String())
+	// Every spelling of help lists the commands, not only serve's flags.
+	for _, help := range []string{"-h", "-help", "--help"} {
+		stdout.Reset()
+		if code := run([]string{help}, nil, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "\n  tail ") {
+			t.Fatalf("%s: exit %d, %q", help, code, stdout.String())
+		}
 	}
 	stdout.Reset()
 	if code := run([]string{"help", "publish"}, nil, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "--close") {
@@ -587,6 +590,27 @@ func TestDispatch(t *testing.T) {
 	stderr.Reset()
 	if code := run([]string{"tail", "s", "--format", "xml"}, nil, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "xml") {
 		t.Fatalf("tail --format xml: exit %d, %q", code, stderr.String())
+	}
+	// A wrong command line is exit code 2 and a line naming the mistake,
+	// whichever check finds it. (A broker that refuses everything: a
+	// command line taken as good fails fast with 1, not by following.)
+	refuser := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, `{"error":"forbidden","message":"no"}`, http.StatusForbidden)
+	}))
+	defer refuser.Close()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"publish", "s", "x", "--nope", "--url", refuser.URL}, "-nope"},
+		{[]string{"tail", "s", "t", "--url", refuser.URL}, "name one stream"},
+		{[]string{"config"}, "the only subcommand is check"},
+		{[]string{"config", "show"}, "the only subcommand is check"},
+	} {
+		stderr.Reset()
+		if code := run(tc.args, nil, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), tc.want) {
+			t.Fatalf("%q: exit %d, %q; want 2 and %q", tc.args, code, stderr.String(), tc.want)
+		}
 	}
 
 	// `broker serve --listen ...` serves like `broker --listen ...`

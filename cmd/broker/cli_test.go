@@ -7,6 +7,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -425,6 +426,18 @@ func TestTokenAcceptedByBrokerWithAuth(t *testing.T) {
 	if strings.Count(tok, ".") != 2 || strings.Contains(tok, "\n") {
 		t.Fatalf("token output %q", tok)
 	}
+	// --ttl and --sub are what the token says.
+	payload, err := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims struct {
+		Sub      string
+		Iat, Exp int64
+	}
+	if err := json.Unmarshal(payload, &claims); err != nil || claims.Sub != "ops" || claims.Exp-claims.Iat != 600 {
+		t.Fatalf("claims %s (%v): want sub ops and exp 10m after iat", payload, err)
+	}
 	other := strings.TrimSpace(mustRun(t, nil, nil, "token", "--publish", "news-*").stdout)
 
 	if code := publishWith(t, p.URL, "chat-1", tok); code != http.StatusCreated {
@@ -495,6 +508,9 @@ func TestTokenRefusals(t *testing.T) {
 		{"zero ttl", []string{"BROKER_AUTH_JWT_SECRET=s"}, []string{"--publish", "x", "--ttl", "0s"}, "--ttl"},
 		{"ttl under a second", []string{"BROKER_AUTH_JWT_SECRET=s"}, []string{"--publish", "x", "--ttl", "500ms"}, "at least 1s"},
 		{"bad config", []string{"BROKER_SSE_RETRY=soon"}, []string{"--publish", "x"}, "sse.retry"},
+		{"an argument", []string{"BROKER_AUTH_JWT_SECRET=s"}, []string{"--publish", "x", "chat-*"}, "unexpected argument"},
+		{"empty pattern", []string{"BROKER_AUTH_JWT_SECRET=s"}, []string{"--publish", "a,,b"}, "empty pattern"},
+		{"private key with HS256", []string{"BROKER_AUTH_JWT_SECRET=s"}, []string{"--publish", "x", "--private-key", "key.pem"}, "--private-key is for"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer

@@ -543,6 +543,11 @@ func TestConfigCheck(t *testing.T) {
 	if strings.Contains(res.stdout+res.stderr, secret) {
 		t.Fatalf("the secret is printed in clear:\n%s%s", res.stdout, res.stderr)
 	}
+	// The configuration's warnings go to stderr; the check still passes.
+	res = mustRun(t, []string{"BROKER_HISTORY_MAX_EVENT=5"}, nil, "config", "check")
+	if !strings.Contains(res.stderr, "warning: ") || !strings.Contains(res.stderr, "BROKER_HISTORY_MAX_EVENT") {
+		t.Fatalf("no warning about an unknown variable: %q", res.stderr)
+	}
 
 	bad := writeConfig(t, "history:\n  max_events: -3\n")
 	res = runBinary(t, nil, nil, "config", "check", "--config", bad)

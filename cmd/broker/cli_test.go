@@ -741,3 +741,31 @@ func TestTailInterrupt(t *testing.T) {
 		t.Fatalf("tail exited %d after SIGINT: %s", code, tailErr)
 	}
 }
+
+// --url and --token win over BROKER_URL and BROKER_TOKEN: the variables
+// are the shell's defaults, a flag is this one command's choice.
+func TestFlagsWinOverClientVariables(t *testing.T) {
+	secret := "flags-test-secret-flags-test-secret-0123"
+	cfg := writeConfig(t, "auth:\n  jwt:\n    secret: "+secret+"\n")
+	byEnv, byFlag := brokerproc.Start(t, "--config", cfg), brokerproc.Start(t, "--config", cfg)
+	good := strings.TrimSpace(mustRun(t, nil, nil, "token", "--config", cfg, "--publish", "*", "--subscribe", "*").stdout)
+	other := strings.TrimSpace(mustRun(t, nil, nil, "token", "--config", cfg, "--publish", "news-*").stdout)
+
+	env := []string{"BROKER_URL=" + byEnv.URL, "BROKER_TOKEN=" + other}
+	mustRun(t, env, nil, "publish", "chat-1", "hello", "--url", byFlag.URL, "--token", good)
+	for _, b := range []struct {
+		p    *brokerproc.Process
+		want int
+	}{{byFlag, http.StatusOK}, {byEnv, http.StatusNotFound}} {
+		req, _ := http.NewRequest(http.MethodGet, b.p.URL+"/v1/streams/chat-1", nil)
+		req.Header.Set("Authorization", "Bearer "+good)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != b.want {
+			t.Fatalf("stream info on %s: %d, want %d (the event went to --url, not $BROKER_URL)", b.p.URL, res.StatusCode, b.want)
+		}
+	}
+}

@@ -769,3 +769,13 @@ func TestFlagsWinOverClientVariables(t *testing.T) {
 		}
 	}
 }
+
+// A line ending in CRLF (a file from Windows, a tool that writes \r\n) is
+// the line without the \r.
+func TestPublishStripsCRLF(t *testing.T) {
+	p := brokerproc.Start(t)
+	mustRun(t, nil, strings.NewReader("one\r\ntwo\r\nthree"), "publish", "crlf", "--url", p.URL, "--close")
+	if tail := mustRun(t, nil, nil, "tail", "crlf", "--url", p.URL); tail.stdout != "one\ntwo\nthree\n" {
+		t.Fatalf("tail printed %q", tail.stdout)
+	}
+}

@@ -779,3 +779,18 @@ func TestPublishStripsCRLF(t *testing.T) {
 		t.Fatalf("tail printed %q", tail.stdout)
 	}
 }
+
+// A standard input that cannot be read is an error, exit code 1, not the
+// end of the input.
+func TestPublishStdinReadError(t *testing.T) {
+	p := brokerproc.Start(t)
+	dir, err := os.Open(t.TempDir()) // read(2) on a directory fails: EISDIR
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dir.Close()
+	res := runBinary(t, nil, dir, "publish", "s", "--url", p.URL)
+	if res.code != 1 || !strings.Contains(res.stderr, "reading stdin") {
+		t.Fatalf("publish from a directory: exit %d, %q; want 1 and the read error", res.code, res.stderr)
+	}
+}

@@ -794,3 +794,35 @@ func TestPublishStdinReadError(t *testing.T) {
 		t.Fatalf("publish from a directory: exit %d, %q; want 1 and the read error", res.code, res.stderr)
 	}
 }
+
+// Ctrl-C ends a publish with exit code 130, as a shell reports an
+// interrupted command, and says how many events went out.
+func TestPublishInterrupt(t *testing.T) {
+	p := brokerproc.Start(t)
+	pub := exec.Command(brokerproc.Binary(t), "publish", "i", "--url", p.URL)
+	pub.Env = configEnviron(os.Environ())
+	in, err := pub.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := pub.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pubErr bytes.Buffer
+	pub.Stderr = &pubErr
+	if err := pub.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { in.Close(); _ = pub.Process.Kill() })
+	io.WriteString(in, "one\n")
+	if id := nextLine(t, bufio.NewScanner(out)); !idLine.MatchString(id) {
+		t.Fatalf("publish printed %q", id)
+	}
+	if err := pub.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	if code := waitExit(t, pub); code != 130 || !strings.Contains(pubErr.String(), "interrupted after 1 events") {
+		t.Fatalf("publish exited %d after SIGINT, stderr %q; want 130", code, pubErr.String())
+	}
+}

@@ -826,3 +826,23 @@ func TestPublishInterrupt(t *testing.T) {
 		t.Fatalf("publish exited %d after SIGINT, stderr %q; want 130", code, pubErr.String())
 	}
 }
+
+// --close closes the stream only after everything was published: a failed
+// publish leaves it open, and the exit code is the failure's.
+func TestPublishFailureDoesNotClose(t *testing.T) {
+	p := brokerproc.Start(t, "--config", writeConfig(t, "publish:\n  max_body: 1KiB\n"))
+	mustRun(t, nil, nil, "publish", "s", "first", "--url", p.URL)
+	res := runBinary(t, nil, nil, "publish", "s", strings.Repeat("x", 2000), "--url", p.URL, "--close")
+	if res.code != 1 || !strings.Contains(res.stderr, "413") {
+		t.Fatalf("publish over max_body: exit %d, %q; want 1 and the 413", res.code, res.stderr)
+	}
+	info, err := http.Get(p.URL + "/v1/streams/s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer info.Body.Close()
+	var st struct{ Closed bool }
+	if err := json.NewDecoder(info.Body).Decode(&st); err != nil || st.Closed {
+		t.Fatalf("stream after a failed publish --close: closed %v (%v)", st.Closed, err)
+	}
+}

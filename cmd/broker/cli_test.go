@@ -846,3 +846,29 @@ func TestPublishFailureDoesNotClose(t *testing.T) {
 		t.Fatalf("stream after a failed publish --close: closed %v (%v)", st.Closed, err)
 	}
 }
+
+// On a terminal, publish draws its progress line on stderr (in a pipe it
+// does not: TestPublishManyLines), and its last state at the end: three
+// lines too large to share a batch are three publishes, quicker than the
+// redraw interval, so only the final redraw says 3.
+func TestPublishProgressOnATerminal(t *testing.T) {
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Skip("script (util-linux) is not installed: no terminal to run publish on")
+	}
+	p := brokerproc.Start(t)
+	in := filepath.Join(t.TempDir(), "in")
+	line := strings.Repeat("x", maxBatchBytes/2+1) + "\n"
+	if err := os.WriteFile(in, []byte(strings.Repeat(line, 3)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// script gives the command a terminal; stdin stays the file.
+	sh := exec.Command("script", "-qec", `"$BIN" publish tty --url "$URL" < "$IN"`, "/dev/null")
+	sh.Env = append(configEnviron(os.Environ()), "BIN="+brokerproc.Binary(t), "URL="+p.URL, "IN="+in)
+	out, err := sh.CombinedOutput()
+	if err != nil {
+		t.Fatalf("publish on a terminal: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "published 3 events") {
+		t.Fatalf("no progress line saying 3 events on the terminal:\n%q", out)
+	}
+}

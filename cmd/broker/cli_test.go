@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -870,5 +871,27 @@ func TestPublishProgressOnATerminal(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "published 3 events") {
 		t.Fatalf("no progress line saying 3 events on the terminal:\n%q", out)
+	}
+}
+
+// --idle-timeout: a connection that delivers nothing, not even a
+// heartbeat, for that long is given up and the tail resumes on a new one.
+// A fake broker answers every subscription's head, then nothing.
+func TestTailIdleTimeout(t *testing.T) {
+	var requests atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "retry: 10\n\n")
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	}))
+	defer srv.Close()
+	tail, _, tailErr := startBinary(t, nil, "tail", "quiet", "--url", srv.URL, "--idle-timeout", "200ms")
+	defer func() { _ = tail.Process.Kill(); _ = tail.Wait() }()
+	for deadline := time.Now().Add(5 * time.Second); requests.Load() < 2; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("one connection in 5s with --idle-timeout 200ms: the silent one was kept\nstderr: %s", tailErr)
+		}
 	}
 }

@@ -895,3 +895,25 @@ func TestTailIdleTimeout(t *testing.T) {
 		}
 	}
 }
+
+// An output that cannot be written (a full disk) ends the tail with exit
+// code 1 rather than following a stream into nowhere.
+func TestTailWriteError(t *testing.T) {
+	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+	if err != nil {
+		t.Skipf("no /dev/full: %v", err)
+	}
+	defer full.Close()
+	p := brokerproc.Start(t)
+	mustRun(t, nil, nil, "publish", "w", "x", "--url", p.URL, "--close")
+	tail := exec.Command(brokerproc.Binary(t), "tail", "w", "--url", p.URL)
+	tail.Env = configEnviron(os.Environ())
+	var stderr bytes.Buffer
+	tail.Stdout, tail.Stderr = full, &stderr
+	if err := tail.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if code := waitExit(t, tail); code != 1 || !strings.Contains(stderr.String(), "writing") {
+		t.Fatalf("tail to /dev/full: exit %d, %q; want 1 and the write error", code, stderr.String())
+	}
+}

@@ -917,3 +917,15 @@ func TestTailWriteError(t *testing.T) {
 		t.Fatalf("tail to /dev/full: exit %d, %q; want 1 and the write error", code, stderr.String())
 	}
 }
+
+// bench -procs runs its workers as `broker bench` processes of this
+// binary; a tiny split run loses nothing.
+func TestBenchProcs(t *testing.T) {
+	p := brokerproc.Start(t)
+	res := mustRun(t, nil, nil, "bench", "-url", p.URL, "-scenario", "tokens", "-streams", "2", "-subscribers", "2", "-count", "20", "-procs", "2")
+	for _, want := range []string{"delivered 20", "lost 0"} {
+		if !strings.Contains(res.stdout, want) {
+			t.Fatalf("bench -procs 2 output lacks %q:\n%s", want, res.stdout)
+		}
+	}
+}

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sse-broker/broker/internal/brokerproc"
 )
@@ -111,5 +113,40 @@ func TestHealthcheckHelp(t *testing.T) {
 		if code := run(args, nil, &stdout, io.Discard); code != 0 || !strings.HasPrefix(stdout.String(), "Usage: broker healthcheck") {
 			t.Errorf("%v: exit %d, %q", args, code, stdout.String())
 		}
+	}
+}
+
+// A broker that accepts the connection but never answers (hung, or its
+// accept queue is all the kernel's) fails the check within a few seconds:
+// a container's health check must not hang with it.
+func TestHealthcheckTimesOut(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		var conns []net.Conn // held open, never answered
+		for {
+			c, err := ln.Accept()
+			if err != nil { // the listener closed: the test is over
+				for _, c := range conns {
+					c.Close()
+				}
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	done := make(chan int, 1)
+	go func() { done <- run([]string{"healthcheck", "http://" + ln.Addr().String() + "/readyz"}, nil, io.Discard, io.Discard) }()
+	select {
+	case code := <-done:
+		if code != 1 {
+			t.Fatalf("exit %d, want 1", code)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("healthcheck still waits after 10s for a broker that never answers")
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -390,6 +391,36 @@ func TestStoreFailureIsLoggedNotShown(t *testing.T) {
 		if !json.Valid([]byte(l)) {
 			t.Fatalf("a log line that is not JSON: %q\n%s", l, p.Logs())
 		}
+	}
+}
+
+// Without log.format the log is JSON when stderr is not a terminal (a
+// container's, a collector's pipe) and the console format on a terminal.
+// The broker here fails at once (its address is taken) with one line.
+func TestLogFormatFollowsTheOutput(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	env := append(slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "BROKER_LOG_FORMAT=") }),
+		"BIN="+brokerproc.Binary(t), "ADDR="+taken.Addr().String())
+
+	pipe := exec.Command(brokerproc.Binary(t), "--listen", taken.Addr().String())
+	pipe.Env = env
+	out, _ := pipe.CombinedOutput()
+	if line := lineWith(string(out), "broker stopped"); !json.Valid([]byte(line)) {
+		t.Fatalf("log in a pipe is not JSON:\n%s", out)
+	}
+
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Skip("script (util-linux) is not installed: no terminal to run the broker on")
+	}
+	tty := exec.Command("script", "-qec", `"$BIN" --listen "$ADDR"`, "/dev/null")
+	tty.Env = env
+	out, _ = tty.CombinedOutput()
+	if line := lineWith(string(out), "broker stopped"); line == "" || strings.Contains(line, `"level":`) {
+		t.Fatalf("log on a terminal is not the console format:\n%s", out)
 	}
 }
 

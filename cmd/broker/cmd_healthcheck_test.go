@@ -140,7 +140,9 @@ func TestHealthcheckTimesOut(t *testing.T) {
 		}
 	}()
 	done := make(chan int, 1)
-	go func() { done <- run([]string{"healthcheck", "http://" + ln.Addr().String() + "/readyz"}, nil, io.Discard, io.Discard) }()
+	go func() {
+		done <- run([]string{"healthcheck", "http://" + ln.Addr().String() + "/readyz"}, nil, io.Discard, io.Discard)
+	}()
 	select {
 	case code := <-done:
 		if code != 1 {

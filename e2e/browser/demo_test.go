@@ -327,6 +327,21 @@ func TestDemoStreamsAnswer(t *testing.T) {
 	if st2 := browsertest.Eval[demoState](t, ctx, stateJS); st2.ReadyState != 2 || st2.Events != st.Events {
 		t.Fatalf("window.demo changed after the answer ended: %+v, was %+v", st2, st)
 	}
+
+	// The final status counts the answer's tokens and names the id of its
+	// stop, as the broker holds them (every event but the stop is a token).
+	code, _, body := b.Do(t, http.MethodGet, "/v1/streams/"+st.Stream, nil, "")
+	var info struct {
+		LastID   string `json:"last_id"`
+		Retained int    `json:"retained"`
+	}
+	if err := json.Unmarshal([]byte(body), &info); code != http.StatusOK || err != nil {
+		t.Fatalf("stream info: %d %s: %v", code, body, err)
+	}
+	want := fmt.Sprintf("done · %d tokens · last id %s", info.Retained-1, info.LastID)
+	if got := browsertest.Eval[string](t, ctx, `[...document.querySelectorAll(".msg.status")].pop().textContent`); got != want {
+		t.Fatalf("the final status says %q, want %q", got, want)
+	}
 }
 
 func TestDemoSecondQuestionNewConversation(t *testing.T) {

@@ -638,6 +638,35 @@ func TestDemoGivesUpOnASilentAnswer(t *testing.T) {
 	}
 }
 
+// A question that is markup stays text: in the question's bubble and in
+// the answer that echoes it, token by token. The question has no space, so
+// the answer carries it in one token.
+func TestDemoShowsMarkupAsText(t *testing.T) {
+	_, ctx := openDemo(t, 10*time.Millisecond)
+	const question = `<svg/onload=window.pwned=1>`
+	ask(t, ctx, question)
+	if st := waitForEnd(t, ctx); st.State != "done" {
+		t.Fatalf("the answer ended %+v, want done", st)
+	}
+	type shown struct {
+		Question string `json:"question"`
+		Answer   string `json:"answer"`
+		Elements int    `json:"elements"` // elements in the two bubbles
+		Pwned    bool   `json:"pwned"`
+	}
+	got := browsertest.Eval[shown](t, ctx, `(() => {
+		const q = document.querySelector(".msg.user"), a = document.querySelector(".msg.assistant");
+		return {question: q.textContent, answer: a.textContent, elements: q.querySelectorAll("*").length + a.querySelectorAll("*").length,
+			pwned: window.pwned === 1};
+	})()`)
+	if got.Pwned || got.Elements != 0 {
+		t.Fatalf("the question was put in the page as HTML: %+v", got)
+	}
+	if got.Question != question || !strings.Contains(got.Answer, "“"+question+"”") {
+		t.Fatalf("the page shows the question %q and the answer %q, want the question as typed in both", got.Question, got.Answer)
+	}
+}
+
 // The example subscriber page (examples/browser) whose first connection is
 // refused once (a proxy's 503 while the broker restarts) asks the broker
 // why, meets a live stream instead, hangs it up and says so: it does not

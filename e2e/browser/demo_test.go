@@ -667,6 +667,18 @@ func TestDemoShowsMarkupAsText(t *testing.T) {
 	}
 }
 
+// An answer longer than window.demo.idleMs is not given up while its
+// tokens keep coming: each one restarts the wait.
+func TestDemoLongAnswerOutlivesTheIdleWait(t *testing.T) {
+	_, ctx := openDemo(t, 100*time.Millisecond) // ~50 tokens: about 5 s
+	browsertest.Eval[int](t, ctx, `window.demo.idleMs = 1000`)
+	ask(t, ctx, "Will a long answer finish?")
+	st := waitForEnd(t, ctx)
+	if st.State != "done" || !strings.HasPrefix(st.Status, "done · ") {
+		t.Fatalf("an answer whose tokens come every 100 ms, with an idle wait of 1 s, ends %+v, want done", st)
+	}
+}
+
 // The example subscriber page (examples/browser) whose first connection is
 // refused once (a proxy's 503 while the broker restarts) asks the broker
 // why, meets a live stream instead, hangs it up and says so: it does not

@@ -107,6 +107,11 @@ func TestDemoRefusedQuestionLeavesNoConnection(t *testing.T) {
 		if again := browsertest.Eval[lastConversation](t, ctx, lastConversationJS); again != got {
 			t.Fatalf("question %d: the page changed after the error: %+v, was %+v", i, again, got)
 		}
+		// The refused question is back in the input, to be sent again;
+		// cleared here, so that the next ask types it afresh.
+		if input := browsertest.Eval[string](t, ctx, `(() => { const v = document.getElementById("message").value; document.getElementById("message").value = ""; return v; })()`); input != "question" {
+			t.Fatalf("question %d: after the refusal the input holds %q, want the question back", i, input)
+		}
 	}
 }
 

@@ -5,8 +5,12 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -112,6 +116,46 @@ func TestDemoRefusedQuestionLeavesNoConnection(t *testing.T) {
 		if input := browsertest.Eval[string](t, ctx, `(() => { const v = document.getElementById("message").value; document.getElementById("message").value = ""; return v; })()`); input != "question" {
 			t.Fatalf("question %d: after the refusal the input holds %q, want the question back", i, input)
 		}
+	}
+}
+
+// The answer's subscription is refused once (a proxy's 503 while the
+// broker restarts), and the page's second request, asking why, meets the
+// live stream: the page hangs that up at once and ends the conversation
+// with an error, rather than wait on the stream until the answer is over.
+func TestDemoSubscriptionRefusedOnceThenLive(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{DemoTokenDelay: 2 * time.Second, Retry: retry})
+	target, err := url.Parse(b.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.FlushInterval = -1
+	var subscribes atomic.Int32
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := eventsStream(r); ok && subscribes.Add(1) == 1 {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"error":"store_unavailable","message":"restarting"}`))
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() { front.CloseClientConnections(); front.Close() })
+	ctx := browsertest.New(t, 40*time.Second)
+	if err := chromedp.Do(ctx, chromedp.Navigate(front.URL+"/")); err != nil {
+		t.Fatal(err)
+	}
+	ask(t, ctx, "hello")
+	got := waitConversationEnds(t, ctx, "the page to give Send back after the passing refusal")
+	if got.State != "error" || !strings.HasPrefix(got.Status, "error: ") {
+		t.Fatalf("after a refusal that passed the page shows %+v, want state error", got)
+	}
+	waitUntil(t, 5*time.Second, "the page to hang up the stream that answered its second request", func() bool {
+		return b.Broker.Stats().Subscribers == 0
+	})
+	if n := subscribes.Load(); n != 2 {
+		t.Fatalf("the events URL was requested %d times, want 2 (the refused one and the one asking why)", n)
 	}
 }
 

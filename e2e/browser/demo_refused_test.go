@@ -122,7 +122,8 @@ func TestDemoRefusedQuestionLeavesNoConnection(t *testing.T) {
 // The answer's subscription is refused once (a proxy's 503 while the
 // broker restarts), and the page's second request, asking why, meets the
 // live stream: the page hangs that up at once and ends the conversation
-// with an error, rather than wait on the stream until the answer is over.
+// with an error that says the stream answers now (not that it ended),
+// rather than wait on the stream until the answer is over.
 func TestDemoSubscriptionRefusedOnceThenLive(t *testing.T) {
 	b := testbroker.Start(t, testbroker.Options{DemoTokenDelay: 2 * time.Second, Retry: retry})
 	target, err := url.Parse(b.URL)
@@ -148,8 +149,8 @@ func TestDemoSubscriptionRefusedOnceThenLive(t *testing.T) {
 	}
 	ask(t, ctx, "hello")
 	got := waitConversationEnds(t, ctx, "the page to give Send back after the passing refusal")
-	if got.State != "error" || !strings.HasPrefix(got.Status, "error: ") {
-		t.Fatalf("after a refusal that passed the page shows %+v, want state error", got)
+	if got.State != "error" || !strings.HasPrefix(got.Status, "error: ") || !strings.Contains(got.Status, "answers now") {
+		t.Fatalf("after a refusal that passed the page shows %+v, want state error and that the stream answers now", got)
 	}
 	waitUntil(t, 5*time.Second, "the page to hang up the stream that answered its second request", func() bool {
 		return b.Broker.Stats().Subscribers == 0

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -210,4 +213,94 @@ func TestAdminWatchRetriesARateLimitAndTakesTheKeyboard(t *testing.T) {
 	browsertest.WaitFor(t, ctx, 15*time.Second, "the watch to be live after Retry-After", `window.admin.watchState === "live"`)
 	id := publish(t, b.URL, stream, "after")
 	browsertest.WaitFor(t, ctx, 5*time.Second, "the event published after the retry", fmt.Sprintf(`window.admin.events.some(e => e.id === %q)`, id))
+}
+
+// choppyWriter passes a response on in pieces of at most size bytes, each
+// flushed on its own, a moment apart: the page reads lines and events cut
+// anywhere.
+type choppyWriter struct {
+	http.ResponseWriter
+	size int
+}
+
+func (c choppyWriter) Write(p []byte) (int, error) {
+	n := 0
+	for len(p) > 0 {
+		k := min(c.size, len(p))
+		m, err := c.ResponseWriter.Write(p[:k])
+		n += m
+		if err != nil {
+			return n, err
+		}
+		c.Flush()
+		p = p[k:]
+		time.Sleep(time.Millisecond)
+	}
+	return n, nil
+}
+
+func (c choppyWriter) Flush() { http.NewResponseController(c.ResponseWriter).Flush() }
+
+// The watch list keeps the last 200 events, and an event's data past 1000
+// characters is cut with a note of how much more there was. A proxy passes
+// the watched stream on in pieces of 700 bytes: the page joins the pieces
+// of every line.
+func TestAdminWatchListKeepsTheLastEventsCut(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{Retry: retry})
+	target, err := url.Parse(b.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.FlushInterval = -1
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := eventsStream(r); ok {
+			w = choppyWriter{w, 700}
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() { front.CloseClientConnections(); front.Close() })
+	ctx := browsertest.New(t, 60*time.Second)
+	const stream = "admin-many"
+	last := publish(t, b.URL, stream, "before")
+	if err := chromedp.Do(ctx, chromedp.Navigate(front.URL+"/admin")); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.WaitFor(t, ctx, 5*time.Second, "the row of "+stream, rowShowsJS(stream, 0, last))
+	clickRow(t, ctx, stream)
+	browsertest.WaitFor(t, ctx, 5*time.Second, "the watch to be live", `window.admin.watchState === "live"`)
+
+	batch := make([]map[string]string, 205)
+	for i := range batch {
+		batch[i] = map[string]string{"data": fmt.Sprintf("event %d", i)}
+	}
+	status, body := post(t, b.URL, "/v1/streams/"+stream+"/messages", "application/json", string(mustMarshal(t, batch)))
+	if status != http.StatusCreated {
+		t.Fatalf("publish: %d %s", status, body)
+	}
+	var ans struct {
+		IDs []string `json:"ids"`
+	}
+	if err := json.Unmarshal(body, &ans); err != nil || len(ans.IDs) != len(batch) {
+		t.Fatalf("publish answer %s: %v", body, err)
+	}
+	big := strings.Repeat("0123456789", 30000)
+	bigID := publish(t, b.URL, stream, big)
+	browsertest.WaitFor(t, ctx, 10*time.Second, "the large event in the list", fmt.Sprintf(
+		`(() => { const li = document.querySelector("#events li:last-child"); return !!li && li.querySelector(".id").textContent === %q; })()`, bigID))
+
+	got := browsertest.Eval[[]watchedEvent](t, ctx, watchedEventsJS)
+	if len(got) != 200 {
+		t.Fatalf("the list shows %d events, want the last 200", len(got))
+	}
+	// 206 events arrived: the first 6 have left the list.
+	if want := (watchedEvent{ans.IDs[6], "message", "event 6"}); got[0] != want {
+		t.Fatalf("the list starts with %+v, want %+v", got[0], want)
+	}
+	if want := (watchedEvent{bigID, "message", big[:1000] + "… (299000 more characters)"}); got[199] != want {
+		t.Fatalf("the large event shows as %q (%d characters), want its first 1000 characters and the note", got[199].Data[:min(len(got[199].Data), 40)]+"…", len(got[199].Data))
+	}
+	if n := browsertest.Eval[int](t, ctx, `window.admin.events.length`); n != 200 {
+		t.Fatalf("window.admin.events holds %d events, want 200", n)
+	}
 }

@@ -304,3 +304,41 @@ func TestAdminWatchListKeepsTheLastEventsCut(t *testing.T) {
 		t.Fatalf("window.admin.events holds %d events, want 200", n)
 	}
 }
+
+// A watch ends at the stream's stop without asking again, and watching a
+// stream closed earlier ends at the broker's 204: neither comes back.
+func TestAdminWatchEndsAtStop(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{Retry: retry})
+	p := startProxy(t, b.URL)
+	ctx := browsertest.New(t, 60*time.Second)
+	const closing, closed = "admin-closing", "admin-closed"
+	last := publish(t, b.URL, closing, "one")
+	publish(t, b.URL, closed, "one")
+	stop := closeStream(t, b.URL, closed)
+	if err := chromedp.Do(ctx, chromedp.Navigate(p.URL+"/admin")); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.WaitFor(t, ctx, 5*time.Second, "both rows", rowShowsJS(closing, 0, last)+" && "+rowShowsJS(closed, 0, stop))
+
+	clickRow(t, ctx, closing)
+	browsertest.WaitFor(t, ctx, 5*time.Second, "the watch to be live", `window.admin.watchState === "live"`)
+	stop2 := closeStream(t, b.URL, closing)
+	browsertest.WaitFor(t, ctx, 5*time.Second, "the watch to end at the stop", fmt.Sprintf(
+		`window.admin.watchState === "ended" && window.admin.events.length === 1 && window.admin.events[0].id === %q`, stop2))
+	time.Sleep(3 * retry) // a reconnect would show now
+	if reqs := p.eventsRequests(closing); len(reqs) != 1 {
+		t.Fatalf("the watch of %s sent %d requests, want 1 (no reconnect after stop): %+v", closing, len(reqs), reqs)
+	}
+
+	clickRow(t, ctx, closed)
+	browsertest.WaitFor(t, ctx, 5*time.Second, "the watch of the closed stream to end", fmt.Sprintf(
+		`window.admin.watching === %q && window.admin.watchState === "ended" && document.getElementById("watchstate").textContent === "the stream is over"`, closed))
+	time.Sleep(3 * retry)
+	reqs := p.eventsRequests(closed)
+	if len(reqs) != 1 || reqs[0].lastEventID != stop {
+		t.Fatalf("the watch of %s sent %+v, want one request resuming after the stop %s", closed, reqs, stop)
+	}
+	if n := browsertest.Eval[int](t, ctx, `document.querySelectorAll("#events li").length`); n != 0 {
+		t.Fatalf("the watch of the closed stream lists %d events, want none", n)
+	}
+}

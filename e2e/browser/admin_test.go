@@ -342,3 +342,66 @@ func TestAdminWatchEndsAtStop(t *testing.T) {
 		t.Fatalf("the watch of the closed stream lists %d events, want none", n)
 	}
 }
+
+// The page says it is live, and that no stream is listed yet; choosing
+// another row (here first with Space) moves the watch, leaving the first
+// stream's subscription; Stop hides the list and ends the watch's
+// subscription.
+func TestAdminSwitchAndStopWatching(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{Retry: retry})
+	ctx := browsertest.New(t, 60*time.Second)
+	if err := chromedp.Do(ctx, chromedp.Navigate(b.URL+"/admin")); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.WaitFor(t, ctx, 5*time.Second, "the first snapshot", `window.admin.snapshots > 0`)
+	type header struct {
+		Conn      string `json:"conn"`
+		State     string `json:"state"`
+		NoStreams bool   `json:"noStreams"`
+	}
+	const headerJS = `({conn: document.getElementById("conn").textContent, state: document.getElementById("conn").dataset.state,
+		noStreams: !document.getElementById("nostreams").hidden})`
+	if got := browsertest.Eval[header](t, ctx, headerJS); got != (header{"live", "live", true}) {
+		t.Fatalf("with no stream yet the page shows %+v, want live and the note that no stream is listed", got)
+	}
+
+	const a, bb = "admin-first", "admin-second"
+	idA := publish(t, b.URL, a, "a")
+	idB := publish(t, b.URL, bb, "b")
+	browsertest.WaitFor(t, ctx, 5*time.Second, "both rows", rowShowsJS(a, 0, idA)+" && "+rowShowsJS(bb, 0, idB))
+	if got := browsertest.Eval[header](t, ctx, headerJS); got.NoStreams {
+		t.Fatalf("with two streams the page still says none is listed: %+v", got)
+	}
+
+	if err := chromedp.Do(ctx, chromedp.Focus(fmt.Sprintf(`#streams tr[data-stream=%q]`, a)), chromedp.KeyEvent(" ")); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.WaitFor(t, ctx, 5*time.Second, "the watch of "+a+" (chosen with Space)", fmt.Sprintf(`window.admin.watching === %q && window.admin.watchState === "live"`, a))
+	browsertest.WaitFor(t, ctx, 5*time.Second, "the page's subscriber on "+a, rowShowsJS(a, 1, idA))
+
+	clickRow(t, ctx, bb)
+	browsertest.WaitFor(t, ctx, 5*time.Second, "the watch of "+bb, fmt.Sprintf(`window.admin.watching === %q && window.admin.watchState === "live"`, bb))
+	browsertest.WaitFor(t, ctx, 5*time.Second, "the subscriber to move from "+a+" to "+bb, rowShowsJS(a, 0, idA)+" && "+rowShowsJS(bb, 1, idB))
+	selectedJS := fmt.Sprintf(`Array.from(document.querySelectorAll('#streams tr[aria-selected="true"]'), tr => tr.dataset.stream).join() === %q`, bb)
+	if !browsertest.Eval[bool](t, ctx, selectedJS) {
+		t.Fatalf("after a snapshot the selected rows are not just %s", bb)
+	}
+	publish(t, b.URL, a, "not watched")
+	idB2 := publish(t, b.URL, bb, "watched")
+	browsertest.WaitFor(t, ctx, 5*time.Second, "the watched event", `document.querySelectorAll("#events li").length >= 1`)
+	time.Sleep(100 * time.Millisecond) // an event of the other stream would show now
+	if got := browsertest.Eval[[]watchedEvent](t, ctx, watchedEventsJS); len(got) != 1 || got[0] != (watchedEvent{idB2, "message", "watched"}) {
+		t.Fatalf("watching %s the page lists %+v, want its one new event %s", bb, got, idB2)
+	}
+
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("unwatch"))); err != nil {
+		t.Fatal(err)
+	}
+	if hidden := browsertest.Eval[bool](t, ctx, `document.getElementById("watch").hidden && window.admin.watching === null`); !hidden {
+		t.Fatal("after Stop the watch is still shown")
+	}
+	browsertest.WaitFor(t, ctx, 5*time.Second, "Stop to end the page's subscription", rowShowsJS(bb, 0, idB2))
+	if n := browsertest.Eval[int](t, ctx, `document.querySelectorAll('#streams tr[aria-selected="true"]').length`); n != 0 {
+		t.Fatalf("after Stop %d rows are still selected", n)
+	}
+}

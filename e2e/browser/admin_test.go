@@ -1,6 +1,7 @@
 package browser
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -404,4 +406,68 @@ func TestAdminSwitchAndStopWatching(t *testing.T) {
 	if n := browsertest.Eval[int](t, ctx, `document.querySelectorAll('#streams tr[aria-selected="true"]').length`); n != 0 {
 		t.Fatalf("after Stop %d rows are still selected", n)
 	}
+}
+
+// The live view comes back after its response ends, whether the broker
+// ends it (a drain: clients go on to another node) or the connection
+// drops. A proxy ends the first live response cleanly after a snapshot and
+// cuts the second one.
+func TestAdminLiveViewComesBack(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{Retry: retry})
+	target, err := url.Parse(b.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.FlushInterval = -1
+	var lives atomic.Int32
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := int32(0)
+		if r.URL.Path == "/admin/api/live" {
+			n = lives.Add(1)
+		}
+		if n != 1 && n != 2 {
+			proxy.ServeHTTP(w, r)
+			return
+		}
+		req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, b.URL+r.URL.RequestURI(), nil)
+		if err != nil {
+			panic(err)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer res.Body.Close()
+		w.Header().Set("Content-Type", res.Header.Get("Content-Type"))
+		w.WriteHeader(res.StatusCode)
+		// Pass the response on up to the end of its first snapshot.
+		sc := bufio.NewScanner(res.Body)
+		sc.Buffer(nil, 1<<20)
+		snapshot := false
+		for sc.Scan() {
+			fmt.Fprintf(w, "%s\n", sc.Text())
+			snapshot = snapshot || sc.Text() == "event: snapshot"
+			if sc.Text() == "" {
+				http.NewResponseController(w).Flush()
+				if snapshot {
+					break
+				}
+			}
+		}
+		if n == 2 {
+			panic(http.ErrAbortHandler) // the connection drops
+		}
+		// n == 1: the response ends cleanly
+	}))
+	t.Cleanup(func() { front.CloseClientConnections(); front.Close() })
+	ctx := browsertest.New(t, 60*time.Second)
+	if err := chromedp.Do(ctx, chromedp.Navigate(front.URL+"/admin")); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 10*time.Second, "the page to open a third live request", func() bool { return lives.Load() >= 3 })
+	snapshots := browsertest.Eval[int](t, ctx, `window.admin.snapshots`)
+	browsertest.WaitFor(t, ctx, 5*time.Second, "a snapshot on the third live request", fmt.Sprintf(
+		`window.admin.snapshots > %d && document.getElementById("conn").dataset.state === "live"`, snapshots))
 }

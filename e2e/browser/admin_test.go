@@ -193,12 +193,15 @@ func mustMarshal(t *testing.T, v any) []byte {
 // comes back, as EventSource would after a 5xx; a row is chosen with the
 // keyboard as well as the mouse.
 func TestAdminWatchRetriesARateLimitAndTakesTheKeyboard(t *testing.T) {
-	// 1 new subscription per 5 s: the page's live view takes it.
-	b := testbroker.Start(t, testbroker.Options{Retry: retry, SubscribeRate: 0.2})
+	// 1 new subscription per 8 s: the page's live view takes it. The watch
+	// comes about 3 s later, so its Retry-After (about 5 s) is longer than
+	// the 3 s the page waits at least (it has read no retry: yet).
+	b := testbroker.Start(t, testbroker.Options{Retry: retry, SubscribeRate: 0.125})
+	p := startProxy(t, b.URL)
 	ctx := browsertest.New(t, 60*time.Second)
 	const stream = "admin-limited"
 	publish(t, b.URL, stream, "before")
-	if err := chromedp.Do(ctx, chromedp.Navigate(b.URL+"/admin")); err != nil {
+	if err := chromedp.Do(ctx, chromedp.Navigate(p.URL+"/admin")); err != nil {
 		t.Fatal(err)
 	}
 	browsertest.WaitFor(t, ctx, 5*time.Second, "the row of "+stream, fmt.Sprintf(`!!document.querySelector('#streams tr[data-stream=%q]')`, stream))
@@ -215,6 +218,11 @@ func TestAdminWatchRetriesARateLimitAndTakesTheKeyboard(t *testing.T) {
 	browsertest.WaitFor(t, ctx, 15*time.Second, "the watch to be live after Retry-After", `window.admin.watchState === "live"`)
 	id := publish(t, b.URL, stream, "after")
 	browsertest.WaitFor(t, ctx, 5*time.Second, "the event published after the retry", fmt.Sprintf(`window.admin.events.some(e => e.id === %q)`, id))
+	// The page waited as long as Retry-After said (whole seconds, rounded
+	// up, so the next try passes), not just its own 3 s.
+	if reqs := p.eventsRequests(stream); len(reqs) != 2 {
+		t.Fatalf("the watch sent %d requests, want 2: the refused one and the one after Retry-After", len(reqs))
+	}
 }
 
 // choppyWriter passes a response on in pieces of at most size bytes, each

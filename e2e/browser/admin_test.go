@@ -65,6 +65,20 @@ func clickRow(t *testing.T, ctx context.Context, stream string) {
 	}
 }
 
+// chooseRow clicks the row of stream from within the page. With several
+// streams, a mouse click (clickRow) can land on another row: the table is
+// made anew every second, sorted by rates that change meanwhile.
+func chooseRow(t *testing.T, ctx context.Context, stream string) {
+	t.Helper()
+	if !browsertest.Eval[bool](t, ctx, fmt.Sprintf(`(() => {
+		const td = document.querySelector('#streams tr[data-stream=%q] td.stream');
+		if (td) td.click();
+		return !!td;
+	})()`, stream)) {
+		t.Fatalf("no row of %s to click", stream)
+	}
+}
+
 // watchedEvent is one row of the page's list of a watched stream's events.
 type watchedEvent struct {
 	ID    string `json:"id"`
@@ -330,7 +344,7 @@ func TestAdminWatchEndsAtStop(t *testing.T) {
 	}
 	browsertest.WaitFor(t, ctx, 5*time.Second, "both rows", rowShowsJS(closing, 0, last)+" && "+rowShowsJS(closed, 0, stop))
 
-	clickRow(t, ctx, closing)
+	chooseRow(t, ctx, closing)
 	browsertest.WaitFor(t, ctx, 5*time.Second, "the watch to be live", `window.admin.watchState === "live"`)
 	stop2 := closeStream(t, b.URL, closing)
 	browsertest.WaitFor(t, ctx, 5*time.Second, "the watch to end at the stop", fmt.Sprintf(
@@ -340,7 +354,7 @@ func TestAdminWatchEndsAtStop(t *testing.T) {
 		t.Fatalf("the watch of %s sent %d requests, want 1 (no reconnect after stop): %+v", closing, len(reqs), reqs)
 	}
 
-	clickRow(t, ctx, closed)
+	chooseRow(t, ctx, closed)
 	browsertest.WaitFor(t, ctx, 5*time.Second, "the watch of the closed stream to end", fmt.Sprintf(
 		`window.admin.watching === %q && window.admin.watchState === "ended" && document.getElementById("watchstate").textContent === "the stream is over"`, closed))
 	time.Sleep(3 * retry)
@@ -389,7 +403,7 @@ func TestAdminSwitchAndStopWatching(t *testing.T) {
 	browsertest.WaitFor(t, ctx, 5*time.Second, "the watch of "+a+" (chosen with Space)", fmt.Sprintf(`window.admin.watching === %q && window.admin.watchState === "live"`, a))
 	browsertest.WaitFor(t, ctx, 5*time.Second, "the page's subscriber on "+a, rowShowsJS(a, 1, idA))
 
-	clickRow(t, ctx, bb)
+	chooseRow(t, ctx, bb)
 	browsertest.WaitFor(t, ctx, 5*time.Second, "the watch of "+bb, fmt.Sprintf(`window.admin.watching === %q && window.admin.watchState === "live"`, bb))
 	browsertest.WaitFor(t, ctx, 5*time.Second, "the subscriber to move from "+a+" to "+bb, rowShowsJS(a, 0, idA)+" && "+rowShowsJS(bb, 1, idB))
 	selectedJS := fmt.Sprintf(`Array.from(document.querySelectorAll('#streams tr[aria-selected="true"]'), tr => tr.dataset.stream).join() === %q`, bb)

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -271,12 +269,7 @@ func (c choppyWriter) Flush() { http.NewResponseController(c.ResponseWriter).Flu
 // of every line.
 func TestAdminWatchListKeepsTheLastEventsCut(t *testing.T) {
 	b := testbroker.Start(t, testbroker.Options{Retry: retry})
-	target, err := url.Parse(b.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	proxy.FlushInterval = -1
+	proxy := flushingProxy(t, b.URL)
 	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := eventsStream(r); ok {
 			w = choppyWriter{w, 700}
@@ -436,12 +429,7 @@ func TestAdminSwitchAndStopWatching(t *testing.T) {
 // cuts the second one.
 func TestAdminLiveViewComesBack(t *testing.T) {
 	b := testbroker.Start(t, testbroker.Options{Retry: retry})
-	target, err := url.Parse(b.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	proxy.FlushInterval = -1
+	proxy := flushingProxy(t, b.URL)
 	var lives atomic.Int32
 	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := int32(0)

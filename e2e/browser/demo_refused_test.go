@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -126,12 +124,7 @@ func TestDemoRefusedQuestionLeavesNoConnection(t *testing.T) {
 // rather than wait on the stream until the answer is over.
 func TestDemoSubscriptionRefusedOnceThenLive(t *testing.T) {
 	b := testbroker.Start(t, testbroker.Options{DemoTokenDelay: 2 * time.Second, Retry: retry})
-	target, err := url.Parse(b.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	proxy.FlushInterval = -1
+	proxy := flushingProxy(t, b.URL)
 	var subscribes atomic.Int32
 	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := eventsStream(r); ok && subscribes.Add(1) == 1 {

@@ -101,6 +101,20 @@ func startProxy(t *testing.T, upstream string) *proxy {
 	return p
 }
 
+// flushingProxy is a reverse proxy to the broker at brokerURL that passes
+// every write on at once, as a proxy in front of an event stream must: the
+// tests put their faults in front of it.
+func flushingProxy(t *testing.T, brokerURL string) *httputil.ReverseProxy {
+	t.Helper()
+	target, err := url.Parse(brokerURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.FlushInterval = -1
+	return proxy
+}
+
 // eventsStream reports the stream of a GET /v1/streams/{stream}/events.
 func eventsStream(r *http.Request) (string, bool) {
 	if r.Method != http.MethodGet || !strings.HasSuffix(r.URL.Path, "/events") {
@@ -687,12 +701,7 @@ func TestExampleSubscriberAfterAPassingRefusal(t *testing.T) {
 	b := testbroker.Start(t, testbroker.Options{Retry: retry})
 	const stream = "example-refused-once"
 	publish(t, b.URL, stream, "token")
-	target, err := url.Parse(b.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	proxy.FlushInterval = -1
+	proxy := flushingProxy(t, b.URL)
 	var subscribes atomic.Int32
 	mux := http.NewServeMux()
 	mux.Handle("/subscribe.html", http.FileServer(http.Dir("../../examples/browser")))

@@ -256,6 +256,7 @@ func ask(t *testing.T, ctx context.Context, question string) {
 type bubbleSample struct {
 	Len   int    `json:"len"`
 	State string `json:"state"`
+	Send  bool   `json:"send"` // the Send button is enabled
 }
 
 func TestDemoStreamsAnswer(t *testing.T) {
@@ -274,7 +275,8 @@ func TestDemoStreamsAnswer(t *testing.T) {
 	const sampleJS = `(() => {
 		const all = document.querySelectorAll(".msg.assistant");
 		const el = all[all.length - 1];
-		return el ? {len: el.textContent.length, state: el.dataset.state || ""} : {len: -1, state: ""};
+		const send = !document.getElementById("send").disabled;
+		return el ? {len: el.textContent.length, state: el.dataset.state || "", send} : {len: -1, state: "", send};
 	})()`
 	var samples []bubbleSample
 	deadline := time.Now().Add(15 * time.Second)
@@ -293,6 +295,17 @@ func TestDemoStreamsAnswer(t *testing.T) {
 	last := samples[len(samples)-1]
 	if last.State != "done" {
 		t.Fatalf("data-state ended %q, want done", last.State)
+	}
+	// Send stays off while the answer streams (a second question would
+	// take the page's one conversation from under it), and comes back
+	// with the end.
+	for _, s := range samples {
+		if s.State == "streaming" && s.Send {
+			t.Fatalf("the Send button was enabled while the answer streamed: sample %+v", s)
+		}
+	}
+	if !last.Send {
+		t.Fatal("the Send button is still disabled after the answer ended")
 	}
 
 	// The text only grows, through several intermediate lengths.

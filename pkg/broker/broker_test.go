@@ -38,6 +38,26 @@ func TestValidateEventName(t *testing.T) {
 	}
 }
 
+// TestValidateMessagesNamesTheEventOfABatch: a refused event of a batch
+// is named by its place; the one event of a single-event request is not
+// (an "event 0" the publisher never wrote would only puzzle).
+func TestValidateMessagesNamesTheEventOfABatch(t *testing.T) {
+	for _, tc := range []struct {
+		msgs []Message
+		want string
+	}{
+		{[]Message{{Name: "stop"}}, "invalid event: event name \"stop\" is reserved"},
+		{[]Message{{Data: "\xff"}}, "invalid event: data is not valid UTF-8"},
+		{[]Message{{Data: "ok"}, {Name: "gap"}}, "event 1: invalid event: event name \"gap\" is reserved"},
+		{[]Message{{Data: "\xff"}, {Data: "ok"}}, "event 0: invalid event: data is not valid UTF-8"},
+	} {
+		err := ValidateMessages(tc.msgs)
+		if !errors.Is(err, ErrInvalidEvent) || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("ValidateMessages(%+v) = %v, want an ErrInvalidEvent starting %q", tc.msgs, err, tc.want)
+		}
+	}
+}
+
 func TestParseID(t *testing.T) {
 	tests := []struct {
 		in   string

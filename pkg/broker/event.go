@@ -162,15 +162,25 @@ func ValidateMessages(msgs []Message) error {
 			msgs[i].Name = EventMessage
 		}
 		if err := ValidateEventName(msgs[i].Name); err != nil {
-			return fmt.Errorf("event %d: %w", i, err)
+			return inBatch(msgs, i, err)
 		}
 		data, err := NormalizeData(msgs[i].Data)
 		if err != nil {
-			return fmt.Errorf("event %d: %w", i, err)
+			return inBatch(msgs, i, err)
 		}
 		msgs[i].Data = data
 	}
 	return nil
+}
+
+// inBatch names the event err is about when the request has several, so
+// that a publisher can find it; a request of one event (a raw body, a
+// single JSON object) has no "event 0" to look for.
+func inBatch(msgs []Message, i int, err error) error {
+	if len(msgs) == 1 {
+		return err
+	}
+	return fmt.Errorf("event %d: %w", i, err)
 }
 
 // ValidateIdempotencyKey checks the Idempotency-Key header value.

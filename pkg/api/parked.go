@@ -93,8 +93,10 @@ const (
 )
 
 // chunkHeaderRoom is kept at the start of a chunk buffer for the chunk's
-// size line: up to 8 hex digits and CRLF.
-const chunkHeaderRoom = 10
+// size line: the hex digits of any length and CRLF. (One event makes one
+// chunk however large it is, and publish.max_body has no upper bound, so
+// 8 digits, 4 GiB, would not always do.)
+const chunkHeaderRoom = len("ffffffffffffffff\r\n")
 
 // maxPooledChunk bounds the buffers kept in chunkPool; a bigger delivery
 // (a long backlog, large events) writes in several chunks of about this size.

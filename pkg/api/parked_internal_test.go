@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"math"
 	"net"
 	"net/http/httptest"
 	"strconv"
@@ -303,5 +304,18 @@ func TestParkedRequestLineCountsWhatWentOut(t *testing.T) {
 	if l["size"] != float64(wantSize) || l["events"] != 1.0 || l["end"] != "write_timeout" {
 		t.Errorf("size %v, events %v, end %v; want %d body bytes (the first chunk and what went out of the second), 1 event, write_timeout",
 			l["size"], l["events"], l["end"], wantSize)
+	}
+}
+
+// TestChunkHeaderRoomFitsAnySize: the size line of a chunk of any length
+// fits the room flushChunk writes it into (with 8 hex digits of room, a
+// chunk of 4 GiB or more made the slice start negative: a panic in a
+// delivery goroutine, which ends the process).
+func TestChunkHeaderRoomFitsAnySize(t *testing.T) {
+	for _, n := range []uint64{1, 1<<32 - 1, 1 << 32, math.MaxInt} {
+		line := append(strconv.AppendUint(nil, n, 16), '\r', '\n')
+		if len(line) > chunkHeaderRoom {
+			t.Errorf("a chunk of %d bytes has a size line of %d bytes, more than the %d kept for it", n, len(line), chunkHeaderRoom)
+		}
 	}
 }

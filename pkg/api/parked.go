@@ -44,7 +44,7 @@ import (
 // heartbeat interval at worst.
 //
 // HTTP/2 and TLS connections cannot be taken over this way and stay on the
-// goroutine path (wait).
+// goroutine path (serveLive).
 type parkedSubscription struct {
 	srv  *Server
 	conn net.Conn

@@ -249,7 +249,7 @@ func subscriptionLog(r *http.Request, sub *broker.Subscription) *zerolog.Logger 
 	return &log
 }
 
-// logSubscriptionEnd logs why wait returns: a write error, the broker's
+// logSubscriptionEnd logs why serveLive returns: a write error, the broker's
 // reason, or (neither) the token's expiry.
 //
 //go:noinline

@@ -224,10 +224,7 @@ func (s *Server) adminLive(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.admin.live.Add(-1)
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
+	setStreamHeaders(w.Header())
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodHead {
 		return // the head only: net/http would swallow every snapshot

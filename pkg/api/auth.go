@@ -24,8 +24,10 @@ var (
 	errForbidden    = errors.New("forbidden")
 )
 
-// authenticate answers 401 to a /v1 request without a valid token when
-// auth is on, and puts the token's claims in the request context.
+// authenticate answers 401 to a /v1 or /admin request without a valid
+// token when auth is on (403 to a cookie-authenticated write from another
+// origin: checkCookieWriteOrigin), and puts the token's claims in the
+// request context.
 //
 // The token itself is never logged: not here, and not by the access log,
 // which logs the path without the query.
@@ -44,7 +46,8 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 }
 
 // verifyRequest returns r with the token's claims in its context, or nil
-// once it has answered 401.
+// once it has answered 401 (no valid token) or 403 (a cookie write from
+// another origin).
 //
 //go:noinline
 func (s *Server) verifyRequest(w http.ResponseWriter, r *http.Request) *http.Request {

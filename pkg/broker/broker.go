@@ -94,9 +94,9 @@ func (b *Broker) Info(ctx context.Context, stream string) (Info, error) {
 	return Info{StreamInfo: si, Subscribers: b.hub.Subscribers(stream)}, nil
 }
 
-// History returns up to limit retained events after the given id, with the
-// subscribe rule's gap flag. A stream that does not exist is
-// ErrStreamNotFound.
+// History returns up to limit retained events after the given id (from
+// the oldest when Gap is set), with the subscribe rule's gap flag. A stream
+// that does not exist is ErrStreamNotFound.
 func (b *Broker) History(ctx context.Context, stream string, after uint64, limit int) (ReadResult, error) {
 	if err := ValidateStreamID(stream); err != nil {
 		return ReadResult{}, err

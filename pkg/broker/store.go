@@ -65,7 +65,8 @@ type Store interface {
 	// closed, creating it if needed.
 	CloseStream(ctx context.Context, stream string, data string) (PublishResult, error)
 	// Read returns retained events with ids above after (0: from the
-	// oldest), at most limit of them (0: all).
+	// oldest), at most limit of them (0: all). When it reports a gap, the
+	// events are every retained one from the oldest, whatever after is.
 	Read(ctx context.Context, stream string, after uint64, limit int) (ReadResult, error)
 	// Info describes a stream; ErrStreamNotFound if it does not exist.
 	Info(ctx context.Context, stream string) (StreamInfo, error)

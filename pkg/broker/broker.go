@@ -304,8 +304,9 @@ func (s *Subscription) Ready() <-chan struct{} {
 // has something to do, instead of signalling Ready: a transport that keeps
 // no goroutine per idle subscriber schedules its consumer from wake. wake
 // runs under the subscriber's and the hub's locks, and sometimes a store's
-// (a delete ends subscribers under it), so it must only schedule work,
-// never do it or block. If Ready was already signalled, wake is called at once.
+// (the memory store delivers every publish and ends a deleted stream's
+// subscribers under its locks), so it must only schedule work, never do it
+// or block. If Ready was already signalled, wake is called at once.
 func (s *Subscription) OnReady(wake func()) {
 	if s.sub != nil {
 		s.sub.onReady(wake)

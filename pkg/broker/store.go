@@ -90,7 +90,9 @@ type Fanout interface {
 	End(stream string)
 	// EndAll ends every subscription on this node, so that clients resume
 	// from history. A shared store calls it when it may have missed events
-	// (its event feed dropped): a resume is exact, a guess is not.
+	// (its event feed dropped), the bolt store when a commit failed after
+	// reaching the file (what it holds was not delivered): a resume is
+	// exact, a guess is not.
 	EndAll()
 	// Subscribers is the number of subscriptions to stream on this node;
 	// a store does not expire a stream that has any.

@@ -267,7 +267,7 @@ type Subscription struct {
 	NoContent bool
 
 	sub  *Subscriber // nil: the subscription ends after the backlog
-	sent uint64      // id of the last event written (backlog or live): queued events at or below it are skipped
+	sent uint64      // the read's LastID, then the id of the last live event written: queued events at or below it are skipped
 	beat bool        // a heartbeat is due (see HeartbeatDue)
 }
 

@@ -144,7 +144,9 @@ type StoreOptions struct {
 	MaxAge     time.Duration // retained events are younger than this
 	IdleTTL    time.Duration // streams idle longer than this are deleted
 	MaxStreams int           // streams held at once
-	// Logger gets one line per stream lifecycle event (created, expired).
+	// Logger gets one line per stream lifecycle event (created, expired),
+	// and the store's own: opening, and the failures it rides out (a
+	// janitor error, a commit that failed, the Redis feed lost).
 	Logger zerolog.Logger
 }
 

@@ -9,7 +9,9 @@ const (
 	// KindEvent is an event of the stream (stop included: Name "stop").
 	KindEvent Kind = "event"
 	// KindGap says events were lost: some events after the resume point are
-	// no longer retained by the broker. Gap holds what the broker said.
+	// no longer retained by the broker, or the resume point is not an id
+	// this stream issued (a store reset, a delete). Every retained event
+	// follows it, from the oldest. Gap holds what the broker said.
 	KindGap Kind = "gap"
 )
 

@@ -38,6 +38,8 @@ type History struct {
 	Events []Event
 	// Gap is true when events after After are no longer retained (or After
 	// is not an id this stream issued), as a subscription would get a gap.
+	// Events then start at the oldest retained event, which may be at or
+	// below After.
 	Gap bool
 }
 
@@ -84,7 +86,8 @@ func (c *Client) Info(ctx context.Context, stream string) (StreamInfo, error) {
 	return info, nil
 }
 
-// History returns retained events of stream after o.After, oldest first.
+// History returns retained events of stream after o.After, oldest first;
+// with a gap (History.Gap), from the oldest retained event instead.
 func (c *Client) History(ctx context.Context, stream string, o HistoryOptions) (History, error) {
 	q := url.Values{}
 	if o.After != "" {

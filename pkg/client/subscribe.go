@@ -18,8 +18,11 @@ import (
 
 // SubscribeOptions change how Subscribe follows a stream.
 type SubscribeOptions struct {
-	// From is the resume point: only events after this id are yielded.
-	// Empty (or "0") means every retained event, from the oldest.
+	// From is the resume point: only events after this id are yielded,
+	// unless the first value is a KindGap: then every retained event
+	// follows, from the oldest, which may be at or below From when From is
+	// not an id this stream issued (one of a deleted stream, or above its
+	// last id). Empty (or "0") means every retained event, from the oldest.
 	From string
 	// IdleTimeout drops a connection that delivered nothing, not even a
 	// heartbeat comment, for this long, and resumes on a new one: it finds

@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sse-broker/broker/internal/ctxtime"
 	"github.com/sse-broker/broker/internal/rlimit"
 )
 
@@ -440,9 +441,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			s.closeBody()
 		}
 	}()
-	if cfg.Settle > 0 {
-		time.Sleep(cfg.Settle)
-	}
+	// An interrupt ends the settle; the run then stops publishing at once
+	// and is not recorded (Main).
+	_ = ctxtime.Sleep(ctx, cfg.Settle)
 	if cfg.AfterConnect != nil {
 		if err := cfg.AfterConnect(ctx, res.Connected, res.ConnectErrors); err != nil {
 			return nil, err

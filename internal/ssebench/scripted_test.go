@@ -648,3 +648,22 @@ func TestServerThatNeverAnswersDoesNotHoldTheRun(t *testing.T) {
 		t.Fatalf("connected %d, connect errors %d, metrics error %q: want 0, 2 and the metrics' timeout", res.Connected, res.ConnectErrors, res.MetricsError)
 	}
 }
+
+// An interrupt (the context's end) cuts -settle short, as it does every
+// other wait of a run: the idle scenario settles 5 s at full size, and a
+// user may give a longer -settle.
+func TestInterruptCutsTheSettleShort(t *testing.T) {
+	ts := scriptedBroker(t, func(f *fakeStream, n int, data string) (int, int) { return faithfully(f, data) })
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if _, err := Run(ctx, Config{
+		URL: ts.URL, Target: "broker", Scenario: "idle", Subscribers: 1, Streams: 1,
+		Count: 5, Payload: 64, Concurrency: 1, Drain: time.Second, Settle: 10 * time.Second,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("the run took %v after its context ended at 200ms: the settle did not see the interrupt", took)
+	}
+}

@@ -68,8 +68,10 @@ func NewDecoder(r io.Reader) *Decoder {
 // milliseconds, and whether it set one.
 func (d *Decoder) Retry() (int64, bool) { return d.retry, d.retry >= 0 }
 
-// LastEventID returns the current last event ID buffer value that the
-// browser would send as Last-Event-ID on reconnect.
+// LastEventID returns the last event ID string, which the browser would
+// send as Last-Event-ID on reconnect: the id buffer as of the last blank
+// line read. An "id:" of an event not yet ended by a blank line (say, one
+// cut by the end of the stream) is not in it.
 func (d *Decoder) LastEventID() string { return d.lastID }
 
 // Comments returns how many comment lines have been read so far.

@@ -178,3 +178,18 @@ func TestDecoderMaxSize(t *testing.T) {
 		}
 	}
 }
+
+// LastEventID is what a reconnect sends: the id as of the last blank line,
+// not an id line of an event the end of the stream cut off.
+func TestLastEventIDIsTheDispatchedOne(t *testing.T) {
+	d := NewDecoder(strings.NewReader("id: 1\ndata: a\n\nid: 2\ndata: b\n"))
+	if ev, err := d.Next(); err != nil || ev.ID != "1" {
+		t.Fatalf("first event %+v, %v", ev, err)
+	}
+	if _, err := d.Next(); !errors.Is(err, io.EOF) {
+		t.Fatalf("the cut event: %v, want EOF", err)
+	}
+	if got := d.LastEventID(); got != "1" {
+		t.Fatalf("LastEventID = %q after an event cut at its id line, want %q", got, "1")
+	}
+}

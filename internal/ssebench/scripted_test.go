@@ -667,3 +667,30 @@ func TestInterruptCutsTheSettleShort(t *testing.T) {
 		t.Fatalf("the run took %v after its context ended at 200ms: the settle did not see the interrupt", took)
 	}
 }
+
+// A line longer than the reader's buffer is skipped, not read as the blank
+// line that ends an event: an event whose id comes after such a line (a
+// long comment, valid SSE in any order of fields) is counted once, under
+// its own id, so it is not out of order.
+func TestOverlongLineIsSkipped(t *testing.T) {
+	long := ": " + strings.Repeat("x", 10000) + "\n"
+	ts := scriptedBroker(t, func(f *fakeStream, n int, data string) (int, int) {
+		if n == 5 {
+			id := f.id()
+			f.events <- fmt.Sprintf("data: %s\n%sid: %d\n\n", data, long, id)
+			return id, http.StatusCreated
+		}
+		return faithfully(f, data)
+	})
+	res, err := Run(t.Context(), Config{
+		URL: ts.URL, Target: "broker", Scenario: "conversations", Subscribers: 1, Streams: 1,
+		Count: 10, Payload: 64, Concurrency: 1, Drain: time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Delivered != 10 || res.Lost != 0 || res.Duplicated != 0 || res.Reordered != 0 {
+		t.Fatalf("delivered %d lost %d duplicated %d reordered %d; want 10 delivered, nothing else",
+			res.Delivered, res.Lost, res.Duplicated, res.Reordered)
+	}
+}

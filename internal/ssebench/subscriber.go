@@ -242,12 +242,16 @@ func (r *runner) readEvents(s *subscriber, br *bufio.Reader, st *sseState) error
 	resumed := s.resumes > 0
 	for {
 		line, err := br.ReadSlice('\n')
+		overlong := false
 		for errors.Is(err, bufio.ErrBufferFull) { // an overlong line: skip it
 			_, err = br.ReadSlice('\n')
-			line = nil
+			overlong = true
 		}
 		if err != nil {
 			return err
+		}
+		if overlong {
+			continue // not a blank line: the event goes on
 		}
 		line = bytes.TrimRight(line, "\r\n")
 		switch {

@@ -83,6 +83,13 @@ const (
 	commitStallLimit = 5 * time.Second
 	// closeWait bounds Close's wait for a commit under way.
 	closeWait = 5 * time.Second
+	// commitWait bounds a write's wait for its commit (to be taken by the
+	// committer, then committed) when its caller has no sooner deadline: a
+	// request's context has none, so on a hung disk publishers would wait
+	// as long as it hangs; they get store_unavailable instead. Twice
+	// commitStallLimit, so that readiness is down (a load balancer sends
+	// no more) before the first write gives up.
+	commitWait = 2 * commitStallLimit
 )
 
 // Store is the bbolt store.
@@ -113,9 +120,9 @@ type Store struct {
 	// commitSince is when the write transaction under way began (Unix ns;
 	// 0: none). One running longer than stallLimit (a hung disk) makes
 	// Ping report the store unavailable; Close waits at most closeWait
-	// for it.
-	commitSince           atomic.Int64
-	stallLimit, closeWait time.Duration
+	// for it; a write waits at most commitWait for its commit.
+	commitSince                       atomic.Int64
+	stallLimit, closeWait, commitWait time.Duration
 	// broken is set once a commit failed after it reached the file (see
 	// afterFailedCommit): writes are refused until a restart.
 	broken atomic.Pointer[error]
@@ -171,6 +178,7 @@ func Open(path string, opts broker.StoreOptions, fan broker.Fanout) (*Store, err
 		commit:        (*bbolt.Tx).Commit,
 		stallLimit:    commitStallLimit,
 		closeWait:     closeWait,
+		commitWait:    commitWait,
 	}
 	maxID, err := s.load()
 	if err != nil {

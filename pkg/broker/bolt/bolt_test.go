@@ -769,6 +769,45 @@ func TestHungCommit(t *testing.T) {
 	close(release) // the commit ends; the file is left to the test's end
 }
 
+// A hung disk and writes with no deadline of their own (a request's
+// context has none): each gives up after commitWait with
+// ErrStoreUnavailable, the one the committer took and the ones queued
+// behind it, instead of waiting for as long as the disk hangs.
+func TestHungCommitBoundsWritesWithoutADeadline(t *testing.T) {
+	s, _ := newStore(t, broker.StoreOptions{})
+	s.stallLimit, s.closeWait, s.commitWait = 100*time.Millisecond, 200*time.Millisecond, 300*time.Millisecond
+	hang, release := make(chan struct{}), make(chan struct{})
+	var hung atomic.Bool
+	s.commit = func(tx *bbolt.Tx) error {
+		if hung.CompareAndSwap(true, false) {
+			close(hang)
+			<-release
+		}
+		return tx.Commit()
+	}
+	defer close(release) // the commit ends; the file is left to the test's end
+	hung.Store(true)
+	done := make(chan error, 3)
+	publish := func(data string) {
+		_, err := s.Publish(context.Background(), "s", []broker.Message{{Name: broker.EventMessage, Data: data}}, "")
+		done <- err
+	}
+	go publish("taken")
+	<-hang
+	go publish("queued 1") // the committer is held: these are not taken
+	go publish("queued 2")
+	for range 3 {
+		select {
+		case err := <-done:
+			if !errors.Is(err, broker.ErrStoreUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("a write during a hung commit: %v, want ErrStoreUnavailable after commitWait", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a write with no deadline waited for the hung commit past commitWait")
+		}
+	}
+}
+
 // A subscribe to a stream that does not exist (SPEC allows it before the
 // first publish) leaves nothing behind in the watched streams: ids made
 // up by clients would pile up there for the idle TTL.

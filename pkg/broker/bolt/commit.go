@@ -2,6 +2,7 @@ package bolt
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -37,11 +38,12 @@ type request struct {
 	done chan struct{}
 }
 
-// submit hands r to the committer and waits for its answer. If ctx ends
-// before the committer takes r, r is dropped; once taken, its result
-// stands, but the caller stops waiting for it when ctx ends (a hung disk
-// must not hold a request past its deadline): a publish answered so may
-// still be stored, as with any store that times out.
+// submit hands r to the committer and waits for its answer, for at most
+// commitWait or until ctx ends. If that comes before the committer takes
+// r, r is dropped; once taken, its result stands, but the caller stops
+// waiting for it (a hung disk must not hold a request for as long as it
+// hangs): a publish answered so may still be stored, as with any store
+// that times out.
 func (s *Store) submit(ctx context.Context, r *request) error {
 	if s.closing.Load() {
 		return errClosed
@@ -49,11 +51,17 @@ func (s *Store) submit(ctx context.Context, r *request) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	ctx, cancel := context.WithTimeout(ctx, s.commitWait)
+	defer cancel()
 	r.done = make(chan struct{})
 	select {
 	case s.reqs <- r:
 	case <-ctx.Done():
-		return ctx.Err()
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			// The committer is held by a commit under way.
+			return unavailable(fmt.Errorf("the write was not taken in time (a commit under way has not finished): %w", ctx.Err()))
+		}
+		return ctx.Err() // the caller went away
 	case <-s.quit:
 		return errClosed
 	}

@@ -208,6 +208,12 @@ func TestNginxOwnErrorsAreJSON(t *testing.T) {
 			return raw("POST /v1/streams/s/events HTTP/1.1\r\nHost: x\r\nContent-Length: 17000000\r\n\r\n")
 		}, 413, "body_too_large"},
 		{"the error pages from outside", func() *http.Response { return raw("GET /_proxy_error/502 HTTP/1.1\r\nHost: x\r\n\r\n") }, 404, "not_found"},
+		{"unknown Transfer-Encoding", func() *http.Response {
+			return raw("POST /v1/streams/s/messages HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n")
+		}, 501, "invalid_request"},
+		{"HTTP version nginx does not speak", func() *http.Response { return raw("GET /v1/streams/s HTTP/2.0\r\nHost: x\r\n\r\n") }, 505, "invalid_request"},
+		{"TRACE", func() *http.Response { return raw("TRACE /v1/streams/s HTTP/1.1\r\nHost: x\r\n\r\n") }, 405, "method_not_allowed"},
+		{"events: TRACE", func() *http.Response { return raw("TRACE /v1/streams/s/events HTTP/1.1\r\nHost: x\r\n\r\n") }, 405, "method_not_allowed"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

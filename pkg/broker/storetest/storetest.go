@@ -200,6 +200,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"InfoAndCreate", testInfoAndCreate},
 		{"WireBytes", testWireBytes},
 		{"ShortSubscriberKeepsTheStream", testShortSubscriberKeepsTheStream},
+		{"AgeBound", testAgeBound},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.f(t, newStore) })
@@ -559,5 +560,66 @@ func testShortSubscriberKeepsTheStream(t *testing.T, newStore Factory) {
 	if _, err := e.store.Info(e.ctx, "s"); err != nil {
 		t.Fatalf("%v after the publish, %v after its subscriber left (idle TTL %v): %v",
 			time.Since(published).Round(time.Millisecond), (time.Since(published) - idle*7/10).Round(time.Millisecond), idle, err)
+	}
+}
+
+func testAgeBound(t *testing.T, newStore Factory) {
+	const age = 600 * time.Millisecond
+	e := open(t, newStore, broker.StoreOptions{MaxAge: age})
+	t0 := time.Now()
+	old := e.publish("s", "o1", "o2")
+	time.Sleep(age / 2)
+	young := e.publish("s", "y1", "y2")
+	if rr := e.read("s", 0, 0); len(rr.Events) != 4 || rr.Gap {
+		t.Fatalf("before any aged: %v gap %v", ids(rr), rr.Gap)
+	}
+	time.Sleep(time.Until(t0.Add(age + age/4)))
+	// old aged out, young did not.
+	cases := []struct {
+		name  string
+		after uint64
+		gap   bool
+		want  []uint64
+	}{
+		{"from the start", 0, false, young},
+		{"resume in aged range", old[0], true, young},
+		{"resume at newest aged: nothing lost", old[1], false, young},
+		{"resume at retained", young[0], false, young[1:]},
+	}
+	for _, c := range cases {
+		rr := e.read("s", c.after, 0)
+		if rr.Gap != c.gap || !slices.Equal(ids(rr), c.want) || rr.FirstID != young[0] {
+			t.Errorf("%s: gap %v ids %v first %d", c.name, rr.Gap, ids(rr), rr.FirstID)
+		}
+	}
+	time.Sleep(time.Until(t0.Add(age + age/2 + age/4)))
+	// everything aged out
+	cases = []struct {
+		name  string
+		after uint64
+		gap   bool
+		want  []uint64
+	}{
+		{"all aged, from the start", 0, false, nil},
+		{"all aged, resume at newest", young[1], false, nil},
+		{"all aged, resume before newest", young[0], true, nil},
+	}
+	for _, c := range cases {
+		rr := e.read("s", c.after, 0)
+		if rr.Gap != c.gap || len(rr.Events) != 0 || rr.FirstID != 0 || rr.LastID != young[1] {
+			t.Errorf("%s: gap %v ids %v first %d last %d", c.name, rr.Gap, ids(rr), rr.FirstID, rr.LastID)
+		}
+	}
+	info, err := e.store.Info(e.ctx, "s")
+	if err != nil || info.Retained != 0 || info.FirstID != 0 || info.LastID != young[1] {
+		t.Errorf("info %+v, %v", info, err)
+	}
+	// A new publish after everything aged: resume at the old newest sees it, no gap.
+	next := e.publish("s", "n")
+	if rr := e.read("s", young[1], 0); rr.Gap || !slices.Equal(ids(rr), next) {
+		t.Errorf("after new publish: gap %v ids %v", rr.Gap, ids(rr))
+	}
+	if rr := e.read("s", young[0], 0); !rr.Gap || !slices.Equal(ids(rr), next) || rr.FirstID != next[0] {
+		t.Errorf("after new publish, resume before: gap %v ids %v first %d", rr.Gap, ids(rr), rr.FirstID)
 	}
 }

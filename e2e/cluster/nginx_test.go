@@ -282,3 +282,41 @@ func TestNginxEventStreamsPassOverANodeThatAnswers503(t *testing.T) {
 		t.Fatalf("the refusing node saw %d of 4 publishes", n)
 	}
 }
+
+// An HTTP/1.0 request may come without Host. nginx's $host is then empty,
+// and nginx leaves an empty header out: the node, asked over HTTP/1.1
+// without Host, refused it with Go's text/plain 400, where the node
+// itself (asked directly) answers it. The proxy must send some Host.
+func TestNginxPassesHTTP10RequestsWithoutHost(t *testing.T) {
+	var hosts atomic.Value
+	node := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hosts.Store(r.Host)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"stream":"s"}`)
+	}))
+	defer node.Close()
+	addr := strings.TrimPrefix(node.URL, "http://")
+	proxy := startNginx(t, addr, addr)
+	for _, path := range []string{"/v1/streams/s", "/v1/streams/s/events"} {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(proxy, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := io.WriteString(conn, "GET "+path+" HTTP/1.0\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK || string(body) != `{"stream":"s"}` {
+			t.Fatalf("GET %s HTTP/1.0 without Host: %d %q %q, want the node's 200", path, res.StatusCode, res.Header.Get("Content-Type"), body)
+		}
+	}
+	if h, _ := hosts.Load().(string); h == "" {
+		t.Fatal("the node saw no Host")
+	}
+}

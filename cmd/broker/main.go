@@ -38,6 +38,10 @@ const (
 	readHeaderTimeout = 10 * time.Second
 	idleTimeout       = 120 * time.Second
 	maxHeaderBytes    = 64 << 10
+	// h2WriteByteTimeout closes an HTTP/2 connection to which nothing
+	// could be written for this long: the subscriber write timeout of
+	// pkg/api, for a client that stopped reading the whole connection.
+	h2WriteByteTimeout = 10 * time.Second
 )
 
 func main() {

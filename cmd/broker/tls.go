@@ -25,6 +25,13 @@ import (
 // takes a restart.
 func serveHTTP(srv *http.Server, ln net.Listener, cfg config.Config) error {
 	srv.Protocols = serverProtocols(cfg)
+	// A subscriber's write deadline cannot end a write that its HTTP/2
+	// connection is blocked on (a client that stopped reading its socket):
+	// the stream's reset waits behind that write, so its handler would
+	// wait as long as the connection lives, and every drain would run out.
+	// The connection is closed instead once nothing could be written to it
+	// for as long as a subscriber write may take.
+	srv.HTTP2 = &http.HTTP2Config{WriteByteTimeout: h2WriteByteTimeout}
 	if cfg.TLS.CertFile != "" {
 		if srv.TLSConfig == nil {
 			srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}

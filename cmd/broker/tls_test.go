@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -301,4 +302,74 @@ func lineWith(logs, s string) string {
 		}
 	}
 	return found
+}
+
+// stallableConn is a client connection whose reads block while stalled is
+// set: a client that stopped reading its socket altogether.
+type stallableConn struct {
+	net.Conn
+	stalled *atomic.Bool
+}
+
+func (c stallableConn) Read(p []byte) (int, error) {
+	for c.stalled.Load() {
+		time.Sleep(20 * time.Millisecond)
+	}
+	return c.Conn.Read(p)
+}
+
+// An HTTP/2 client that stops reading its connection is let go: once
+// nothing could be written to it for the subscriber write timeout, the
+// connection is closed and its subscription handlers end, so a drain
+// after that is quick and exits 0. Before, a stream's write deadline
+// could not end a write the connection itself was blocked on (its
+// RST_STREAM waits behind it), so the handlers stayed forever and every
+// drain ran out its 10 s and exited 1.
+func TestHTTP2ClientThatStopsReadingIsLetGo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out the write timeout")
+	}
+	t.Parallel()
+	certFile, keyFile, pool := selfSigned(t, t.TempDir())
+	p := startWithConfig(t, fmt.Sprintf("tls:\n  cert_file: %q\n  key_file: %q\n", certFile, keyFile))
+	base := "https://" + p.Addr
+	var stalled atomic.Bool
+	stalling := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return stallableConn{c, &stalled}, nil
+		}}
+	defer stalling.CloseIdleConnections()
+	defer stalled.Store(false)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for i := range 3 {
+		s := openStream(t, ctx, &http.Client{Transport: stalling}, base+"/v1/streams/stall/events")
+		if s.res.ProtoMajor != 2 {
+			t.Fatalf("stream %d: %s, want HTTP/2", i, s.res.Proto)
+		}
+		s.waitFor(t, "retry: 3000")
+	}
+	stalled.Store(true)
+	publisher := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	data := strings.Repeat("x", 64<<10)
+	for i := range 300 {
+		res, err := publisher.Post(base+"/v1/streams/stall/messages", "text/plain", strings.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		_ = res.Body.Close()
+		if res.StatusCode != http.StatusCreated {
+			t.Fatalf("publish %d: %s", i, res.Status)
+		}
+	}
+	time.Sleep(12 * time.Second) // past the write timeout of the stalled writes
+	start := time.Now()
+	if err := p.Terminate(8 * time.Second); err != nil {
+		t.Fatalf("SIGTERM with a stalled HTTP/2 client: %v after %s (want exit 0 at once)\n%s", err, time.Since(start).Round(time.Millisecond), p.Logs())
+	}
 }

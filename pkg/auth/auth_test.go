@@ -496,3 +496,27 @@ func TestContext(t *testing.T) {
 }
 
 func bigOne() *big.Int { return big.NewInt(1) }
+
+// An "nbf" (or "exp") too large for a time.Time used to wrap around when
+// golang-jwt converted it (int64(1e19) is the most negative int64), so a
+// token not valid for billions of years was valid now. Such a time is
+// refused as not valid.
+func TestVerifyRefusesTimesBeyondRange(t *testing.T) {
+	v, err := auth.NewVerifier("HS256", secret, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, payload := range []string{
+		`{"nbf":1e19}`, `{"nbf":9.3e18}`, `{"nbf":1e300}`, `{"nbf":1e400}`, `{"nbf":"99999999999999999999"}`,
+		`{"nbf":9e18}`, `{"exp":1e19}`, `{"exp":-1e19}`, `{"nbf":-1e19}`, `{"\u006ebf":1e19}`,
+	} {
+		if _, err := v.Verify(signRaw(t, `{"alg":"HS256"}`, payload)); !errors.Is(err, auth.ErrInvalidToken) {
+			t.Errorf("%s: %v, want ErrInvalidToken", payload, err)
+		}
+	}
+	for _, payload := range []string{`{"exp":9e18}`, `{"nbf":-9e18}`, `{"exp":"4102444800","nbf":1}`} {
+		if _, err := v.Verify(signRaw(t, `{"alg":"HS256"}`, payload)); err != nil {
+			t.Errorf("%s: %v, want it valid", payload, err)
+		}
+	}
+}

@@ -11,6 +11,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -137,6 +139,9 @@ func checkClaimNames(token string) error {
 		return err
 	}
 	return jsonobject.Members(raw, func(name, value []byte) error {
+		if string(name) == "exp" || string(name) == "nbf" {
+			return checkTimeRange(string(name), value)
+		}
 		if string(name) != "streams" {
 			return nil
 		}
@@ -145,6 +150,30 @@ func checkClaimNames(token string) error {
 		}
 		return nil
 	})
+}
+
+// maxNumericDate bounds "exp" and "nbf", in seconds either side of 1970
+// (about 285 billion years): golang-jwt converts a larger value with
+// int64(f), which wraps to the most negative int64 (or time.Time's own
+// seconds overflow), so {"nbf": 1e19}, not valid for ages, read as valid
+// since forever.
+const maxNumericDate = 9e18
+
+// checkTimeRange refuses an "exp" or "nbf" (a number, or a string of
+// digits as golang-jwt reads it) beyond maxNumericDate either way.
+func checkTimeRange(name string, value []byte) error {
+	text := string(value)
+	if uq, err := strconv.Unquote(text); err == nil {
+		text = uq
+	}
+	f, err := strconv.ParseFloat(text, 64)
+	if err != nil && !errors.Is(err, strconv.ErrRange) {
+		return nil // not a number: golang-jwt has refused it already
+	}
+	if err != nil || math.IsNaN(f) || math.Abs(f) > maxNumericDate {
+		return fmt.Errorf("%s is out of range", name)
+	}
+	return nil
 }
 
 // keyFunc hands the parser the pinned key, and checks once more (beside

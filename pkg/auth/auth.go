@@ -23,7 +23,7 @@
 //     invalid: 401. So does a malformed registered claim ("exp": "soon").
 //     Unknown members of "streams" and unknown claims are ignored; a
 //     known one in another case or given twice makes the token invalid
-//     (checkClaimNames).
+//     (checkRawClaims).
 //   - A pattern matches a stream id when it equals it, with each `*`
 //     matching any run of characters, the empty run included. No other
 //     character is special. Matching is case-sensitive.

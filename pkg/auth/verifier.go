@@ -104,7 +104,7 @@ func (v *Verifier) Verify(token string) (Claims, error) {
 	if err != nil {
 		return Claims{}, fmt.Errorf("%w: %s", ErrInvalidToken, reason(err))
 	}
-	if err := checkClaimNames(token); err != nil {
+	if err := checkRawClaims(token); err != nil {
 		return Claims{}, fmt.Errorf("%w: the token's claims are not valid: %v", ErrInvalidToken, err)
 	}
 	c := Claims{Subject: tc.Subject}
@@ -118,14 +118,17 @@ func (v *Verifier) Verify(token string) (Claims, error) {
 	return c, nil
 }
 
-// checkClaimNames refuses a token whose claims encoding/json would read
+// checkRawClaims refuses a token whose claims encoding/json would read
 // other than as written: a claim the broker reads ("sub", "streams", its
 // "publish" and "subscribe", the registered ones) named in another case,
 // or given twice, the last one winning. {"streams": {"subscribe":
 // ["own-1"], "Subscribe": ["*"]}} would grant every stream to a token an
 // issuer, or a gateway that checks claims case-sensitively, saw as
-// granting one. token has been verified: its payload is base64url JSON.
-func checkClaimNames(token string) error {
+// granting one. It also refuses an "exp" or "nbf" beyond maxNumericDate,
+// which golang-jwt has read wrapped (checkTimeRange). Both are checks on
+// the payload as written, so they share one scan of it. token has been
+// verified: its payload is base64url JSON.
+func checkRawClaims(token string) error {
 	_, rest, _ := strings.Cut(token, ".")
 	payload, _, _ := strings.Cut(rest, ".")
 	raw, err := base64.RawURLEncoding.DecodeString(payload)
